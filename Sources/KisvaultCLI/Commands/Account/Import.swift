@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import VaultCrypto
+import VaultStore
+
+extension AccountCommand {
+    /// `kisvault account import`
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Import accounts from CSV, JSON or the official sample's kis_devlp.yaml, all or none.",
+            discussion: """
+                CSV has a header: name,environment,appkey,appsecret,account_no,hts_id,tags (tags \
+                separated by ';'). JSON is an array of objects with the same fields. kis-yaml \
+                reads kis_devlp.yaml: my_app/my_sec become NAME-real and paper_app/paper_sec \
+                NAME-mock (NAME from --name). Every bad row is reported with its line or item; \
+                nothing is written unless every row is good. '-' reads standard input.
+
+                Examples:
+                  kisvault account import accounts.csv
+                  kisvault account import ~/KIS/config/kis_devlp.yaml --name team
+                """)
+
+        @OptionGroup var options: VaultOptions
+        @Argument(help: "The file to import, or '-' for standard input.") var file: String
+        @Option(name: .customLong("format"), help: ArgumentHelp("csv, json or kis-yaml (default: from the file name or content).", valueName: "format"))
+        var inputFormat: String?
+        @Flag(help: "Replace accounts whose names exist instead of refusing them.") var update = false
+        @Option(help: "Base name for kis-yaml accounts.") var name = "kis"
+
+        func validate() throws {
+            if let inputFormat, AccountFileFormat(rawValue: inputFormat) == nil {
+                throw ValidationError("unknown import format '\(inputFormat)': use csv, json or kis-yaml")
+            }
+        }
+
+        func run() throws {
+            let vault = try options.open(.readWrite)
+            let data: Data
+            if file == "-" {
+                data = FileHandle.standardInput.readDataToEndOfFile()
+            } else {
+                guard let read = FileManager.default.contents(atPath: file) else {
+                    throw CLIError.badInput("cannot read import file \(file): missing or unreadable")
+                }
+                data = read
+            }
+            let format = inputFormat.flatMap(AccountFileFormat.init(rawValue:)) ?? AccountFileFormat.detect(name: file, data: data)
+            var parser = AccountFileParser()
+            switch format {
+            case .json: parser.parseJSON(data)
+            case .csv, .kisYAML:
+                guard let text = String(data: data, encoding: .utf8) else {
+                    throw CLIError.badInput("\(file) is not UTF-8 text")
+                }
+                if format == .csv { parser.parseCSV(text) } else { parser.parseKISYAML(text, base: name) }
+            }
+            let source = file == "-" ? "standard input" : file
+            // Report parse problems before asking for the passphrase.
+            if !parser.problems.isEmpty && parser.candidates.isEmpty {
+                throw VaultError.importRejected(source: source, problems: parser.problems)
+            }
+            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
+            let summary = try unlocked.importAccounts(parser.candidates, update: update, source: source, parseProblems: parser.problems)
+            Terminal.note("imported \(summary.added + summary.updated) accounts from \(source) (\(summary.added) added, \(summary.updated) updated)")
+        }
+    }
+
+    /// `kisvault account export`
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Export accounts as JSON in the import format; secrets only with --plaintext.",
+            discussion: """
+                Without --plaintext only names, environments and tags are written. A file given \
+                with --output is written with mode 0600 through a temporary file and a rename, \
+                so it is never seen half-written.
+
+                Example:
+                  kisvault account export --plaintext --output backup.json
+                """)
+
+        @OptionGroup var options: VaultOptions
+        @Flag(help: "Include appkeys, appsecrets, account numbers and HTS ids in clear text.") var plaintext = false
+        @Option(help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file")) var output: String?
+
+        struct Item: Encodable {
+            var name: String, environment: String, tags: [String]
+            var appkey: String?, appsecret: String?, accountNo: String?, htsId: String?
+        }
+
+        func run() throws {
+            let items: [Item]
+            if plaintext {
+                let unlocked = try options.unlock(.readWrite)
+                items = try unlocked.exportAccounts().map { summary, secrets in
+                    Item(name: summary.name, environment: summary.environment.rawValue, tags: summary.tags,
+                         appkey: secrets.appkey.utf8String(), appsecret: secrets.appsecret.utf8String(),
+                         accountNo: secrets.accountNumber?.utf8String(), htsId: secrets.htsID?.utf8String())
+                }
+                try unlocked.recordAudit(action: "account.export", detail: "plaintext, \(items.count) accounts")
+            } else {
+                items = try options.open(.readOnly).accounts().map {
+                    Item(name: $0.name, environment: $0.environment.rawValue, tags: $0.tags)
+                }
+                Terminal.note("secrets omitted: pass --plaintext to export appkeys and appsecrets in clear text")
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            var data = try encoder.encode(items)
+            data.append(10)
+            if let output {
+                try AtomicFile.write(data, to: output)
+                Terminal.note("exported \(items.count) accounts to \(output)")
+            } else {
+                Terminal.out(String(decoding: data, as: UTF8.self))
+            }
+            data.resetBytes(in: 0..<data.count)
+        }
+    }
+}

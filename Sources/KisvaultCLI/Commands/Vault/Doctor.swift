@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import VaultStore
+
+/// `kisvault doctor`
+struct Doctor: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the vault's format, keyslots, file modes, integrity and every sealed field.",
+        discussion: """
+            Without --skip-unlock the vault is unlocked so that every sealed field of every \
+            account is opened and the audit chain verified; accounts whose data fails to \
+            authenticate are named. Exits 1 if any check fails.
+
+            Example:
+              kisvault doctor --format json
+            """)
+
+    @OptionGroup var options: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    @Flag(help: "Only run the checks that need no passphrase.")
+    var skipUnlock = false
+
+    func run() throws {
+        let vault = try options.open(.readOnly)
+        var checks = vault.healthChecks()
+        if !skipUnlock {
+            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
+            checks += unlocked.secretChecks()
+        }
+        if output.json {
+            try Terminal.json(checks)
+        } else {
+            Terminal.out(table(["CHECK", "STATUS", "DETAIL"], checks.map { [$0.check, $0.status.rawValue, $0.detail] }))
+        }
+        if checks.contains(where: { $0.status == .fail }) {
+            Terminal.note("some checks failed; see above")
+            throw ExitCode(KisvaultExit.failure.rawValue)
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import VaultCrypto
+import VaultStore
+
+/// `kisvault init`
+struct Init: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a new vault protected by a passphrase.",
+        discussion: """
+            Creates the vault file (mode 0600, in a 0700 directory) with one keyslot. On a \
+            terminal the passphrase is asked twice; otherwise it comes from --passphrase-file, \
+            --passphrase-fd or KISVAULT_PASSPHRASE. An existing file is never overwritten.
+
+            Example:
+              kisvault init --vault ~/team/vault.db
+            """)
+
+    @OptionGroup var options: VaultOptions
+
+    @Option(help: ArgumentHelp("Argon2id strength: interactive, moderate (about 0.5 s) or sensitive.", valueName: "strength"))
+    var kdf: KDFStrength = .moderate
+
+    @Option(help: "Label of the first keyslot.")
+    var label = "default"
+
+    func run() throws {
+        let path = options.path
+        if FileManager.default.fileExists(atPath: path) { throw VaultError.vaultExists(path: path) }
+        let passphrase: SecureBytes
+        if options.passphraseFD != nil || options.passphraseFile != nil || ProcessInfo.processInfo.environment["KISVAULT_PASSPHRASE"] != nil {
+            passphrase = try options.passphrase()
+        } else {
+            passphrase = try askTwice(what: "the new vault")
+        }
+        guard passphrase.count > 0 else { throw CLIError.emptyPassphrase }
+        let vault = try Vault.create(path: path, passphrase: passphrase, kdf: kdf.parameters, label: label,
+                                     actor: currentUserName(), busyTimeout: options.busyTimeout)
+        vault.vault.close()
+        Terminal.note("created vault \(path) with keyslot '\(label)'")
+    }
+}

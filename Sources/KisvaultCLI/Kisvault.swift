@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import VaultStore
+
+/// The `kisvault` command tree. The executable's `main` only calls ``Kisvault/main(arguments:)``.
+public struct Kisvault: AsyncParsableCommand {
+    public static let version = "0.1.0"
+
+    public static let configuration = CommandConfiguration(
+        commandName: "kisvault",
+        abstract: "Keep KIS Open API appkeys in an encrypted vault and hand out approval keys and tokens.",
+        discussion: """
+            Exit codes: 0 success, 1 vault damaged/busy/read-only or I/O failure, 2 usage or bad input, \
+            3 wrong passphrase or locked, 4 not found, 5 KIS rejected the credentials, \
+            6 network or KIS unavailable, 7 partial failure of a bulk run.
+            """,
+        version: version,
+        subcommands: [
+            Init.self, Doctor.self, PassphraseCommand.self, KeyslotCommand.self,
+            AccountCommand.self, AuditCommand.self,
+        ]
+    )
+
+    public init() {}
+
+    /// Parses `arguments`, runs the command, and returns the process exit code. Every
+    /// error is reported on stderr here and nowhere else.
+    public static func main(arguments: [String]) async -> Int32 {
+        Hardening.apply()
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return KisvaultExit.success.rawValue
+        } catch let error as ExitCode {
+            return error.rawValue
+        } catch {
+            if error is VaultError || error is CLIError {
+                return report(error).rawValue
+            }
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                Terminal.out(message)
+                return 0
+            }
+            if code == .validationFailure {
+                Terminal.err(message)
+                return KisvaultExit.usage.rawValue
+            }
+            return report(error).rawValue
+        }
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+import VaultCrypto
+import VaultStore
+import Yams
+
+/// The import/export file formats of `kisvault account import` and `kis-mock generate`.
+enum AccountFileFormat: String, CaseIterable {
+    case csv, json
+    case kisYAML = "kis-yaml"
+
+    /// Guesses from the file name, then from the first non-blank byte.
+    static func detect(name: String, data: Data) -> AccountFileFormat {
+        let lower = name.lowercased()
+        if lower.hasSuffix(".json") { return .json }
+        if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") { return .kisYAML }
+        if lower.hasSuffix(".csv") { return .csv }
+        let first = data.first { ![9, 10, 13, 32].contains($0) }
+        if first == UInt8(ascii: "[") { return .json }
+        if let text = String(data: data.prefix(4096), encoding: .utf8), text.contains("my_app:") || text.contains("paper_app:") { return .kisYAML }
+        return .csv
+    }
+}
+
+/// The columns, in order, of the CSV header and the JSON objects.
+let accountFileColumns = ["name", "environment", "appkey", "appsecret", "account_no", "hts_id", "tags"]
+
+/// Parses account files into import candidates, collecting every problem with its place.
+struct AccountFileParser {
+    var candidates: [ImportCandidate] = []
+    var problems: [ImportProblem] = []
+
+    /// One row's raw fields → a candidate, or a problem.
+    mutating func add(location: String, fields: [String: String], tags: [String]? = nil) {
+        let name = fields["name"]?.trimmingCharacters(in: .whitespaces) ?? ""
+        func problem(_ reason: String) {
+            problems.append(ImportProblem(location: location, account: name.isEmpty ? nil : name, reason: reason))
+        }
+        guard !name.isEmpty else { return problem("the name is missing") }
+        guard let envText = fields["environment"], !envText.isEmpty else { return problem("the environment is missing (real or mock)") }
+        guard let env = AccountEnvironment(parsing: envText.trimmingCharacters(in: .whitespaces)) else {
+            return problem("unknown environment '\(envText)': use real or mock")
+        }
+        guard let appkey = fields["appkey"], !appkey.isEmpty else { return problem("the appkey is missing") }
+        guard let appsecret = fields["appsecret"], !appsecret.isEmpty else { return problem("the appsecret is missing") }
+        let number = fields["account_no"].flatMap { $0.isEmpty ? nil : $0 }
+        let hts = fields["hts_id"].flatMap { $0.isEmpty ? nil : $0 }
+        let tagList = tags ?? (fields["tags"] ?? "").split(whereSeparator: { $0 == ";" || $0 == " " || $0 == "|" }).map(String.init)
+        let secrets = AccountSecrets(appkey: SecureBytes(utf8: appkey), appsecret: SecureBytes(utf8: appsecret),
+                                     accountNumber: number.map(SecureBytes.init(utf8:)), htsID: hts.map(SecureBytes.init(utf8:)))
+        candidates.append(ImportCandidate(location: location, account: NewAccount(name: name, environment: env, secrets: secrets, tags: tagList)))
+    }
+
+    /// CSV with a header naming the columns (any order; `name`, `environment`, `appkey`,
+    /// `appsecret` required). RFC 4180 quoting; tags separated by `;`, `|` or spaces.
+    mutating func parseCSV(_ text: String) {
+        let records = CSV.parse(text)
+        guard let header = records.first else {
+            problems.append(ImportProblem(location: "line 1", account: nil, reason: "the file is empty; expected a header: \(accountFileColumns.joined(separator: ","))"))
+            return
+        }
+        let columns = header.fields.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let missing = ["name", "environment", "appkey", "appsecret"].filter { !columns.contains($0) }
+        guard missing.isEmpty else {
+            problems.append(ImportProblem(location: "line \(header.line)", account: nil,
+                                          reason: "the header lacks \(missing.joined(separator: ", ")); expected \(accountFileColumns.joined(separator: ","))"))
+            return
+        }
+        for record in records.dropFirst() {
+            if record.fields.count == 1 && record.fields[0].isEmpty { continue }
+            if let error = record.error {
+                problems.append(ImportProblem(location: "line \(record.line)", account: nil, reason: error))
+                continue
+            }
+            guard record.fields.count == columns.count else {
+                problems.append(ImportProblem(location: "line \(record.line)", account: record.fields.first,
+                                              reason: "\(record.fields.count) fields where the header has \(columns.count)"))
+                continue
+            }
+            add(location: "line \(record.line)", fields: Dictionary(zip(columns, record.fields), uniquingKeysWith: { a, _ in a }))
+        }
+    }
+
+    /// A JSON array of objects with the CSV's column names; `tags` an array or a string.
+    mutating func parseJSON(_ data: Data) {
+        guard let root = try? JSONSerialization.jsonObject(with: data) else {
+            problems.append(ImportProblem(location: "the file", account: nil, reason: "not valid JSON (truncated, or a stray character?)"))
+            return
+        }
+        guard let items = root as? [Any] else {
+            problems.append(ImportProblem(location: "the file", account: nil, reason: "expected a JSON array of account objects"))
+            return
+        }
+        for (index, item) in items.enumerated() {
+            let location = "item \(index + 1)"
+            guard let object = item as? [String: Any] else {
+                problems.append(ImportProblem(location: location, account: nil, reason: "not a JSON object"))
+                continue
+            }
+            var fields: [String: String] = [:]
+            var bad: String?
+            for (key, value) in object where key != "tags" {
+                switch value {
+                case let s as String: fields[key] = s
+                case is NSNull: break
+                case let n as NSNumber: fields[key] = n.stringValue
+                default: bad = "the field '\(key)' is not a string"
+                }
+            }
+            var tags: [String]?
+            switch object["tags"] {
+            case let list as [Any]: tags = list.compactMap { $0 as? String }; if tags!.count != list.count { bad = "tags must be strings" }
+            case let s as String: fields["tags"] = s
+            case nil, is NSNull: break
+            default: bad = "tags must be an array of strings"
+            }
+            if let bad {
+                problems.append(ImportProblem(location: location, account: fields["name"], reason: bad))
+                continue
+            }
+            add(location: location, fields: fields, tags: tags)
+        }
+    }
+
+    /// The official sample's `kis_devlp.yaml`: `my_app`/`my_sec` become `<base>-real`,
+    /// `paper_app`/`paper_sec` become `<base>-mock`, with `my_acct_stock` + `my_prod`
+    /// (real) or `my_paper_stock` + `my_prod` (mock) as the account number and `my_htsid`.
+    mutating func parseKISYAML(_ text: String, base: String) {
+        let root: Any?
+        do { root = try Yams.load(yaml: text) } catch {
+            problems.append(ImportProblem(location: "the file", account: nil, reason: "not valid YAML"))
+            return
+        }
+        guard let map = root as? [String: Any] else {
+            problems.append(ImportProblem(location: "the file", account: nil, reason: "expected the kis_devlp.yaml mapping (my_app, my_sec, ...)"))
+            return
+        }
+        func value(_ key: String) -> String? {
+            guard let v = map[key] else { return nil }
+            let s = "\(v)".trimmingCharacters(in: .whitespaces)
+            return s.isEmpty ? nil : s
+        }
+        let product = value("my_prod") ?? "01"
+        func number(_ key: String) -> String? {
+            value(key).map { $0.contains("-") ? $0 : "\($0)-\(product)" }
+        }
+        var found = false
+        if value("my_app") != nil || value("my_sec") != nil {
+            found = true
+            add(location: "my_app/my_sec", fields: [
+                "name": "\(base)-real", "environment": "real", "appkey": value("my_app") ?? "", "appsecret": value("my_sec") ?? "",
+                "account_no": number("my_acct_stock") ?? "", "hts_id": value("my_htsid") ?? "",
+            ], tags: [])
+        }
+        if value("paper_app") != nil || value("paper_sec") != nil {
+            found = true
+            add(location: "paper_app/paper_sec", fields: [
+                "name": "\(base)-mock", "environment": "mock", "appkey": value("paper_app") ?? "", "appsecret": value("paper_sec") ?? "",
+                "account_no": number("my_paper_stock") ?? "", "hts_id": value("my_htsid") ?? "",
+            ], tags: [])
+        }
+        if !found {
+            problems.append(ImportProblem(location: "the file", account: nil, reason: "no my_app/my_sec or paper_app/paper_sec keys: is this kis_devlp.yaml?"))
+        }
+    }
+}
+
+/// A small RFC 4180 CSV reader that remembers the line each record starts on.
+enum CSV {
+    struct Record {
+        var line: Int
+        var fields: [String]
+        var error: String?
+    }
+
+    static func parse(_ text: String) -> [Record] {
+        var records: [Record] = []
+        var fields: [String] = []
+        var field = ""
+        var inQuotes = false
+        var line = 1
+        var recordLine = 1
+        var afterQuote = false
+        var error: String?
+        var iterator = text.unicodeScalars.makeIterator()
+        var pending: Unicode.Scalar?
+        func next() -> Unicode.Scalar? {
+            if let p = pending { pending = nil; return p }
+            return iterator.next()
+        }
+        func endRecord() {
+            fields.append(field)
+            records.append(Record(line: recordLine, fields: fields, error: error))
+            fields = []; field = ""; error = nil; afterQuote = false
+        }
+        while let c = next() {
+            if inQuotes {
+                if c == "\"" {
+                    if let n = next() {
+                        if n == "\"" { field.unicodeScalars.append("\"") } else { inQuotes = false; afterQuote = true; pending = n }
+                    } else { inQuotes = false }
+                } else {
+                    if c == "\n" { line += 1 }
+                    field.unicodeScalars.append(c)
+                }
+                continue
+            }
+            switch c {
+            case ",":
+                fields.append(field); field = ""; afterQuote = false
+            case "\r":
+                if let n = next(), n != "\n" { pending = n }
+                line += 1; endRecord(); recordLine = line
+            case "\n":
+                line += 1; endRecord(); recordLine = line
+            case "\"" where field.isEmpty && !afterQuote:
+                inQuotes = true
+            default:
+                if afterQuote && error == nil { error = "a character after a closing quote" }
+                field.unicodeScalars.append(c)
+            }
+        }
+        if inQuotes { error = "a quoted field is never closed" }
+        if !field.isEmpty || !fields.isEmpty || inQuotes { endRecord() }
+        return records
+    }
+
+    /// Quotes a field when it needs it.
+    static func escape(_ field: String) -> String {
+        field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+            ? "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : field
+    }
+}

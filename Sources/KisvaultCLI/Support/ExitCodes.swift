@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import VaultStore
+
+/// kisvault's exit codes: few and stable (docs/CLI.md). Every error maps to one here.
+public enum KisvaultExit: Int32, Sendable, CaseIterable {
+    case success = 0
+    /// The vault is damaged, busy, read-only, or an I/O or internal failure happened.
+    case failure = 1
+    /// Bad arguments or bad input (invalid names, credentials, import rows, conflicts).
+    case usage = 2
+    /// Wrong passphrase, no passphrase available, or the vault/agent is locked.
+    case locked = 3
+    /// The vault, an account or a keyslot does not exist.
+    case notFound = 4
+    /// KIS rejected the account's appkey or appsecret.
+    case rejected = 5
+    /// The network or KIS is unavailable.
+    case unavailable = 6
+    /// A bulk run finished with some accounts failed.
+    case partial = 7
+}
+
+/// Errors raised by the CLI layer itself.
+public enum CLIError: Error, CustomStringConvertible, Sendable {
+    /// No passphrase source and no terminal to prompt on.
+    case noPassphrase
+    /// The two passphrases typed at `init` or `passphrase change` differ.
+    case passphraseMismatch
+    /// An empty passphrase was given.
+    case emptyPassphrase
+    /// Bad input that is not a vault rule (a file that cannot be read, a bad value).
+    case badInput(String)
+    /// The user declined a confirmation.
+    case declined(String)
+
+    public var description: String {
+        switch self {
+        case .noPassphrase:
+            return "no passphrase: run in a terminal to be asked, or give --passphrase-file FILE, --passphrase-fd N or KISVAULT_PASSPHRASE"
+        case .passphraseMismatch:
+            return "the passphrases do not match; nothing was changed, try again"
+        case .emptyPassphrase:
+            return "the passphrase is empty; choose a real passphrase"
+        case .badInput(let text):
+            return text
+        case .declined(let text):
+            return text
+        }
+    }
+
+    var exit: KisvaultExit {
+        switch self {
+        case .noPassphrase: return .locked
+        case .passphraseMismatch, .emptyPassphrase, .badInput, .declined: return .usage
+        }
+    }
+}
+
+extension VaultError {
+    /// The documented exit code for this error.
+    var exit: KisvaultExit {
+        switch self {
+        case .vaultNotFound, .accountNotFound, .keyslotNotFound:
+            return .notFound
+        case .wrongPassphrase, .foreignKeyslot:
+            return .locked
+        case .vaultExists, .accountExists, .duplicateAppkey, .invalidAccount, .invalidName, .keyslotExists, .lastKeyslot, .importRejected:
+            return .usage
+        case .notAVault, .newerFormat, .damaged, .fieldAuthenticationFailed, .readOnly, .busy, .io:
+            return .failure
+        }
+    }
+}
+
+/// Maps any error to its exit code, writing its message to stderr. The one place errors
+/// become exit codes.
+func report(_ error: any Error) -> KisvaultExit {
+    switch error {
+    case let error as VaultError:
+        Terminal.note(error.description)
+        return error.exit
+    case let error as CLIError:
+        Terminal.note(error.description)
+        return error.exit
+    case let error as ExitCode:
+        return KisvaultExit(rawValue: error.rawValue) ?? .failure
+    default:
+        Terminal.note("unexpected error: \(error)")
+        return .failure
+    }
+}

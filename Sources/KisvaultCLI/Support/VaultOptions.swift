@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import VaultCrypto
+import VaultStore
+
+/// How listings and reports are printed.
+public enum OutputFormat: String, ExpressibleByArgument, Sendable, CaseIterable {
+    case text, json
+}
+
+/// Options every command shares: where the vault is, how to print, how to get the
+/// passphrase. Pulled into each command with `@OptionGroup`.
+public struct VaultOptions: ParsableArguments {
+    @Option(name: .customLong("vault"), help: ArgumentHelp("The vault file (default: $KISVAULT_PATH, else $XDG_DATA_HOME/kisvault/vault.db).", valueName: "path"))
+    var vaultPath: String?
+
+    @Flag(help: "Print diagnostics to stderr.")
+    var verbose = false
+
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the passphrase from the first line of this file.", valueName: "file"))
+    var passphraseFile: String?
+
+    @Option(name: .customLong("passphrase-fd"), help: ArgumentHelp("Read the passphrase from this inherited file descriptor.", valueName: "n"))
+    var passphraseFD: Int32?
+
+    @Option(help: ArgumentHelp("Try only the keyslot with this label when unlocking.", valueName: "label"))
+    var keyslot: String?
+
+    public init() {}
+
+    /// The vault path: `--vault`, else `$KISVAULT_PATH`, else the XDG data directory.
+    var path: String {
+        if let vaultPath { return vaultPath }
+        let env = ProcessInfo.processInfo.environment
+        if let p = env["KISVAULT_PATH"], !p.isEmpty { return p }
+        let data = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (env["HOME"] ?? NSHomeDirectory()) + "/.local/share"
+        return data + "/kisvault/vault.db"
+    }
+
+    /// Seconds to wait for another writer (`KISVAULT_BUSY_TIMEOUT`, default 5).
+    var busyTimeout: Double {
+        ProcessInfo.processInfo.environment["KISVAULT_BUSY_TIMEOUT"].flatMap(Double.init) ?? 5
+    }
+
+    func open(_ mode: Vault.AccessMode) throws(VaultError) -> Vault {
+        try Vault.open(path: path, mode: mode, busyTimeout: busyTimeout)
+    }
+
+    /// The passphrase from the first source given: `--passphrase-fd`, `--passphrase-file`,
+    /// `KISVAULT_PASSPHRASE`, else a no-echo prompt on the terminal.
+    func passphrase(prompt: String = "Passphrase: ") throws(CLIError) -> SecureBytes {
+        if let passphraseFD { return try SecretInput.passphrase(fd: passphraseFD) }
+        if let passphraseFile { return try SecretInput.passphrase(file: passphraseFile) }
+        if let env = getenv("KISVAULT_PASSPHRASE") {
+            return SecureBytes(copying: UnsafeRawBufferPointer(start: env, count: strlen(env)))
+        }
+        guard let typed = try SecretInput.prompt(prompt) else { throw .noPassphrase }
+        return typed
+    }
+
+    /// Opens and unlocks the vault.
+    func unlock(_ mode: Vault.AccessMode = .readWrite) throws -> UnlockedVault {
+        let vault = try open(mode)
+        let passphrase = try passphrase()
+        return try vault.unlock(passphrase: passphrase, keyslot: keyslot)
+    }
+
+    /// Prints a diagnostic when `--verbose` is on.
+    func debug(_ text: @autoclosure () -> String) {
+        if verbose { Terminal.note(text()) }
+    }
+}
+
+/// The `--format text|json` option of commands that print listings or reports.
+public struct OutputOptions: ParsableArguments {
+    @Option(help: "Output format: text or json.")
+    var format: OutputFormat = .text
+
+    public init() {}
+
+    var json: Bool { format == .json }
+}
+
+/// The Argon2id strength names `init`, `keyslot add` and `passphrase change` accept.
+enum KDFStrength: String, ExpressibleByArgument, CaseIterable {
+    case interactive, moderate, sensitive
+    /// Hidden from help: the cheapest parameters, for tests only.
+    case insecureTest = "insecure-test"
+
+    static var allValueStrings: [String] { ["interactive", "moderate", "sensitive"] }
+
+    var parameters: KDFParameters {
+        switch self {
+        case .interactive: return .interactive
+        case .moderate: return .moderate
+        case .sensitive: return .sensitive
+        case .insecureTest: return .insecureForTesting
+        }
+    }
+}
+
+/// Options that give a second, new passphrase (`passphrase change`, `keyslot add`).
+struct NewPassphraseOptions: ParsableArguments {
+    @Option(name: .customLong("new-passphrase-file"), help: ArgumentHelp("Read the new passphrase from the first line of this file.", valueName: "file"))
+    var file: String?
+
+    @Option(name: .customLong("new-passphrase-fd"), help: ArgumentHelp("Read the new passphrase from this inherited file descriptor.", valueName: "n"))
+    var fd: Int32?
+
+    /// The new passphrase: from the file or descriptor, else asked twice on the terminal.
+    func read(what: String) throws(CLIError) -> SecureBytes {
+        let value: SecureBytes
+        if let fd { value = try SecretInput.passphrase(fd: fd) }
+        else if let file { value = try SecretInput.passphrase(file: file) }
+        else { value = try askTwice(what: what) }
+        guard value.count > 0 else { throw .emptyPassphrase }
+        return value
+    }
+}
+
+/// Asks for a new passphrase twice on the terminal.
+func askTwice(what: String) throws(CLIError) -> SecureBytes {
+    guard let typed = try SecretInput.prompt("New passphrase for \(what): ") else { throw .noPassphrase }
+    guard let again = try SecretInput.prompt("Repeat it: ") else { throw .noPassphrase }
+    guard typed.constantTimeEquals(again) else { throw .passphraseMismatch }
+    return typed
+}

@@ -1,0 +1,44 @@
+import CSodium
+import Foundation
+
+/// Keyed BLAKE2b (`crypto_generichash`), used to derive per-record keys from the master
+/// key, to fingerprint appkeys and to chain the audit log.
+public enum KeyedHash {
+    /// BLAKE2b of `message` under `key`, `length` bytes long (16...64).
+    public static func hash(_ message: some ContiguousBytes, key: some ContiguousBytes, length: Int = 32) -> [UInt8] {
+        Sodium.ready()
+        precondition((16...64).contains(length), "BLAKE2b output must be 16...64 bytes")
+        var out = [UInt8](repeating: 0, count: length)
+        message.withUnsafeBytes { m in
+            key.withUnsafeBytes { k in
+                precondition(k.count <= 64, "BLAKE2b key must be at most 64 bytes")
+                out.withUnsafeMutableBytes { o in
+                    _ = crypto_generichash(
+                        o.bindMemory(to: UInt8.self).baseAddress!, length,
+                        m.bindMemory(to: UInt8.self).baseAddress, UInt64(m.count),
+                        k.bindMemory(to: UInt8.self).baseAddress, k.count)
+                }
+            }
+        }
+        return out
+    }
+
+    /// BLAKE2b-256 of `message` under a guarded key, written straight into guarded memory:
+    /// the result is itself a key and must not sit in ordinary memory.
+    public static func deriveKey(from key: SecureBytes, label: String) -> SecureBytes {
+        Sodium.ready()
+        let message = Array(label.utf8)
+        let out = SecureBytes(count: 32)
+        key.withUnsafeBytes { k in
+            out.withUnsafeMutableBytes { o in
+                message.withUnsafeBytes { m in
+                    _ = crypto_generichash(
+                        o.bindMemory(to: UInt8.self).baseAddress!, 32,
+                        m.bindMemory(to: UInt8.self).baseAddress, UInt64(m.count),
+                        k.bindMemory(to: UInt8.self).baseAddress, k.count)
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import CSodium
+
+/// A fixed-size byte buffer for key material and plaintext secrets.
+///
+/// The bytes live in `sodium_malloc` memory: page-aligned, guarded by inaccessible pages on
+/// both sides, locked out of swap where the OS allows (`mlock`), and overwritten with zeros
+/// by `sodium_free` when the buffer is released. Copying the bytes out (into a `String`, an
+/// `Array`, an HTTP body) escapes that protection, so callers keep such copies short-lived.
+///
+/// The buffer can be made inaccessible between uses with ``protect()`` (the agent does this
+/// with the master key); any access while protected crashes rather than leaking.
+public final class SecureBytes: @unchecked Sendable {
+    // @unchecked: the pointer is only written at creation; later mutation goes through
+    // `withUnsafeMutableBytes`, which callers use only before sharing the buffer.
+    private let pointer: UnsafeMutableRawPointer
+    /// Number of bytes held.
+    public let count: Int
+
+    /// Allocates `count` zeroed bytes of guarded memory.
+    public init(count: Int) {
+        Sodium.ready()
+        // sodium_malloc(0) is valid but we always allocate at least one byte so the pointer
+        // is never nil for empty secrets.
+        guard let p = sodium_malloc(max(count, 1)) else {
+            // Out of (lockable) memory: nothing sensible can continue.
+            preconditionFailure("sodium_malloc(\(count)) failed")
+        }
+        sodium_memzero(p, max(count, 1))
+        pointer = p
+        self.count = count
+    }
+
+    /// Copies `bytes` into guarded memory. The source is not wiped: pass only buffers you
+    /// wipe yourself or that never held more than this copy will.
+    public convenience init(copying bytes: some ContiguousBytes) {
+        let n = bytes.withUnsafeBytes { $0.count }
+        self.init(count: n)
+        bytes.withUnsafeBytes { src in
+            if n > 0 { pointer.copyMemory(from: src.baseAddress!, byteCount: n) }
+        }
+    }
+
+    /// Copies the UTF-8 bytes of `string` into guarded memory.
+    public convenience init(utf8 string: String) {
+        self.init(copying: Array(string.utf8))
+    }
+
+    /// `count` random bytes from the OS CSPRNG, generated directly in guarded memory.
+    public static func random(count: Int) -> SecureBytes {
+        let out = SecureBytes(count: count)
+        out.withUnsafeMutableBytes { randombytes_buf($0.baseAddress!, count) }
+        return out
+    }
+
+    deinit {
+        // sodium_free zeroes the region before unmapping it.
+        sodium_free(pointer)
+    }
+
+    /// Read access to the bytes.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    /// Write access to the bytes; use only before the buffer is shared.
+    public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeMutableRawBufferPointer(start: pointer, count: count))
+    }
+
+    /// Makes the memory inaccessible (`sodium_mprotect_noaccess`) until ``unprotect()``.
+    public func protect() { sodium_mprotect_noaccess(pointer) }
+
+    /// Makes the memory readable and writable again (`sodium_mprotect_readwrite`).
+    public func unprotect() { sodium_mprotect_readwrite(pointer) }
+
+    /// The bytes decoded as UTF-8. The returned `String` is ordinary memory that cannot be
+    /// wiped: call this only at the edge where a secret must leave as text (an HTTP body,
+    /// `--reveal` output), never for logging.
+    public func utf8String() -> String {
+        withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// A copy of the bytes in ordinary memory; the same caveat as ``utf8String()``.
+    public func copyBytes() -> [UInt8] {
+        withUnsafeBytes { Array($0) }
+    }
+
+    /// Constant-time equality with another buffer.
+    public func constantTimeEquals(_ other: SecureBytes) -> Bool {
+        withUnsafeBytes { a in other.withUnsafeBytes { b in constantTimeEqual(a, b) } }
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+
+/// Everything that can go wrong in the vault, with enough context to tell the user what
+/// to do. No case carries a secret: accounts are named, never their keys.
+public enum VaultError: Error, Sendable, Equatable {
+    /// There is no file at the path.
+    case vaultNotFound(path: String)
+    /// `init` found a file already at the path.
+    case vaultExists(path: String)
+    /// The file is not a kisvault vault (empty, text, another SQLite database).
+    case notAVault(path: String, reason: String)
+    /// The vault was written by a newer kisvault.
+    case newerFormat(path: String, found: Int, supported: Int)
+    /// SQLite reports corruption, or a structural check failed.
+    case damaged(path: String, detail: String)
+    /// No keyslot opened with the passphrase.
+    case wrongPassphrase(keyslotsTried: Int)
+    /// A keyslot opened but wraps a key that is not this vault's.
+    case foreignKeyslot(label: String)
+    /// A sealed field failed to authenticate: altered, moved from another row, or damaged.
+    case fieldAuthenticationFailed(account: String, field: String)
+    /// No account of that name.
+    case accountNotFound(name: String)
+    /// An account of that name exists already.
+    case accountExists(name: String)
+    /// The appkey being added belongs to another account already.
+    case duplicateAppkey(existing: String, adding: String)
+    /// An account's fields do not pass validation.
+    case invalidAccount(name: String, reason: String)
+    /// A name or tag is not acceptable.
+    case invalidName(String, reason: String)
+    /// No keyslot with that label.
+    case keyslotNotFound(label: String)
+    /// A keyslot with that label exists already.
+    case keyslotExists(label: String)
+    /// Removing this keyslot would leave the vault without one.
+    case lastKeyslot(label: String)
+    /// The vault file or its directory cannot be written.
+    case readOnly(path: String)
+    /// Another process held the vault's write lock past the busy timeout.
+    case busy(path: String, timeoutSeconds: Double)
+    /// An import file had problems; nothing was written.
+    case importRejected(source: String, problems: [ImportProblem])
+    /// Any other file-system or SQLite failure.
+    case io(path: String, detail: String)
+}
+
+/// One bad row of an import: where it is and why it was refused.
+public struct ImportProblem: Sendable, Equatable, CustomStringConvertible {
+    /// "line 7" for CSV, "item 3" for JSON, "my_app" for kis-yaml.
+    public var location: String
+    /// The account name when the row had one.
+    public var account: String?
+    public var reason: String
+
+    public init(location: String, account: String?, reason: String) {
+        self.location = location
+        self.account = account
+        self.reason = reason
+    }
+
+    public var description: String {
+        if let account { return "\(location) (account '\(account)'): \(reason)" }
+        return "\(location): \(reason)"
+    }
+}
+
+extension VaultError: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .vaultNotFound(let path):
+            return "no vault at \(path); create one with 'kisvault init' or point --vault / KISVAULT_PATH at an existing vault"
+        case .vaultExists(let path):
+            return "a file already exists at \(path); kisvault init never overwrites: choose another --vault path or remove the file yourself"
+        case .notAVault(let path, let reason):
+            return "\(path) is not a kisvault vault (\(reason)); check --vault / KISVAULT_PATH"
+        case .newerFormat(let path, let found, let supported):
+            return "\(path) uses vault format \(found), newer than this kisvault understands (up to \(supported)); upgrade kisvault"
+        case .damaged(let path, let detail):
+            return "the vault \(path) is damaged (\(detail)); restore it from a backup, and run 'kisvault doctor' to see what is affected"
+        case .wrongPassphrase(let tried):
+            return "wrong passphrase (no keyslot of \(tried) opened with it); try again, or ask a teammate whose keyslot is in this vault"
+        case .foreignKeyslot(let label):
+            return "keyslot '\(label)' opened but holds a key that is not this vault's; the vault was tampered with: run 'kisvault doctor'"
+        case .fieldAuthenticationFailed(let account, let field):
+            return "the \(field) of account '\(account)' failed to authenticate: the vault was altered or damaged; run 'kisvault doctor', then re-enter the account's secrets with 'kisvault account edit \(account) --rotate-secret'"
+        case .accountNotFound(let name):
+            return "no account named '\(name)'; see 'kisvault account list'"
+        case .accountExists(let name):
+            return "an account named '\(name)' already exists; choose another name, or use 'kisvault account edit \(name)'"
+        case .duplicateAppkey(let existing, let adding):
+            return "the appkey given for '\(adding)' is already in the vault as account '\(existing)'; KIS allows one appkey per account: edit '\(existing)' instead"
+        case .invalidAccount(let name, let reason):
+            return "account '\(name)': \(reason)"
+        case .invalidName(let name, let reason):
+            return "'\(name)' is not a valid name: \(reason)"
+        case .keyslotNotFound(let label):
+            return "no keyslot labelled '\(label)'; see 'kisvault keyslot list'"
+        case .keyslotExists(let label):
+            return "a keyslot labelled '\(label)' already exists; choose another label"
+        case .lastKeyslot(let label):
+            return "keyslot '\(label)' is the vault's last: removing it would lock everyone out; add another with 'kisvault keyslot add' first"
+        case .readOnly(let path):
+            return "the vault \(path) cannot be written (read-only file or directory); fix its permissions or use a writable copy"
+        case .busy(let path, let timeout):
+            return "the vault \(path) is locked by another process (waited \(timeout) s); try again when it has finished"
+        case .importRejected(let source, let problems):
+            let head = "nothing imported from \(source): \(problems.count) problem\(problems.count == 1 ? "" : "s")"
+            return ([head] + problems.prefix(50).map { "  \($0)" }
+                + (problems.count > 50 ? ["  ... and \(problems.count - 50) more"] : [])).joined(separator: "\n")
+        case .io(let path, let detail):
+            return "cannot use \(path): \(detail)"
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import VaultCrypto
+
+/// The master key and the keys derived from it, held in guarded memory while the vault is
+/// unlocked. Every derivation is keyed BLAKE2b-256 under the master key with an ASCII
+/// label (docs/FORMAT.md, "Key derivation"), so one 32-byte secret yields independent keys
+/// per purpose and per record without storing any of them.
+public final class VaultKeys: Sendable {
+    let master: SecureBytes
+    /// Key for the appkey fingerprint index.
+    let index: SecureBytes
+    /// Key for the audit chain MACs.
+    let audit: SecureBytes
+
+    init(master: SecureBytes) {
+        self.master = master
+        self.index = KeyedHash.deriveKey(from: master, label: "kisvault/v1/index/appkey")
+        self.audit = KeyedHash.deriveKey(from: master, label: "kisvault/v1/audit")
+    }
+
+    /// The value stored in `meta.key_check`: proves a keyslot unwrapped this vault's
+    /// master key, not one planted from another vault. One-way, so it reveals nothing.
+    static func keyCheck(master: SecureBytes) -> [UInt8] {
+        master.withUnsafeBytes { KeyedHash.hash(Array("kisvault/v1/key-check".utf8), key: $0) }
+    }
+
+    var keyCheck: [UInt8] { Self.keyCheck(master: master) }
+
+    /// The key that seals one field of one record.
+    ///
+    /// Why a key per record and field rather than associated data: secretbox has no AD, and
+    /// binding the key to "kind/recordID/field" makes a blob copied into another row or
+    /// column fail to open, which is what AD would give us.
+    func fieldKey(kind: String, recordID: String, field: String) -> SecureBytes {
+        KeyedHash.deriveKey(from: master, label: "kisvault/v1/\(kind)/\(recordID)/\(field)")
+    }
+
+    /// The keyed fingerprint of an appkey: equal appkeys give equal fingerprints, and
+    /// without the master key the fingerprint cannot be computed or reversed.
+    func appkeyFingerprint(_ appkey: SecureBytes) -> Data {
+        appkey.withUnsafeBytes { a in index.withUnsafeBytes { Data(KeyedHash.hash(a, key: $0)) } }
+    }
+
+    func seal(_ value: SecureBytes, kind: String, recordID: String, field: String) -> Data {
+        value.withUnsafeBytes { SecretBox.seal($0, key: fieldKey(kind: kind, recordID: recordID, field: field)) }
+    }
+
+    func open(_ blob: Data, kind: String, recordID: String, field: String) throws(CryptoError) -> SecureBytes {
+        try SecretBox.open(blob, key: fieldKey(kind: kind, recordID: recordID, field: field))
+    }
+}

@@ -1,0 +1,4 @@
+import Foundation
+import KisvaultCLI
+
+exit(await Kisvault.main(arguments: Array(CommandLine.arguments.dropFirst())))
