@@ -105,7 +105,9 @@ let package = Package(
         ),
         .testTarget(
             name: "KisvaultCLITests",
-            dependencies: ["KisvaultCLI", "VaultStore", "VaultCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            // The executables are dependencies so that `swift test` builds the binaries the
+            // end-to-end tests run.
+            dependencies: ["KisvaultCLI", "VaultStore", "VaultCrypto", "kisvault", "kis-mock", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
     ]

@@ -55,9 +55,11 @@ extension UnlockedVault {
             fingerprints[fp] = "\(candidate.location) ('\(account.name)')"
             valid.append(candidate)
         }
-        if !problems.isEmpty { throw .importRejected(source: source, problems: problems) }
-
+        // Go on to the database checks even when rows were refused above, so that one run
+        // reports every problem; the transaction is rolled back at the end if any.
+        let earlierProblems = problems
         return try vault.write { db in
+            var problems = earlierProblems
             var summary = ImportSummary(added: 0, updated: 0)
             let now = Timestamp.string(Date())
             for candidate in valid {

@@ -44,7 +44,7 @@ public final class Vault: Sendable {
         let probe: DatabaseQueue
         let version: Int
         do {
-            probe = try DatabaseQueue(path: path, configuration: configuration(readonly: true, busyTimeout: busyTimeout))
+            probe = try openReadOnly(path: path, busyTimeout: busyTimeout)
             let (appID, userVersion) = try probe.read { db in
                 (try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
                  try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0)
@@ -146,6 +146,23 @@ public final class Vault: Sendable {
     /// Closes the database connections. Further use throws.
     public func close() {
         try? db.close()
+    }
+
+    /// A read-only connection. A WAL database needs its `-shm` file; when that is missing
+    /// and the directory cannot be written (a vault on read-only media, or owned by another
+    /// user), SQLite's `immutable` URI parameter still lets us read it: nothing can be
+    /// written there anyway, and the read-only commands only list metadata.
+    static func openReadOnly(path: String, busyTimeout: Double) throws -> DatabaseQueue {
+        let config = configuration(readonly: true, busyTimeout: busyTimeout)
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            _ = try queue.read { try Int.fetchOne($0, sql: "PRAGMA user_version") }
+            return queue
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CANTOPEN {
+            let escaped = path.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "?", with: "%3f")
+                .replacingOccurrences(of: "#", with: "%23")
+            return try DatabaseQueue(path: "file:\(escaped)?immutable=1", configuration: config)
+        }
     }
 
     static func configuration(readonly: Bool, busyTimeout: Double) -> Configuration {

@@ -90,10 +90,10 @@ enum SecretInput {
             var quiet = saved
             quiet.c_lflag &= ~tcflag_t(ECHO | ECHONL)
             quiet.c_lflag |= tcflag_t(ICANON)
-            _ = tcsetattr(tty, TCSAFLUSH, &quiet)
+            _ = tcsetattr(tty, TCSANOW, &quiet)
         }
         defer {
-            if hasTermios { var restore = saved; _ = tcsetattr(tty, TCSAFLUSH, &restore) }
+            if hasTermios { var restore = saved; _ = tcsetattr(tty, TCSANOW, &restore) }
         }
         Terminal.write(tty, text)
         let buffer = SecureBytes(count: 4096)

@@ -1,0 +1,41 @@
+# kisvault — build, test, demo. Every target installs the system packages it needs first,
+# so a fresh Debian machine needs nothing but Swift and this file.
+
+PREFIX ?= /usr/local
+SWIFT  ?= swift
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the build links against (libsodium, SQLite) and the tools the tests use.
+DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config
+
+.PHONY: deps build test install demo bench clean
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+install: deps
+	$(SWIFT) build -c release --product kisvault
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 .build/release/kisvault $(DESTDIR)$(PREFIX)/bin/kisvault
+
+demo: deps
+	$(SWIFT) build --product kisvault
+	$(SWIFT) build --product kis-mock
+	bash scripts/demo.sh
+
+bench: deps
+	bash scripts/bench.sh
+
+clean:
+	rm -rf .build

@@ -1,0 +1,128 @@
+import Foundation
+import GRDB
+import VaultCrypto
+
+/// Runs the built `kisvault` binary as a user would: arguments, a clean environment,
+/// standard input from a file, stdout and stderr captured separately
+/// (argument-parser's `AssertExecuteCommand` pattern, written locally).
+struct CLIResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+final class CLISandbox: @unchecked Sendable {
+    let dir: String
+    var vault: String { dir + "/vault/vault.db" }
+    var environment: [String: String]
+    static let passphrase = "correct horse battery staple"
+
+    init() {
+        dir = NSTemporaryDirectory() + "kisvault-cli-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: dir + "/home", withIntermediateDirectories: true)
+        // HOME and XDG point into the sandbox: a test can never reach the user's own vault.
+        environment = [
+            "PATH": "/usr/bin:/bin",
+            "HOME": dir + "/home",
+            "XDG_DATA_HOME": dir + "/home/.local/share",
+            "XDG_RUNTIME_DIR": dir + "/run",
+            "KISVAULT_PATH": dir + "/vault/vault.db",
+            "KISVAULT_PASSPHRASE": Self.passphrase,
+        ]
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+
+    static let binaryDirectory: String = {
+        if let dir = ProcessInfo.processInfo.environment["KISVAULT_BIN_DIR"] { return dir }
+        var url = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            if FileManager.default.isExecutableFile(atPath: url.path + "/kisvault") { return url.path }
+            url = url.deletingLastPathComponent()
+        }
+        return FileManager.default.currentDirectoryPath + "/.build/debug"
+    }()
+
+    /// Runs `kisvault ARGS` (or another built tool) and waits for it.
+    @discardableResult
+    func run(_ arguments: [String], stdin: String = "", env: [String: String?] = [:], tool: String = "kisvault", wrapper: [String] = [], timeout: Double = 60) throws -> CLIResult {
+        let id = UUID().uuidString
+        let inPath = dir + "/stdin-" + id, outPath = dir + "/stdout-" + id, errPath = dir + "/stderr-" + id
+        FileManager.default.createFile(atPath: inPath, contents: Data(stdin.utf8))
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        defer { for p in [inPath, outPath, errPath] { try? FileManager.default.removeItem(atPath: p) } }
+        let process = Process()
+        let binary = Self.binaryDirectory + "/" + tool
+        if wrapper.isEmpty {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: wrapper[0])
+            process.arguments = Array(wrapper.dropFirst()) + (tool.isEmpty ? [] : [binary]) + arguments
+        }
+        var environment = self.environment
+        for (k, v) in env { environment[k] = v }
+        process.environment = environment
+        process.standardInput = FileHandle(forReadingAtPath: inPath)
+        process.standardOutput = FileHandle(forWritingAtPath: outPath)
+        process.standardError = FileHandle(forWritingAtPath: errPath)
+        try process.run()
+        // A hung child (a prompt nobody answers) must fail the test, not stall the suite.
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return CLIResult(status: -1, stdout: "", stderr: "timed out after \(timeout) s")
+        }
+        return CLIResult(
+            status: process.terminationStatus,
+            stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    }
+
+    /// `kisvault init` with the cheapest KDF.
+    func initVault() throws {
+        let r = try run(["init", "--kdf", "insecure-test"])
+        precondition(r.status == 0, "init failed: \(r.stderr)")
+    }
+
+    static func credentials(_ seed: Int) -> (appkey: String, appsecret: String) {
+        ("PS" + String(format: "%08d", seed) + String(repeating: "k", count: 26),
+         String(format: "%08d", seed) + String(repeating: "S", count: 172))
+    }
+
+    @discardableResult
+    func addAccount(_ name: String, seed: Int, env: String = "mock", extra: [String] = []) throws -> CLIResult {
+        let (k, s) = Self.credentials(seed)
+        return try run(["account", "add", name, "--env", env] + extra, stdin: "\(k)\n\(s)\n")
+    }
+
+    /// Every row of every table: equal dumps mean the vault did not change.
+    func dump() throws -> String {
+        var config = Configuration()
+        config.readonly = true
+        let db = try DatabaseQueue(path: vault, configuration: config)
+        defer { try? db.close() }
+        return try db.read { db in
+            var out = ""
+            for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") {
+                out += "## \(table)\n"
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\"") {
+                    out += row.databaseValues.map { value -> String in
+                        if case .blob(let data) = value.storage { return hexString(data) }
+                        return value.description
+                    }.joined(separator: "|") + "\n"
+                }
+            }
+            return out
+        }
+    }
+
+    func write(_ name: String, _ text: String) -> String {
+        let path = dir + "/" + name
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        return path
+    }
+}
