@@ -44,6 +44,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The account file format shared by `kisvault account import` and `kis-mock`.
+        .target(
+            name: "AccountFile",
+            swiftSettings: strict
+        ),
         .target(
             name: "KISAPI",
             dependencies: [
@@ -55,6 +60,7 @@ let package = Package(
         .target(
             name: "KISMock",
             dependencies: [
+                "AccountFile",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -68,7 +74,7 @@ let package = Package(
         .target(
             name: "KisvaultCLI",
             dependencies: [
-                "VaultCrypto", "VaultStore", "KISAPI", "KeyManager",
+                "AccountFile", "VaultCrypto", "VaultStore", "KISAPI", "KeyManager",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -1,1 +1,105 @@
-print("x")
+import ArgumentParser
+import Foundation
+import KISMock
+
+/// `kis-mock`: a fake KIS authentication server for tests, benchmarks and the demo.
+struct KISMockCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kis-mock",
+        abstract: "A fake KIS Open API authentication server on loopback, with fault injection.",
+        subcommands: [Serve.self, Generate.self])
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write N accounts with valid-looking credentials in kisvault's import format.",
+            discussion: "Example:\n  kis-mock generate --count 1000 --env mock > accounts.csv")
+
+        @Option(help: "How many accounts.") var count: Int
+        @Option(help: "real or mock.") var env: String = "mock"
+        @Option(help: "csv or json.") var format: String = "csv"
+        @Option(help: "Account name prefix.") var prefix = "acct"
+        @Option(help: "Seed for reproducible credentials.") var seed: UInt64 = 1
+
+        func validate() throws {
+            guard count >= 0 else { throw ValidationError("--count must be zero or more") }
+            guard ["real", "mock"].contains(env) else { throw ValidationError("--env must be real or mock") }
+            guard ["csv", "json"].contains(format) else { throw ValidationError("--format must be csv or json") }
+        }
+
+        func run() throws {
+            let accounts = MockAccounts.generate(count: count, environment: env, prefix: prefix, seed: seed)
+            let text = format == "json" ? try MockAccounts.json(accounts) : MockAccounts.csv(accounts)
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+    }
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the KIS auth endpoints; the first stdout line is 'listening on URL'.",
+            discussion: """
+                Faults: server-error, html, truncated, empty, drop, stall (repeatable --fault, drawn \
+                at --fail-rate). Test hooks: GET /__mock/stats, POST /__mock/clock/advance?seconds=N, \
+                POST /__mock/reset, POST /__mock/next-error.
+
+                Example:
+                  kis-mock serve --port 0 --accounts accounts.csv --latency-ms 50
+                """)
+
+        @Option(help: "Port (0 picks a free one).") var port = 0
+        @Option(help: "Address to bind.") var host = "127.0.0.1"
+        @Option(help: "Accounts file (CSV or JSON, kisvault's import format).") var accounts: String?
+        @Option(help: "Play only this environment's host: real or mock.") var env: String?
+        @Option(name: .customLong("latency-ms"), help: "Added latency per request.") var latency: Double = 0
+        @Option(name: .customLong("latency-jitter-ms"), help: "Random extra latency, up to this.") var jitter: Double = 0
+        @Option(name: .customLong("fail-rate"), help: "Share of requests (0-1) answered with a fault.") var failRate: Double = 0
+        @Option(name: .customLong("fault"), help: "A fault kind to inject (repeatable).") var faults: [String] = []
+        @Option(help: "Seed for fault injection.") var seed: UInt64 = 1
+        @Option(name: .customLong("stall-seconds"), help: "How long a stall fault holds a request.") var stallSeconds: Double = 30
+
+        func validate() throws {
+            for fault in faults where MockFault(rawValue: fault) == nil {
+                throw ValidationError("unknown fault '\(fault)': use \(MockFault.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if let env, !["real", "mock"].contains(env) { throw ValidationError("--env must be real or mock") }
+            guard (0...1).contains(failRate) else { throw ValidationError("--fail-rate must be between 0 and 1") }
+        }
+
+        func run() async throws {
+            var configuration = MockConfiguration()
+            configuration.host = host
+            configuration.port = port
+            configuration.environment = env
+            configuration.latencyMilliseconds = latency
+            configuration.latencyJitterMilliseconds = jitter
+            configuration.failRate = failRate
+            configuration.faults = faults.compactMap(MockFault.init(rawValue:))
+            configuration.seed = seed
+            configuration.stallSeconds = stallSeconds
+            if let accounts { configuration.accounts = try MockAccounts.load(path: accounts) }
+            let server = try await KISMockServer.start(configuration)
+            FileHandle.standardOutput.write(Data("listening on \(server.baseURL)\n".utf8))
+            // The mock keeps nothing worth saving: SIGTERM/SIGINT end it at once, which closes
+            // the listening socket with the process.
+            for sig in [SIGTERM, SIGINT] { signal(sig) { _ in _exit(0) } }
+            try await server.wait()
+        }
+    }
+}
+
+extension KISMockCommand {
+    /// Parses and runs, awaiting async subcommands (`serve`).
+    static func runMain() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+await KISMockCommand.runMain()

@@ -1,3 +1,4 @@
+import AccountFile
 import Foundation
 import VaultCrypto
 import VaultStore
@@ -21,8 +22,6 @@ enum AccountFileFormat: String, CaseIterable {
     }
 }
 
-/// The columns, in order, of the CSV header and the JSON objects.
-let accountFileColumns = ["name", "environment", "appkey", "appsecret", "account_no", "hts_id", "tags"]
 
 /// Parses account files into import candidates, collecting every problem with its place.
 struct AccountFileParser {
@@ -164,69 +163,3 @@ struct AccountFileParser {
     }
 }
 
-/// A small RFC 4180 CSV reader that remembers the line each record starts on.
-enum CSV {
-    struct Record {
-        var line: Int
-        var fields: [String]
-        var error: String?
-    }
-
-    static func parse(_ text: String) -> [Record] {
-        var records: [Record] = []
-        var fields: [String] = []
-        var field = ""
-        var inQuotes = false
-        var line = 1
-        var recordLine = 1
-        var afterQuote = false
-        var error: String?
-        var iterator = text.unicodeScalars.makeIterator()
-        var pending: Unicode.Scalar?
-        func next() -> Unicode.Scalar? {
-            if let p = pending { pending = nil; return p }
-            return iterator.next()
-        }
-        func endRecord() {
-            fields.append(field)
-            records.append(Record(line: recordLine, fields: fields, error: error))
-            fields = []; field = ""; error = nil; afterQuote = false
-        }
-        while let c = next() {
-            if inQuotes {
-                if c == "\"" {
-                    if let n = next() {
-                        if n == "\"" { field.unicodeScalars.append("\"") } else { inQuotes = false; afterQuote = true; pending = n }
-                    } else { inQuotes = false }
-                } else {
-                    if c == "\n" { line += 1 }
-                    field.unicodeScalars.append(c)
-                }
-                continue
-            }
-            switch c {
-            case ",":
-                fields.append(field); field = ""; afterQuote = false
-            case "\r":
-                if let n = next(), n != "\n" { pending = n }
-                line += 1; endRecord(); recordLine = line
-            case "\n":
-                line += 1; endRecord(); recordLine = line
-            case "\"" where field.isEmpty && !afterQuote:
-                inQuotes = true
-            default:
-                if afterQuote && error == nil { error = "a character after a closing quote" }
-                field.unicodeScalars.append(c)
-            }
-        }
-        if inQuotes { error = "a quoted field is never closed" }
-        if !field.isEmpty || !fields.isEmpty || inQuotes { endRecord() }
-        return records
-    }
-
-    /// Quotes a field when it needs it.
-    static func escape(_ field: String) -> String {
-        field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-            ? "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : field
-    }
-}

@@ -1,0 +1,71 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+
+/// A fake KIS authentication server, faithful to KIS-API.md: the three OAuth endpoints,
+/// both error shapes, the once-a-minute token rule, per-second limits, environment
+/// separation, and seeded fault injection. Test hooks live under `/__mock/`.
+///
+/// ```swift
+/// let mock = try await KISMockServer.start(configuration)
+/// defer { Task { await mock.stop() } }
+/// // point the client at mock.baseURL
+/// ```
+public final class KISMockServer: Sendable {
+    /// The state, for tests that inspect it directly.
+    public let state: MockState
+    /// The port actually bound (useful with port 0).
+    public let port: Int
+    /// `http://127.0.0.1:PORT`.
+    public var baseURL: String { "http://\(host):\(port)" }
+    let host: String
+    private let task: Task<Void, any Error>
+
+    private init(state: MockState, port: Int, host: String, task: Task<Void, any Error>) {
+        self.state = state
+        self.port = port
+        self.host = host
+        self.task = task
+    }
+
+    /// Starts serving and returns once the port is bound.
+    /// - Throws: when the address cannot be bound.
+    public static func start(_ configuration: MockConfiguration) async throws -> KISMockServer {
+        let state = MockState(configuration: configuration)
+        let router = Router()
+        MockRoutes(state: state).register(on: router)
+        var logger = Logger(label: "kis-mock")
+        logger.logLevel = .critical
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kis-mock"),
+            onServerRunning: { channel in
+                continuation.yield(channel.localAddress?.port ?? 0)
+                continuation.finish()
+            },
+            logger: logger)
+        let task = Task {
+            defer { continuation.finish() }
+            try await app.run()
+        }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else {
+            _ = try await task.value
+            throw MockAccountFileError(description: "kis-mock stopped before it was listening")
+        }
+        return KISMockServer(state: state, port: port, host: configuration.host, task: task)
+    }
+
+    /// Stops serving and waits until the port is closed.
+    public func stop() async {
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    /// Waits until the server stops (for the `kis-mock serve` executable).
+    public func wait() async throws {
+        try await task.value
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// The request handlers. Every OAuth request is counted, delayed, possibly faulted,
+/// validated as KIS validates it, and answered in KIS's shapes.
+struct MockRoutes: Sendable {
+    let state: MockState
+
+    func register(on router: Router<BasicRequestContext>) {
+        for path in ["/oauth2/Approval", "/oauth2/tokenP", "/oauth2/revokeP"] {
+            router.post(RouterPath(path)) { request, _ in try await handle(path: path, request: request) }
+        }
+        router.get("/__mock/stats") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: await state.statsJSON())))
+        }
+        router.post("/__mock/clock/advance") { request, _ in
+            guard let seconds = request.uri.queryParameters.get("seconds", as: Double.self) else {
+                return json(400, ["error": "give ?seconds=N"])
+            }
+            await state.advanceClock(by: seconds)
+            return json(200, ["advanced": seconds])
+        }
+        router.post("/__mock/reset") { _, _ in
+            await state.reset()
+            return json(200, ["reset": true])
+        }
+        // Queue an error for the next matching requests:
+        // {"code": "EGW00207", "status": 403, "shape": "oauth"|"data", "count": 1, "path": "/oauth2/tokenP"}
+        router.post("/__mock/next-error") { request, _ in
+            let body = try await request.body.collect(upTo: 4096)
+            guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                  let code = object["code"] as? String else {
+                return json(400, ["error": "give {\"code\": ...}"])
+            }
+            await state.force(.init(path: object["path"] as? String, code: code, status: object["status"] as? Int ?? 403,
+                                    dataShape: object["shape"] as? String == "data", remaining: object["count"] as? Int ?? 1))
+            return json(200, ["queued": code])
+        }
+    }
+
+    func handle(path: String, request: Request) async throws -> Response {
+        await state.countRequest(path: path)
+        let plan = await state.plan()
+        if plan.latency > 0 { try await Task.sleep(for: .milliseconds(Int(plan.latency * 1000))) }
+        if let forced = await state.takeForced(path: path) {
+            await state.countOutcome(forced.code, path: path, appkey: nil)
+            return forced.dataShape ? dataError(forced.status, forced.code) : oauthError(forced.status, forced.code)
+        }
+        if let fault = plan.fault {
+            await state.countOutcome("fault:\(fault.rawValue)", path: path, appkey: nil)
+            return try await inject(fault)
+        }
+        let contentType = request.headers[.contentType] ?? ""
+        guard contentType.lowercased().hasPrefix("application/json") else {
+            await state.countOutcome("EGW00132", path: path, appkey: nil)
+            return oauthError(403, "EGW00132")
+        }
+        let buffer = try await request.body.collect(upTo: 65536)
+        let body = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] ?? [:]
+        let appkey = (body["appkey"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+        let secretField = path == "/oauth2/Approval" ? "secretkey" : "appsecret"
+        let secret = (body[secretField] as? String).flatMap { $0.isEmpty ? nil : $0 }
+
+        func refuse(_ status: Int, _ code: String) async -> Response {
+            await state.countOutcome(code, path: path, appkey: appkey)
+            return oauthError(status, code)
+        }
+        if path != "/oauth2/revokeP", body["grant_type"] as? String != "client_credentials" {
+            return await refuse(403, "EGW00205")
+        }
+        guard let appkey else { return await refuse(403, "EGW00102") }
+        guard let secret else { return await refuse(403, "EGW00104") }
+        guard let account = await state.accountsByKey[appkey] else { return await refuse(403, "EGW00103") }
+        if let only = state.configuration.environment, account.environment != only { return await refuse(403, "EGW00103") }
+        guard account.appsecret == secret else { return await refuse(403, "EGW00105") }
+        guard await state.admit(appkey: appkey, environment: account.environment) else {
+            await state.countOutcome("EGW00201", path: path, appkey: appkey)
+            return dataError(500, "EGW00201")
+        }
+
+        switch path {
+        case "/oauth2/Approval":
+            await state.countOutcome("ok", path: path, appkey: appkey)
+            return json(200, ["approval_key": MockTokens.approvalKey()])
+        case "/oauth2/tokenP":
+            guard let token = await state.issueToken(appkey: appkey, make: { MockTokens.jwt(appkey: appkey, issuedAt: $0, expiresAt: $1) }) else {
+                return await refuse(403, "EGW00133")
+            }
+            await state.countOutcome("ok", path: path, appkey: appkey)
+            let now = await state.now()
+            return json(200, [
+                "access_token": token.value, "token_type": "Bearer",
+                "expires_in": max(0, Int(token.expiresAt.timeIntervalSince(now))),
+                "access_token_token_expired": MockTokens.koreaTime(token.expiresAt),
+            ])
+        default:
+            guard let token = body["token"] as? String, await state.revoke(appkey: appkey, token: token) else {
+                return await refuse(403, "EGW00121")
+            }
+            await state.countOutcome("ok", path: path, appkey: appkey)
+            return json(200, ["code": 200, "message": "접근토큰 폐기에 성공하였습니다"])
+        }
+    }
+
+    func inject(_ fault: MockFault) async throws -> Response {
+        switch fault {
+        case .serverError:
+            return oauthError(500, await state.coin() ? "EGW00001" : "EGW00002")
+        case .html:
+            return Response(status: .init(code: 502), headers: [.contentType: "text/html"],
+                            body: .init(byteBuffer: ByteBuffer(string: "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>")))
+        case .truncated:
+            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: "{\"approval_key\": \"3f9a")))
+        case .empty:
+            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer()))
+        case .drop:
+            // Announce a body and then fail writing it: the server closes the connection
+            // mid-response, which a client sees as a dropped connection.
+            return Response(status: .ok, headers: [.contentType: "application/json", .contentLength: "100"],
+                            body: ResponseBody { _ in throw CancellationError() })
+        case .stall:
+            try await Task.sleep(for: .milliseconds(Int(state.configuration.stallSeconds * 1000)))
+            return oauthError(504, "EGW00002")
+        }
+    }
+}
+
+/// KIS's descriptions for the codes the mock produces (KIS-API.md, "Errors").
+let kisMessages: [String: String] = [
+    "EGW00001": "일시적인 오류가 발생했습니다.",
+    "EGW00002": "서버 에러가 발생했습니다.",
+    "EGW00102": "AppKey는 필수입니다.",
+    "EGW00103": "유효하지 않은 AppKey입니다.",
+    "EGW00104": "AppSecret은 필수입니다.",
+    "EGW00105": "유효하지 않은 AppSecret입니다.",
+    "EGW00121": "유효하지 않은 token 입니다.",
+    "EGW00122": "token을 찾을 수 없습니다.",
+    "EGW00123": "기간이 만료된 token 입니다.",
+    "EGW00132": "잘못된 Content-Type 입니다.",
+    "EGW00133": "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)",
+    "EGW00201": "초당 거래건수를 초과하였습니다.",
+    "EGW00205": "grant_type 값이 올바르지 않습니다.",
+    "EGW00206": "API 사용 권한이 없습니다.",
+    "EGW00207": "IP 주소가 없거나 유효하지 않은 IP 주소입니다.",
+]
+
+func json(_ status: Int, _ object: [String: Any]) -> Response {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    return Response(status: .init(code: status), headers: [.contentType: "application/json; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// `{"error_code", "error_description"}`: the OAuth endpoints' error shape.
+func oauthError(_ status: Int, _ code: String) -> Response {
+    json(status, ["error_code": code, "error_description": kisMessages[code] ?? "오류"])
+}
+
+/// `{"rt_cd", "msg_cd", "msg1"}`: the data endpoints' error shape.
+func dataError(_ status: Int, _ code: String) -> Response {
+    json(status, ["rt_cd": "1", "msg_cd": code, "msg1": kisMessages[code] ?? "오류"])
+}
+
+/// Credential material in KIS's shapes. Random, not secret: nothing validates the
+/// signature, so it only has to look like KIS's.
+enum MockTokens {
+    static let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+
+    /// 286 characters, the documented approval key length.
+    static func approvalKey() -> String {
+        var out = ""
+        out.reserveCapacity(286)
+        for i in 0..<286 {
+            out.append(i % 9 == 8 ? "-" : alphabet[Int.random(in: 0..<alphabet.count)])
+        }
+        return out
+    }
+
+    static func base64url(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// An HS512-shaped JWT whose `jti` is the appkey, as KIS's are.
+    static func jwt(appkey: String, issuedAt: Date, expiresAt: Date) -> String {
+        let header = #"{"typ":"JWT","alg":"HS512"}"#
+        let payload = #"{"sub":"token","aud":"\#(UUID().uuidString.lowercased())","prdt_cd":"","iss":"unogw","exp":\#(Int(expiresAt.timeIntervalSince1970)),"iat":\#(Int(issuedAt.timeIntervalSince1970)),"jti":"\#(appkey)"}"#
+        let signature = Data((0..<64).map { _ in UInt8.random(in: 0...255) })
+        return [base64url(Data(header.utf8)), base64url(Data(payload.utf8)), base64url(signature)].joined(separator: ".")
+    }
+
+    /// `yyyy-MM-dd HH:mm:ss` in Korea time (UTC+9, no daylight saving), as KIS writes
+    /// `access_token_token_expired`.
+    static func koreaTime(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(secondsFromGMT: 9 * 3600)
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return formatter.string(from: date)
+    }
+}

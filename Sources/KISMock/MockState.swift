@@ -1,0 +1,140 @@
+import Foundation
+
+/// Everything the mock remembers: issued tokens, the clock offset, rate windows, stats.
+/// One actor, so concurrent requests see one consistent KIS.
+public actor MockState {
+    struct Token {
+        var value: String
+        var issuedAt: Date
+        var expiresAt: Date
+    }
+
+    /// A queued error that the next matching requests answer with (test hook).
+    struct ForcedError {
+        var path: String?
+        var code: String
+        var status: Int
+        var dataShape: Bool
+        var remaining: Int
+    }
+
+    let configuration: MockConfiguration
+    private(set) var accountsByKey: [String: MockAccount]
+    private var clockOffset: TimeInterval = 0
+    private var tokens: [String: Token] = [:]
+    private var lastTokenIssue: [String: Date] = [:]
+    private var secondWindow: [String: (second: Int64, count: Int)] = [:]
+    private var forced: [ForcedError] = []
+    private var rng: SeededGenerator
+
+    private var requestsByPath: [String: Int] = [:]
+    private var outcomes: [String: Int] = [:]
+    private var perAccount: [String: [String: Int]] = [:]
+
+    init(configuration: MockConfiguration) {
+        self.configuration = configuration
+        accountsByKey = Dictionary(configuration.accounts.map { ($0.appkey, $0) }, uniquingKeysWith: { a, _ in a })
+        rng = SeededGenerator(seed: configuration.seed)
+    }
+
+    /// The mock's idea of now: the wall clock plus whatever tests advanced it by.
+    func now() -> Date { Date().addingTimeInterval(clockOffset) }
+
+    func advanceClock(by seconds: TimeInterval) { clockOffset += seconds }
+
+    func reset() {
+        clockOffset = 0
+        tokens = [:]
+        lastTokenIssue = [:]
+        secondWindow = [:]
+        forced = []
+        requestsByPath = [:]
+        outcomes = [:]
+        perAccount = [:]
+        rng = SeededGenerator(seed: configuration.seed)
+    }
+
+    func countRequest(path: String) { requestsByPath[path, default: 0] += 1 }
+
+    func countOutcome(_ outcome: String, path: String, appkey: String?) {
+        outcomes[outcome, default: 0] += 1
+        let who = appkey.flatMap { accountsByKey[$0]?.name } ?? "unknown"
+        perAccount[who, default: [:]][path, default: 0] += 1
+    }
+
+    /// Latency to add to this request, and the fault to inject, if any.
+    func plan() -> (latency: TimeInterval, fault: MockFault?) {
+        var latency = configuration.latencyMilliseconds
+        if configuration.latencyJitterMilliseconds > 0 {
+            latency += Double(rng.next() % 1_000_000) / 1_000_000 * configuration.latencyJitterMilliseconds
+        }
+        var fault: MockFault?
+        if configuration.failRate > 0, Double(rng.next() % 1_000_000) / 1_000_000 < configuration.failRate {
+            let kinds = configuration.faults.isEmpty ? [MockFault.serverError] : configuration.faults
+            fault = kinds[Int(rng.next() % UInt64(kinds.count))]
+        }
+        return (latency / 1000, fault)
+    }
+
+    func coin() -> Bool { rng.next() % 2 == 0 }
+
+    func force(_ error: ForcedError) { forced.append(error) }
+
+    func takeForced(path: String) -> ForcedError? {
+        guard let index = forced.firstIndex(where: { $0.path == nil || $0.path == path }) else { return nil }
+        let error = forced[index]
+        forced[index].remaining -= 1
+        if forced[index].remaining <= 0 { forced.remove(at: index) }
+        return error
+    }
+
+    /// Counts a request against the appkey's per-second limit; false when over it.
+    func admit(appkey: String, environment: String) -> Bool {
+        let second = Int64(Date().timeIntervalSince1970)
+        let limit = environment == "real" ? configuration.perSecondLimitReal : configuration.perSecondLimitMock
+        var window = secondWindow[appkey] ?? (second, 0)
+        if window.second != second { window = (second, 0) }
+        window.count += 1
+        secondWindow[appkey] = window
+        return window.count <= limit
+    }
+
+    /// KIS's tokenP rules: refuse within 60 s of the last issuance, hand back the same
+    /// token while it is under 6 hours old, a new one after.
+    func issueToken(appkey: String, make: (Date, Date) -> String) -> Token? {
+        let now = now()
+        if let last = lastTokenIssue[appkey], now.timeIntervalSince(last) < 60 { return nil }
+        lastTokenIssue[appkey] = now
+        if let token = tokens[appkey], now.timeIntervalSince(token.issuedAt) < 6 * 3600, token.expiresAt > now {
+            return token
+        }
+        let expires = now.addingTimeInterval(86_400)
+        let token = Token(value: make(now, expires), issuedAt: now, expiresAt: expires)
+        tokens[appkey] = token
+        return token
+    }
+
+    /// Revokes `token` if it is `appkey`'s current token.
+    func revoke(appkey: String, token: String) -> Bool {
+        guard let current = tokens[appkey], current.value == token else { return false }
+        tokens[appkey] = nil
+        return true
+    }
+
+    /// True when `token` is a live token of any appkey (for hashkey-style checks in tests).
+    func isLive(token: String) -> Bool {
+        let now = now()
+        return tokens.values.contains { $0.value == token && $0.expiresAt > now }
+    }
+
+    /// The statistics served at `/__mock/stats`, as JSON.
+    public func statsJSON() -> Data {
+        (try? JSONSerialization.data(withJSONObject: stats(), options: [.sortedKeys])) ?? Data("{}".utf8)
+    }
+
+    func stats() -> [String: Any] {
+        var requests: [String: Int] = ["/oauth2/Approval": 0, "/oauth2/tokenP": 0, "/oauth2/revokeP": 0]
+        for (k, v) in requestsByPath { requests[k] = v }
+        return ["requests": requests, "outcomes": outcomes, "per_account": perAccount, "clock_offset_seconds": clockOffset]
+    }
+}
