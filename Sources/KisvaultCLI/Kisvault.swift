@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeyManager
 import VaultStore
 
 /// The `kisvault` command tree. The executable's `main` only calls ``Kisvault/main(arguments:)``.
@@ -17,7 +18,7 @@ public struct Kisvault: AsyncParsableCommand {
         version: version,
         subcommands: [
             Init.self, Doctor.self, PassphraseCommand.self, KeyslotCommand.self,
-            AccountCommand.self, AuditCommand.self,
+            AccountCommand.self, ApprovalCommand.self, TokenCommand.self, Exec.self, AuditCommand.self,
         ]
     )
 
@@ -38,7 +39,7 @@ public struct Kisvault: AsyncParsableCommand {
         } catch let error as ExitCode {
             return error.rawValue
         } catch {
-            if error is VaultError || error is CLIError {
+            if error is VaultError || error is CLIError || error is KeyManagerError {
                 return report(error).rawValue
             }
             let code = exitCode(for: error)

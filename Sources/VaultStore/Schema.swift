@@ -62,5 +62,30 @@ enum Schema {
         ) STRICT;
         CREATE INDEX audit_by_account ON audit(account);
         """,
+        // 2: issued credentials and the issuance state behind single-flight.
+        """
+        CREATE TABLE credentials (
+            account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            kind       TEXT NOT NULL CHECK (kind IN ('approval', 'token')),
+            slot       TEXT NOT NULL CHECK (slot IN ('current', 'previous')),
+            id         TEXT NOT NULL CHECK (length(id) = 32),
+            value      BLOB NOT NULL,
+            issued_at  TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            PRIMARY KEY (account_id, kind, slot)
+        ) STRICT, WITHOUT ROWID;
+
+        CREATE TABLE issuance (
+            account_id       TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            kind             TEXT NOT NULL CHECK (kind IN ('approval', 'token')),
+            lease_owner      TEXT,
+            lease_expires_at TEXT,
+            last_request_at  TEXT,
+            rejected_code    TEXT,
+            rejected_message TEXT,
+            last_error       TEXT,
+            PRIMARY KEY (account_id, kind)
+        ) STRICT, WITHOUT ROWID;
+        """,
     ]
 }

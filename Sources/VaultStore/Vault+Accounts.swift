@@ -189,9 +189,12 @@ extension UnlockedVault {
         }
     }
 
-    /// Hook for state tied to the old appkey (cached credentials, rejection marks): the
-    /// key manager's tables clear it here when they exist.
-    func didRotateSecrets(_ db: Database, accountID: String) throws {}
+    /// New credentials make everything tied to the old appkey meaningless: cached
+    /// approval keys and tokens, the once-a-minute clock and a "rejected" mark.
+    func didRotateSecrets(_ db: Database, accountID: String) throws {
+        try db.execute(sql: "DELETE FROM credentials WHERE account_id = ?", arguments: [accountID])
+        try db.execute(sql: "DELETE FROM issuance WHERE account_id = ?", arguments: [accountID])
+    }
 
     /// Renames an account. Sealed fields are bound to the record id, not the name, so
     /// nothing is re-encrypted.

@@ -68,7 +68,13 @@ public final class Vault: Sendable {
         try? probe.close()
         do {
             let pool = try DatabasePool(path: path, configuration: configuration(readonly: false, busyTimeout: busyTimeout))
-            return Vault(path: path, db: pool, formatVersion: version, mode: mode, busyTimeout: busyTimeout)
+            if version < Schema.currentVersion {
+                // An older vault is upgraded in place, in one transaction, on first write access.
+                try pool.writeWithoutTransaction { db in
+                    try db.inTransaction(.immediate) { try Migrations.apply(db); return .commit }
+                }
+            }
+            return Vault(path: path, db: pool, formatVersion: Schema.currentVersion, mode: mode, busyTimeout: busyTimeout)
         } catch {
             throw translate(error, path: path, busyTimeout: busyTimeout)
         }

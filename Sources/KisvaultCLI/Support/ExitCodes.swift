@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import KISAPI
+import KeyManager
 import VaultStore
 
 /// kisvault's exit codes: few and stable (docs/CLI.md). Every error maps to one here.
@@ -73,6 +75,23 @@ extension VaultError {
     }
 }
 
+extension KeyManagerError {
+    /// The documented exit code for this error.
+    var exit: KisvaultExit {
+        switch self {
+        case .kis(_, let error):
+            switch error.kind {
+            case .credentialsRejected, .tokenInvalid, .permanent: return .rejected
+            case .retryable, .malformedResponse, .unavailable, .rateLimited: return .unavailable
+            }
+        case .previouslyRejected: return .rejected
+        case .mustWait, .leaseTimeout: return .unavailable
+        case .nothingStored: return .notFound
+        case .configuration: return .usage
+        }
+    }
+}
+
 /// Maps any error to its exit code, writing its message to stderr. The one place errors
 /// become exit codes.
 func report(_ error: any Error) -> KisvaultExit {
@@ -83,6 +102,12 @@ func report(_ error: any Error) -> KisvaultExit {
     case let error as CLIError:
         Terminal.note(error.description)
         return error.exit
+    case let error as KeyManagerError:
+        Terminal.note(error.description)
+        return error.exit
+    case let error as KISConfigurationError:
+        Terminal.note(error.description)
+        return .usage
     case let error as ExitCode:
         return KisvaultExit(rawValue: error.rawValue) ?? .failure
     default:

@@ -1,0 +1,267 @@
+import Foundation
+import KISAPI
+import VaultCrypto
+import VaultStore
+
+/// What a bulk run does for each account.
+public enum BulkMode: String, Sendable, Codable {
+    /// Issue where the stored credential is missing or not fresh enough.
+    case issue
+    /// Issue a new credential for every account.
+    case rotate
+}
+
+/// Options of a bulk run.
+public struct BulkOptions: Sendable {
+    public var kind: CredentialKind
+    public var mode: BulkMode
+    /// Requests to KIS in flight at once.
+    public var concurrency = 16
+    /// With `issue`: issue even when the stored credential is fresh.
+    public var force = false
+    /// Report what would be done without contacting KIS.
+    public var dryRun = false
+    /// With `issue`: a stored credential valid for less than this is reissued.
+    public var minTTL: TimeInterval = 600
+    /// Results are committed in batches of up to this many, or after `commitDelay`.
+    public var commitBatch = 64
+    public var commitDelay: TimeInterval = 0.005
+
+    public init(kind: CredentialKind, mode: BulkMode) {
+        self.kind = kind
+        self.mode = mode
+    }
+}
+
+/// One account's line in a bulk report.
+public struct BulkItemResult: Sendable, Codable, Equatable {
+    public enum Status: String, Sendable, Codable {
+        case issued, rotated, skipped, failed
+        case wouldIssue = "would-issue"
+    }
+
+    public var account: String
+    public var status: Status
+    public var errorCode: String?
+    public var message: String?
+    public var expiresAt: String?
+}
+
+/// Live counters of a bulk run, read by the progress display.
+public final class BulkProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    public let total: Int
+    public let started = Date()
+    private var _done = 0, _failed = 0, _skipped = 0
+
+    public init(total: Int) { self.total = total }
+
+    func record(_ status: BulkItemResult.Status) {
+        lock.lock()
+        _done += 1
+        if status == .failed { _failed += 1 }
+        if status == .skipped { _skipped += 1 }
+        lock.unlock()
+    }
+
+    /// Accounts finished, failed and skipped so far.
+    public var counts: (done: Int, failed: Int, skipped: Int) {
+        lock.lock(); defer { lock.unlock() }
+        return (_done, _failed, _skipped)
+    }
+}
+
+extension KeyManager {
+    /// Issues or rotates credentials for `accounts`: a bounded pool of workers, leases
+    /// claimed in batches, results committed in small batches as they land, failures
+    /// reported per account and never retried when KIS rejected the credentials.
+    ///
+    /// A run killed part-way loses nothing committed; running it again skips what is fresh
+    /// and issues the rest. Accounts being issued by another process are waited for and
+    /// reported as skipped.
+    public func bulk(accounts: [String], options: BulkOptions, progress: BulkProgress? = nil) async throws -> [BulkItemResult] {
+        let progress = progress ?? BulkProgress(total: accounts.count)
+        let started = configuration.now()
+        let kind = options.kind
+        let minTTL = options.minTTL
+        let wantsFresh = options.mode == .issue && !options.force
+        let accept: @Sendable (CredentialTimes, Date) -> Bool = { times, now in
+            wantsFresh ? times.expiresAt.timeIntervalSince(now) >= minTTL : times.issuedAt >= started
+        }
+        let snapshots = Dictionary(uniqueKeysWithValues: try vault.vault.issuanceSnapshots(kind: kind).map { ($0.account, $0) })
+
+        var results: [String: BulkItemResult] = [:]
+        var queue: [String] = []
+        let now = configuration.now()
+        for name in accounts {
+            guard let snapshot = snapshots[name] else {
+                results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-found", message: "no account named '\(name)'")
+                progress.record(.failed)
+                continue
+            }
+            if let current = snapshot.current, accept(current, now) {
+                results[name] = BulkItemResult(account: name, status: .skipped, message: "fresh", expiresAt: Timestamp.string(current.expiresAt))
+                progress.record(.skipped)
+            } else if let code = snapshot.rejectedCode {
+                let error = KeyManagerError.previouslyRejected(account: name, code: code, message: snapshot.rejectedMessage ?? "")
+                results[name] = BulkItemResult(account: name, status: .failed, errorCode: code, message: error.description)
+                progress.record(.failed)
+            } else if options.dryRun {
+                results[name] = BulkItemResult(account: name, status: .wouldIssue)
+                progress.record(.wouldIssue)
+            } else {
+                queue.append(name)
+            }
+        }
+
+        let dispenser = ClaimDispenser(manager: self, accounts: queue, kind: kind, chunk: max(options.concurrency, 8), accept: accept)
+        let committer = Committer(manager: self, kind: kind, batch: options.commitBatch, delay: options.commitDelay)
+        let issuedStatus: BulkItemResult.Status = options.mode == .rotate ? .rotated : .issued
+        let workerResults = try await withThrowingTaskGroup(of: [BulkItemResult].self) { group in
+            for _ in 0..<max(1, min(options.concurrency, queue.count)) {
+                group.addTask {
+                    var mine: [BulkItemResult] = []
+                    while let (name, claim) = try await dispenser.next() {
+                        let result = await self.bulkOne(name: name, claim: claim, kind: kind, issuedStatus: issuedStatus,
+                                                        committer: committer, accept: accept)
+                        progress.record(result.status)
+                        mine.append(result)
+                    }
+                    return mine
+                }
+            }
+            var all: [BulkItemResult] = []
+            for try await part in group { all += part }
+            return all
+        }
+        try await committer.flush()
+        for result in workerResults { results[result.account] = result }
+        return accounts.compactMap { results[$0] }
+    }
+
+    func bulkOne(name: String, claim: Step, kind: CredentialKind, issuedStatus: BulkItemResult.Status,
+                 committer: Committer, accept: @escaping @Sendable (CredentialTimes, Date) -> Bool) async -> BulkItemResult {
+        do {
+            switch claim {
+            case .cached:
+                let stored = try vault.vault.issuanceSnapshot(account: name, kind: kind).current
+                return BulkItemResult(account: name, status: .skipped, message: "issued by another process",
+                                      expiresAt: stored.map { Timestamp.string($0.expiresAt) })
+            case .rejected(let code, let message):
+                let error = KeyManagerError.previouslyRejected(account: name, code: code, message: message)
+                return BulkItemResult(account: name, status: .failed, errorCode: code, message: error.description)
+            case .waitForOther, .waitForInterval:
+                // Contended or inside the token minute: the single-account path waits it out.
+                let issued = try await obtain(account: name, kind: kind, isAcceptable: accept)
+                return BulkItemResult(account: name, status: issued.fromCache ? .skipped : issuedStatus,
+                                      message: issued.fromCache ? "issued by another process" : nil,
+                                      expiresAt: Timestamp.string(issued.times.expiresAt))
+            case .request:
+                let result = await request(account: name, kind: kind)
+                switch result {
+                case .issued(_, let times):
+                    try await committer.submit(name, result)
+                    return BulkItemResult(account: name, status: issuedStatus, expiresAt: Timestamp.string(times.expiresAt))
+                case .failed(let error) where error.kind == .rateLimited(retryAfter: 60):
+                    _ = try? record(account: name, kind: kind, result: result)
+                    let issued = try await obtain(account: name, kind: kind, isAcceptable: accept)
+                    return BulkItemResult(account: name, status: issuedStatus, expiresAt: Timestamp.string(issued.times.expiresAt))
+                case .failed(let error):
+                    try await committer.submit(name, result)
+                    let wrapped = KeyManagerError.kis(account: name, error)
+                    return BulkItemResult(account: name, status: .failed, errorCode: wrapped.code, message: wrapped.description)
+                }
+            }
+        } catch let error as KeyManagerError {
+            return BulkItemResult(account: name, status: .failed, errorCode: error.code, message: error.description)
+        } catch {
+            return BulkItemResult(account: name, status: .failed, errorCode: "vault", message: "\(error)")
+        }
+    }
+}
+
+/// Hands accounts to workers, claiming their leases a chunk at a time in one transaction.
+actor ClaimDispenser {
+    let manager: KeyManager
+    var remaining: ArraySlice<String>
+    var ready: [(String, KeyManager.Step)] = []
+    let kind: CredentialKind
+    let chunk: Int
+    let accept: @Sendable (CredentialTimes, Date) -> Bool
+
+    init(manager: KeyManager, accounts: [String], kind: CredentialKind, chunk: Int, accept: @escaping @Sendable (CredentialTimes, Date) -> Bool) {
+        self.manager = manager
+        self.remaining = accounts[...]
+        self.kind = kind
+        self.chunk = chunk
+        self.accept = accept
+    }
+
+    func next() throws -> (String, KeyManager.Step)? {
+        if ready.isEmpty {
+            let names = Array(remaining.prefix(chunk))
+            remaining = remaining.dropFirst(names.count)
+            guard !names.isEmpty else { return nil }
+            let now = manager.configuration.now()
+            let decided = try manager.vault.withIssuance(accounts: names, kind: kind) { tx in
+                manager.decide(tx, kind: kind, now: now, isAcceptable: accept)
+            }
+            ready = names.reversed().map { ($0, decided[$0] ?? .rejected(code: "not-found", message: "account removed")) }
+        }
+        return ready.popLast()
+    }
+}
+
+/// Collects results and commits them in batches: one fsync per batch instead of one per
+/// account. A batch waits at most `delay` seconds, so each result is durable moments after
+/// it lands; a run killed in that window loses only what was in flight anyway.
+actor Committer {
+    let manager: KeyManager
+    let kind: CredentialKind
+    let batch: Int
+    let delay: TimeInterval
+    var pending: [(String, KeyManager.RequestResult)] = []
+    var scheduled = false
+    var failure: (any Error)?
+
+    init(manager: KeyManager, kind: CredentialKind, batch: Int, delay: TimeInterval) {
+        self.manager = manager
+        self.kind = kind
+        self.batch = batch
+        self.delay = delay
+    }
+
+    func submit(_ account: String, _ result: KeyManager.RequestResult) async throws {
+        if let failure { throw failure }
+        pending.append((account, result))
+        if pending.count >= batch {
+            try flush()
+        } else if !scheduled {
+            scheduled = true
+            Task {
+                try? await Task.sleep(for: .seconds(delay))
+                await self.timedFlush()
+            }
+        }
+    }
+
+    func timedFlush() {
+        scheduled = false
+        do { try flush() } catch { failure = error }
+    }
+
+    func flush() throws {
+        if let failure { throw failure }
+        guard !pending.isEmpty else { return }
+        let items = pending
+        pending = []
+        let byName = Dictionary(items.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+        _ = try manager.vault.withIssuance(accounts: items.map(\.0), kind: kind) { tx in
+            switch byName[tx.snapshot.account] {
+            case .issued(let value, let times): try manager.store(tx, value, times)
+            case .failed(let error): try manager.fail(tx, error)
+            case nil: break
+            }
+        }
+    }
+}

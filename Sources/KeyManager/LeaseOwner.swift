@@ -1,0 +1,29 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who holds an issuance lease: `host:pid:nonce`. A lease of a process on this host that
+/// no longer exists is taken over at once; otherwise it expires after the lease duration.
+struct LeaseOwner: Sendable, Equatable {
+    let text: String
+
+    static func current() -> LeaseOwner {
+        let nonce = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return LeaseOwner(text: "\(hostName):\(getpid()):\(nonce)")
+    }
+
+    static let hostName: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count - 1)
+        return String(cString: buffer)
+    }()
+
+    /// False only when the owner is known dead: same host, and no such process.
+    static func isAlive(_ owner: String) -> Bool {
+        let parts = owner.split(separator: ":")
+        guard parts.count >= 3, String(parts[0]) == hostName, let pid = Int32(parts[1]) else { return true }
+        if pid == getpid() { return true }
+        return kill(pid, 0) == 0 || errno == EPERM
+    }
+}

@@ -1,0 +1,174 @@
+import ArgumentParser
+import Foundation
+import KISAPI
+import KeyManager
+import VaultCrypto
+import VaultStore
+
+/// `get`: shared by `approval get` and `token get`.
+struct GetCredential {
+    let kind: CredentialKind
+
+    func run(options: VaultOptions, output: OutputOptions, manager managerOptions: ManagerOptions, account: String, minTTL: DurationArgument) async throws {
+        let vault = try options.open(.readWrite)
+        _ = try vault.account(named: account)
+        let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
+        let manager = try managerOptions.manager(vault: unlocked)
+        defer { Task { await manager.client.shutdown() } }
+        let issued = try await manager.get(account: account, kind: kind, minTTL: minTTL.seconds)
+        await manager.client.shutdown()
+        print(issued, output: output)
+    }
+
+    func print(_ issued: IssuedCredential, output: OutputOptions) {
+        if output.json {
+            let object: [String: Any] = [
+                kind.jsonField: issued.value.utf8String(),
+                "issued_at": Timestamp.string(issued.times.issuedAt),
+                "expires_at": Timestamp.string(issued.times.expiresAt),
+                "from_cache": issued.fromCache,
+            ]
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+            Terminal.out(String(decoding: data, as: UTF8.self))
+        } else {
+            Terminal.out(issued.value.utf8String())
+        }
+    }
+}
+
+/// The account selection of bulk commands: names, `--all` or `--tag`.
+struct AccountSelection: ParsableArguments {
+    @Argument(help: "Account names.") var accounts: [String] = []
+    @Flag(help: "Every account in the vault.") var all = false
+    @Option(help: "Every account with this tag.") var tag: String?
+
+    func validate() throws {
+        let ways = (accounts.isEmpty ? 0 : 1) + (all ? 1 : 0) + (tag == nil ? 0 : 1)
+        guard ways == 1 else { throw ValidationError("name the accounts, or give --all or --tag (exactly one of these)") }
+    }
+
+    func resolve(_ vault: Vault) throws -> [String] {
+        if !accounts.isEmpty {
+            let known = Set(try vault.accounts().map(\.name))
+            if let missing = accounts.first(where: { !known.contains($0) }) { throw VaultError.accountNotFound(name: missing) }
+            return accounts
+        }
+        return try vault.accounts(tag: tag).map(\.name)
+    }
+}
+
+/// The options of `issue` and `rotate`.
+struct BulkRunOptions: ParsableArguments {
+    @Option(help: "Requests to KIS in flight at once.") var concurrency = 16
+    @Option(help: ArgumentHelp("Requests per second per KIS host, across all workers.", valueName: "n")) var rate: Double = 1000
+    @Flag(help: "Issue even where the stored credential is fresh.") var force = false
+    @Flag(name: .customLong("dry-run"), help: "Show what would be issued; contact nobody.") var dryRun = false
+    @Flag(help: "No progress display.") var quiet = false
+    @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Reissue credentials valid for less than this (default 10m).", valueName: "duration"))
+    var minTTL = DurationArgument(seconds: 600, text: "10m")
+
+    func validate() throws {
+        guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 1024") }
+        guard rate > 0 else { throw ValidationError("--rate must be positive") }
+    }
+}
+
+/// `issue` and `rotate` over a selection: the bulk job.
+struct BulkCommand {
+    let kind: CredentialKind
+    let mode: BulkMode
+
+    func run(options: VaultOptions, output: OutputOptions, manager managerOptions: ManagerOptions,
+             selection: AccountSelection, bulk: BulkRunOptions, revokeOld: Bool = false) async throws {
+        let vault = try options.open(.readWrite)
+        let names = try selection.resolve(vault)
+        let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
+        let manager = try managerOptions.manager(vault: unlocked, perHostRate: bulk.rate)
+        var bulkOptions = BulkOptions(kind: kind, mode: mode)
+        bulkOptions.concurrency = bulk.concurrency
+        bulkOptions.force = bulk.force
+        bulkOptions.dryRun = bulk.dryRun
+        bulkOptions.minTTL = bulk.minTTL.seconds
+        let progress = BulkProgress(total: names.count)
+        let display = ProgressDisplay(progress: progress, label: "\(mode.rawValue) \(kind.noun)s", enabled: !bulk.quiet)
+        display.start()
+        let results: [BulkItemResult]
+        do {
+            results = try await manager.bulk(accounts: names, options: bulkOptions, progress: progress)
+        } catch {
+            display.stop()
+            await manager.client.shutdown()
+            throw error
+        }
+        display.stop()
+        if revokeOld && kind == .token && !bulk.dryRun {
+            for result in results where result.status == .rotated {
+                do {
+                    if let (current, _) = try unlocked.openCredential(account: result.account, kind: .token) {
+                        try await manager.revokePrevious(account: result.account, current: current)
+                    }
+                } catch {
+                    Terminal.note("\(error)")
+                }
+            }
+        }
+        await manager.client.shutdown()
+        report(results, output: output)
+        if results.contains(where: { $0.status == .failed }) {
+            let failed = results.filter { $0.status == .failed }.count
+            Terminal.note("\(failed) of \(results.count) accounts failed; run the same command again to retry them")
+            throw ExitCode(KisvaultExit.partial.rawValue)
+        }
+    }
+
+    static func errorText(_ result: BulkItemResult) -> String {
+        guard let message = result.message, result.status == .failed else { return result.message ?? "" }
+        return message
+    }
+
+    func report(_ results: [BulkItemResult], output: OutputOptions) {
+        var summary: [String: Int] = [:]
+        for r in results { summary[r.status.rawValue, default: 0] += 1 }
+        if output.json {
+            struct Report: Encodable { var kind: String; var mode: String; var summary: [String: Int]; var results: [BulkItemResult] }
+            try? Terminal.json(Report(kind: kind.rawValue, mode: mode.rawValue, summary: summary, results: results))
+        } else {
+            Terminal.out(table(["ACCOUNT", "STATUS", "EXPIRES", "ERROR"], results.map {
+                [$0.account, $0.status.rawValue, $0.expiresAt ?? "-", Self.errorText($0)]
+            }))
+            Terminal.note(summary.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+        }
+    }
+}
+
+/// `status`: per account, the credential's state; no passphrase needed.
+struct StatusCommand {
+    let kind: CredentialKind
+
+    func run(options: VaultOptions, output: OutputOptions, tag: String?, expiringWithin: TimeInterval) throws {
+        let snapshots = try options.open(.readOnly).issuanceSnapshots(kind: kind, tag: tag)
+        let now = ManagerOptions.clock()
+        struct Item: Encodable {
+            var account: String, environment: String, state: String
+            var issuedAt: String?, expiresAt: String?, errorCode: String?, error: String?
+        }
+        let items = snapshots.map { s -> Item in
+            let state: String
+            if s.rejectedCode != nil { state = "rejected" }
+            else if let c = s.current {
+                let left = c.expiresAt.timeIntervalSince(now)
+                state = left <= 0 ? "expired" : left < expiringWithin ? "expiring" : "fresh"
+            } else { state = "none" }
+            return Item(account: s.account, environment: s.environment.rawValue, state: state,
+                        issuedAt: s.current.map { Timestamp.string($0.issuedAt) }, expiresAt: s.current.map { Timestamp.string($0.expiresAt) },
+                        errorCode: s.rejectedCode, error: s.rejectedMessage ?? s.lastError)
+        }
+        if output.json {
+            try Terminal.json(items)
+        } else {
+            Terminal.out(table(["ACCOUNT", "ENV", "STATE", "ISSUED", "EXPIRES", "ERROR"], items.map {
+                [$0.account, $0.environment, $0.state, $0.issuedAt ?? "-", $0.expiresAt ?? "-", ($0.errorCode.map { "\($0) " } ?? "") + ($0.error ?? "")]
+            }))
+        }
+    }
+}
