@@ -110,10 +110,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "KeyManagerTests",
+            dependencies: ["KeyManager", "KISAPI", "KISMock", "VaultStore", "VaultCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "KisvaultCLITests",
             // The executables are dependencies so that `swift test` builds the binaries the
             // end-to-end tests run.
-            dependencies: ["KisvaultCLI", "VaultStore", "VaultCrypto", "kisvault", "kis-mock", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["KisvaultCLI", "VaultStore", "VaultCrypto", "KISMock", "kisvault", "kis-mock", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
     ]

@@ -38,6 +38,7 @@ public final class KISClient: Sendable {
     let logger: Logger
     /// Requests sent, retries included (for tests and benchmarks).
     let counter = RequestCounter()
+    let shutDown = OnceFlag()
 
     /// - Throws: ``KISConfigurationError`` when an endpoint is not https or loopback http.
     public init(configuration: KISClientConfiguration, logger: Logger = Logger(label: "kisvault.kis")) throws {
@@ -61,7 +62,14 @@ public final class KISClient: Sendable {
 
     /// Closes the connection pool. The client cannot be used afterwards.
     public func shutdown() async {
+        guard shutDown.setOnce() else { return }
         try? await http.shutdown()
+    }
+
+    deinit {
+        // A client dropped on an error path must not take the process down (HTTPClient
+        // traps when released open): start its shutdown, which keeps it alive until done.
+        if shutDown.setOnce() { http.shutdown { _ in } }
     }
 
     /// Requests sent so far, retries included.
@@ -213,4 +221,16 @@ final class RequestCounter: @unchecked Sendable {
     private var count = 0
     func increment() { lock.lock(); count += 1; lock.unlock() }
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
+
+/// A flag that can be set once; `setOnce` says whether this call set it.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    func setOnce() -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        if set { return false }
+        set = true
+        return true
+    }
 }

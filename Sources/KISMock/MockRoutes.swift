@@ -12,17 +12,17 @@ struct MockRoutes: Sendable {
             router.post(RouterPath(path)) { request, _ in try await handle(path: path, request: request) }
         }
         router.get("/__mock/stats") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: await state.statsJSON())))
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: state.statsJSON())))
         }
         router.post("/__mock/clock/advance") { request, _ in
             guard let seconds = request.uri.queryParameters.get("seconds", as: Double.self) else {
                 return json(400, ["error": "give ?seconds=N"])
             }
-            await state.advanceClock(by: seconds)
+            state.advanceClock(by: seconds)
             return json(200, ["advanced": seconds])
         }
         router.post("/__mock/reset") { _, _ in
-            await state.reset()
+            state.reset()
             return json(200, ["reset": true])
         }
         // Queue an error for the next matching requests:
@@ -33,27 +33,27 @@ struct MockRoutes: Sendable {
                   let code = object["code"] as? String else {
                 return json(400, ["error": "give {\"code\": ...}"])
             }
-            await state.force(.init(path: object["path"] as? String, code: code, status: object["status"] as? Int ?? 403,
+            state.force(.init(path: object["path"] as? String, code: code, status: object["status"] as? Int ?? 403,
                                     dataShape: object["shape"] as? String == "data", remaining: object["count"] as? Int ?? 1))
             return json(200, ["queued": code])
         }
     }
 
     func handle(path: String, request: Request) async throws -> Response {
-        await state.countRequest(path: path)
-        let plan = await state.plan()
+        state.countRequest(path: path)
+        let plan = state.plan()
         if plan.latency > 0 { try await Task.sleep(for: .milliseconds(Int(plan.latency * 1000))) }
-        if let forced = await state.takeForced(path: path) {
-            await state.countOutcome(forced.code, path: path, appkey: nil)
+        if let forced = state.takeForced(path: path) {
+            state.countOutcome(forced.code, path: path, appkey: nil)
             return forced.dataShape ? dataError(forced.status, forced.code) : oauthError(forced.status, forced.code)
         }
         if let fault = plan.fault {
-            await state.countOutcome("fault:\(fault.rawValue)", path: path, appkey: nil)
+            state.countOutcome("fault:\(fault.rawValue)", path: path, appkey: nil)
             return try await inject(fault)
         }
         let contentType = request.headers[.contentType] ?? ""
         guard contentType.lowercased().hasPrefix("application/json") else {
-            await state.countOutcome("EGW00132", path: path, appkey: nil)
+            state.countOutcome("EGW00132", path: path, appkey: nil)
             return oauthError(403, "EGW00132")
         }
         let buffer = try await request.body.collect(upTo: 65536)
@@ -63,7 +63,7 @@ struct MockRoutes: Sendable {
         let secret = (body[secretField] as? String).flatMap { $0.isEmpty ? nil : $0 }
 
         func refuse(_ status: Int, _ code: String) async -> Response {
-            await state.countOutcome(code, path: path, appkey: appkey)
+            state.countOutcome(code, path: path, appkey: appkey)
             return oauthError(status, code)
         }
         if path != "/oauth2/revokeP", body["grant_type"] as? String != "client_credentials" {
@@ -71,34 +71,34 @@ struct MockRoutes: Sendable {
         }
         guard let appkey else { return await refuse(403, "EGW00102") }
         guard let secret else { return await refuse(403, "EGW00104") }
-        guard let account = await state.accountsByKey[appkey] else { return await refuse(403, "EGW00103") }
+        guard let account = state.accountsByKey[appkey] else { return await refuse(403, "EGW00103") }
         if let only = state.configuration.environment, account.environment != only { return await refuse(403, "EGW00103") }
         guard account.appsecret == secret else { return await refuse(403, "EGW00105") }
-        guard await state.admit(appkey: appkey, environment: account.environment) else {
-            await state.countOutcome("EGW00201", path: path, appkey: appkey)
+        guard state.admit(appkey: appkey, environment: account.environment) else {
+            state.countOutcome("EGW00201", path: path, appkey: appkey)
             return dataError(500, "EGW00201")
         }
 
         switch path {
         case "/oauth2/Approval":
-            await state.countOutcome("ok", path: path, appkey: appkey)
+            state.countOutcome("ok", path: path, appkey: appkey)
             return json(200, ["approval_key": MockTokens.approvalKey()])
         case "/oauth2/tokenP":
-            guard let token = await state.issueToken(appkey: appkey, make: { MockTokens.jwt(appkey: appkey, issuedAt: $0, expiresAt: $1) }) else {
+            guard let token = state.issueToken(appkey: appkey, make: { MockTokens.jwt(appkey: appkey, issuedAt: $0, expiresAt: $1) }) else {
                 return await refuse(403, "EGW00133")
             }
-            await state.countOutcome("ok", path: path, appkey: appkey)
-            let now = await state.now()
+            state.countOutcome("ok", path: path, appkey: appkey)
+            let now = state.now()
             return json(200, [
                 "access_token": token.value, "token_type": "Bearer",
                 "expires_in": max(0, Int(token.expiresAt.timeIntervalSince(now))),
                 "access_token_token_expired": MockTokens.koreaTime(token.expiresAt),
             ])
         default:
-            guard let token = body["token"] as? String, await state.revoke(appkey: appkey, token: token) else {
+            guard let token = body["token"] as? String, state.revoke(appkey: appkey, token: token) else {
                 return await refuse(403, "EGW00121")
             }
-            await state.countOutcome("ok", path: path, appkey: appkey)
+            state.countOutcome("ok", path: path, appkey: appkey)
             return json(200, ["code": 200, "message": "접근토큰 폐기에 성공하였습니다"])
         }
     }
@@ -106,7 +106,7 @@ struct MockRoutes: Sendable {
     func inject(_ fault: MockFault) async throws -> Response {
         switch fault {
         case .serverError:
-            return oauthError(500, await state.coin() ? "EGW00001" : "EGW00002")
+            return oauthError(500, state.coin() ? "EGW00001" : "EGW00002")
         case .html:
             return Response(status: .init(code: 502), headers: [.contentType: "text/html"],
                             body: .init(byteBuffer: ByteBuffer(string: "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>")))

@@ -1,8 +1,11 @@
 import Foundation
 
 /// Everything the mock remembers: issued tokens, the clock offset, rate windows, stats.
-/// One actor, so concurrent requests see one consistent KIS.
-public actor MockState {
+/// One lock around it, so concurrent requests see one consistent KIS. A lock rather than an
+/// actor: every request touches the state several times, and each actor hop would queue
+/// behind whatever else runs on Swift's small cooperative pool (two threads here).
+public final class MockState: @unchecked Sendable {
+    private let lock = NSLock()
     struct Token {
         var value: String
         var issuedAt: Date
@@ -19,7 +22,8 @@ public actor MockState {
     }
 
     let configuration: MockConfiguration
-    private(set) var accountsByKey: [String: MockAccount]
+    /// Fixed at start: read without the lock.
+    let accountsByKey: [String: MockAccount]
     private var clockOffset: TimeInterval = 0
     private var tokens: [String: Token] = [:]
     private var lastTokenIssue: [String: Date] = [:]
@@ -38,11 +42,20 @@ public actor MockState {
     }
 
     /// The mock's idea of now: the wall clock plus whatever tests advanced it by.
-    func now() -> Date { Date().addingTimeInterval(clockOffset) }
+    func now() -> Date {
+        lock.lock(); defer { lock.unlock() }
+        return currentTime()
+    }
 
-    func advanceClock(by seconds: TimeInterval) { clockOffset += seconds }
+    private func currentTime() -> Date { Date().addingTimeInterval(clockOffset) }
+
+    func advanceClock(by seconds: TimeInterval) {
+        lock.lock(); defer { lock.unlock() }
+        clockOffset += seconds
+    }
 
     func reset() {
+        lock.lock(); defer { lock.unlock() }
         clockOffset = 0
         tokens = [:]
         lastTokenIssue = [:]
@@ -54,9 +67,13 @@ public actor MockState {
         rng = SeededGenerator(seed: configuration.seed)
     }
 
-    func countRequest(path: String) { requestsByPath[path, default: 0] += 1 }
+    func countRequest(path: String) {
+        lock.lock(); defer { lock.unlock() }
+        requestsByPath[path, default: 0] += 1
+    }
 
     func countOutcome(_ outcome: String, path: String, appkey: String?) {
+        lock.lock(); defer { lock.unlock() }
         outcomes[outcome, default: 0] += 1
         let who = appkey.flatMap { accountsByKey[$0]?.name } ?? "unknown"
         perAccount[who, default: [:]][path, default: 0] += 1
@@ -64,6 +81,7 @@ public actor MockState {
 
     /// Latency to add to this request, and the fault to inject, if any.
     func plan() -> (latency: TimeInterval, fault: MockFault?) {
+        lock.lock(); defer { lock.unlock() }
         var latency = configuration.latencyMilliseconds
         if configuration.latencyJitterMilliseconds > 0 {
             latency += Double(rng.next() % 1_000_000) / 1_000_000 * configuration.latencyJitterMilliseconds
@@ -76,11 +94,18 @@ public actor MockState {
         return (latency / 1000, fault)
     }
 
-    func coin() -> Bool { rng.next() % 2 == 0 }
+    func coin() -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return rng.next() % 2 == 0
+    }
 
-    func force(_ error: ForcedError) { forced.append(error) }
+    func force(_ error: ForcedError) {
+        lock.lock(); defer { lock.unlock() }
+        forced.append(error)
+    }
 
     func takeForced(path: String) -> ForcedError? {
+        lock.lock(); defer { lock.unlock() }
         guard let index = forced.firstIndex(where: { $0.path == nil || $0.path == path }) else { return nil }
         let error = forced[index]
         forced[index].remaining -= 1
@@ -90,6 +115,7 @@ public actor MockState {
 
     /// Counts a request against the appkey's per-second limit; false when over it.
     func admit(appkey: String, environment: String) -> Bool {
+        lock.lock(); defer { lock.unlock() }
         let second = Int64(Date().timeIntervalSince1970)
         let limit = environment == "real" ? configuration.perSecondLimitReal : configuration.perSecondLimitMock
         var window = secondWindow[appkey] ?? (second, 0)
@@ -102,7 +128,8 @@ public actor MockState {
     /// KIS's tokenP rules: refuse within 60 s of the last issuance, hand back the same
     /// token while it is under 6 hours old, a new one after.
     func issueToken(appkey: String, make: (Date, Date) -> String) -> Token? {
-        let now = now()
+        lock.lock(); defer { lock.unlock() }
+        let now = currentTime()
         if let last = lastTokenIssue[appkey], now.timeIntervalSince(last) < 60 { return nil }
         lastTokenIssue[appkey] = now
         if let token = tokens[appkey], now.timeIntervalSince(token.issuedAt) < 6 * 3600, token.expiresAt > now {
@@ -116,6 +143,7 @@ public actor MockState {
 
     /// Revokes `token` if it is `appkey`'s current token.
     func revoke(appkey: String, token: String) -> Bool {
+        lock.lock(); defer { lock.unlock() }
         guard let current = tokens[appkey], current.value == token else { return false }
         tokens[appkey] = nil
         return true
@@ -123,13 +151,15 @@ public actor MockState {
 
     /// True when `token` is a live token of any appkey (for hashkey-style checks in tests).
     func isLive(token: String) -> Bool {
-        let now = now()
+        lock.lock(); defer { lock.unlock() }
+        let now = currentTime()
         return tokens.values.contains { $0.value == token && $0.expiresAt > now }
     }
 
     /// The statistics served at `/__mock/stats`, as JSON.
     public func statsJSON() -> Data {
-        (try? JSONSerialization.data(withJSONObject: stats(), options: [.sortedKeys])) ?? Data("{}".utf8)
+        lock.lock(); defer { lock.unlock() }
+        return (try? JSONSerialization.data(withJSONObject: stats(), options: [.sortedKeys])) ?? Data("{}".utf8)
     }
 
     func stats() -> [String: Any] {

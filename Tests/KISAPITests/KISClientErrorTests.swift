@@ -102,7 +102,9 @@ import Testing
             $0.failRate = 1
             $0.faults = [fault]
             $0.stallSeconds = 3
-        }, retry: RetryPolicy(maxAttempts: 2, baseDelay: 0.01, maxDelay: 0.02, maxTotal: 10), timeout: 0.5) { mock, client, accounts in
+        // Only the stall needs a short client timeout; the others get a generous one so a
+        // busy machine cannot turn a typed fault into a timeout.
+        }, retry: RetryPolicy(maxAttempts: 2, baseDelay: 0.01, maxDelay: 0.02, maxTotal: 20), timeout: fault == .stall ? 1 : 10) { mock, client, accounts in
             let a = accounts[0]
             do {
                 _ = try await client.approvalKey(environment: .mock, appkey: a.appkey, secret: a.appsecret)
@@ -146,11 +148,9 @@ import Testing
         do {
             _ = try await client.approvalKey(environment: .real, appkey: "PSsecretappkey000000000000000000000", secret: "s3cr3t")
             Issue.record("expected a connection failure")
-        } catch let error as KISError {
+        } catch {
             #expect(error.kind == .unavailable)
             #expect(!leaks(error, ["PSsecretappkey000000000000000000000", "s3cr3t"]))
-        } catch {
-            Issue.record("unexpected \(error)")
         }
         #expect(client.requestsSent == 2)
         await client.shutdown()

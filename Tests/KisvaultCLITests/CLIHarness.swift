@@ -82,9 +82,23 @@ final class CLISandbox: @unchecked Sendable {
             stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
     }
 
+    /// ``run(_:stdin:env:tool:wrapper:timeout:)`` on a thread of its own, for async tests: a
+    /// blocking wait on Swift's small cooperative pool would starve an in-process mock.
+    @discardableResult
+    func runAsync(_ arguments: [String], stdin: String = "", env: [String: String?] = [:], tool: String = "kisvault",
+                  wrapper: [String] = [], timeout: Double = 60) async throws -> CLIResult {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result {
+                    try self.run(arguments, stdin: stdin, env: env, tool: tool, wrapper: wrapper, timeout: timeout)
+                })
+            }
+        }
+    }
+
     /// `kisvault init` with the cheapest KDF.
-    func initVault() throws {
-        let r = try run(["init", "--kdf", "insecure-test"])
+    func initVault() async throws {
+        let r = try await runAsync(["init", "--kdf", "insecure-test"])
         precondition(r.status == 0, "init failed: \(r.stderr)")
     }
 
@@ -94,9 +108,9 @@ final class CLISandbox: @unchecked Sendable {
     }
 
     @discardableResult
-    func addAccount(_ name: String, seed: Int, env: String = "mock", extra: [String] = []) throws -> CLIResult {
+    func addAccount(_ name: String, seed: Int, env: String = "mock", extra: [String] = []) async throws -> CLIResult {
         let (k, s) = Self.credentials(seed)
-        return try run(["account", "add", name, "--env", env] + extra, stdin: "\(k)\n\(s)\n")
+        return try await runAsync(["account", "add", name, "--env", env] + extra, stdin: "\(k)\n\(s)\n")
     }
 
     /// Every row of every table: equal dumps mean the vault did not change.

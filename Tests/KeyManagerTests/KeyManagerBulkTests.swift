@@ -1,0 +1,106 @@
+import Foundation
+import KISAPI
+import KISMock
+import KeyManager
+import Testing
+import VaultCrypto
+import VaultStore
+
+@Suite struct KeyManagerBulkTests {
+    @Test func bulkIssuesSkipsAndRotates() async throws {
+        let f = try await ManagerFixture.make(count: 120)
+        let m = try f.manager()
+        let names = f.accounts.map(\.name)
+        var options = BulkOptions(kind: .approval, mode: .issue)
+        options.concurrency = 16
+        let first = try await m.bulk(accounts: names, options: options)
+        #expect(first.count == 120 && first.allSatisfy { $0.status == .issued })
+        let second = try await m.bulk(accounts: names, options: options)
+        #expect(second.allSatisfy { $0.status == .skipped })
+        options.dryRun = true
+        options.force = true
+        #expect(try await m.bulk(accounts: names, options: options).allSatisfy { $0.status == .wouldIssue })
+        let rotated = try await m.bulk(accounts: Array(names.prefix(10)), options: BulkOptions(kind: .approval, mode: .rotate))
+        #expect(rotated.allSatisfy { $0.status == .rotated })
+        #expect(try await f.requests("/oauth2/Approval") == 130)
+        let statuses = try f.vault.vault.issuanceSnapshots(kind: .approval)
+        #expect(statuses.allSatisfy { $0.current != nil && $0.leaseOwner == nil })
+        #expect(try f.vault.verifyAudit().isIntact)
+        await m.client.shutdown()
+        await f.close()
+    }
+
+    @Test func bulkWithInjectedFaultsAccountsForEveryAccount() async throws {
+        let f = try await ManagerFixture.make(count: 150) {
+            $0.failRate = 0.35
+            $0.faults = [.serverError, .html, .truncated, .empty, .drop]
+            $0.seed = 42
+        }
+        let m = try f.manager(client: try f.client(retry: RetryPolicy(maxAttempts: 2, baseDelay: 0.005, maxDelay: 0.01, maxTotal: 5)))
+        var options = BulkOptions(kind: .approval, mode: .issue)
+        options.concurrency = 12
+        let results = try await m.bulk(accounts: f.accounts.map(\.name), options: options)
+        let issued = results.filter { $0.status == .issued }
+        let failed = results.filter { $0.status == .failed }
+        #expect(issued.count + failed.count == 150)
+        #expect(!failed.isEmpty && !issued.isEmpty)
+        #expect(failed.allSatisfy { $0.errorCode != nil && $0.message?.contains($0.account) == true })
+        // Stored exactly for the issued ones, nothing for the failed ones.
+        let snapshots = Dictionary(uniqueKeysWithValues: try f.vault.vault.issuanceSnapshots(kind: .approval).map { ($0.account, $0) })
+        #expect(issued.allSatisfy { snapshots[$0.account]?.current != nil })
+        #expect(failed.allSatisfy { snapshots[$0.account]?.current == nil && snapshots[$0.account]?.lastError != nil })
+        // A second run finishes the rest once KIS behaves (faults are per request: retry).
+        let again = try await m.bulk(accounts: f.accounts.map(\.name), options: options)
+        #expect(again.filter { $0.status == .skipped }.count == issued.count)
+        await m.client.shutdown()
+        await f.close()
+    }
+
+    @Test func rejectedAccountsFailWithoutRetry() async throws {
+        let f = try await ManagerFixture.make(count: 6)
+        // One account whose secret KIS will not accept.
+        var changes = AccountChanges()
+        changes.credentials = (.init(utf8: f.accounts[0].appkey), .init(utf8: String(repeating: "x", count: 180)))
+        try f.vault.editAccount(f.accounts[0].name, changes)
+        let m = try f.manager()
+        let results = try await m.bulk(accounts: f.accounts.map(\.name), options: BulkOptions(kind: .approval, mode: .issue))
+        #expect(results[0].status == .failed && results[0].errorCode == "EGW00105")
+        #expect(results.dropFirst().allSatisfy { $0.status == .issued })
+        #expect(try await f.requests("/oauth2/Approval") == 6)
+        let rerun = try await m.bulk(accounts: f.accounts.map(\.name), options: BulkOptions(kind: .approval, mode: .issue))
+        #expect(rerun[0].status == .failed && rerun[0].errorCode == "EGW00105")
+        #expect(try await f.requests("/oauth2/Approval") == 6)
+        await m.client.shutdown()
+        await f.close()
+    }
+
+    @Test func unreachableHostFailsEveryAccountAsUnavailable() async throws {
+        let f = try await ManagerFixture.make(count: 3)
+        var configuration = KISClientConfiguration(endpoints: KISEndpoints(both: "http://127.0.0.1:9"))
+        configuration.retry = RetryPolicy(maxAttempts: 2, baseDelay: 0.01, maxDelay: 0.01, maxTotal: 5)
+        configuration.connectTimeout = 0.5
+        let m = try f.manager(client: try KISClient(configuration: configuration))
+        let results = try await m.bulk(accounts: f.accounts.map(\.name), options: BulkOptions(kind: .token, mode: .issue))
+        #expect(results.allSatisfy { $0.status == .failed && $0.errorCode == "unavailable" })
+        #expect(try f.vault.vault.issuanceSnapshots(kind: .token).allSatisfy { $0.current == nil && $0.leaseOwner == nil })
+        await m.client.shutdown()
+        await f.close()
+    }
+
+    @Test func concurrentBulkRunsIssueEachAccountOnce() async throws {
+        let f = try await ManagerFixture.make(count: 80) { $0.latencyMilliseconds = 5 }
+        let a = try f.manager(separateConnection: true), b = try f.manager(separateConnection: true)
+        let names = f.accounts.map(\.name)
+        var options = BulkOptions(kind: .approval, mode: .issue)
+        options.concurrency = 8
+        async let ra = a.bulk(accounts: names, options: options)
+        async let rb = b.bulk(accounts: names.reversed(), options: options)
+        let (x, y) = try await (ra, rb)
+        #expect(x.filter { $0.status == .failed }.isEmpty && y.filter { $0.status == .failed }.isEmpty)
+        #expect(x.filter { $0.status == .issued }.count + y.filter { $0.status == .issued }.count == 80)
+        #expect(try await f.requests("/oauth2/Approval") == 80)
+        await a.client.shutdown()
+        await b.client.shutdown()
+        await f.close()
+    }
+}

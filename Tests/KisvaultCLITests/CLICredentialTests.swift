@@ -1,0 +1,213 @@
+import Foundation
+import GRDB
+import KISMock
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The key manager through the built binary, against an in-process mock on port 0.
+@Suite struct CLICredentialTests {
+    /// A sandbox whose vault holds `count` generated accounts, and a mock that knows them.
+    static func setUp(count: Int, configure: (inout MockConfiguration) -> Void = { _ in }) async throws -> (CLISandbox, KISMockServer, [MockAccount]) {
+        let box = CLISandbox()
+        let accounts = MockAccounts.generate(count: count, environment: "real", seed: 11)
+        var configuration = MockConfiguration()
+        configuration.accounts = accounts
+        configure(&configuration)
+        let mock = try await KISMockServer.start(configuration)
+        box.environment["KISVAULT_KIS_BASE_URL"] = mock.baseURL
+        try await box.initVault()
+        let file = box.write("accounts.csv", MockAccounts.csv(accounts))
+        let r = try await box.runAsync(["account", "import", file])
+        precondition(r.status == 0, r.stderr)
+        return (box, mock, accounts)
+    }
+
+    static func requests(_ mock: KISMockServer, _ path: String) async throws -> Int {
+        let (data, _) = try await URLSession.shared.data(from: URL(string: mock.baseURL + "/__mock/stats")!)
+        let stats = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        return (stats["requests"] as! [String: Int])[path] ?? 0
+    }
+
+    /// Runs several binaries at once and waits for all.
+    static func runConcurrently(_ box: CLISandbox, _ count: Int, _ arguments: [String]) async throws -> [CLIResult] {
+        try await withThrowingTaskGroup(of: CLIResult.self) { group in
+            for _ in 0..<count {
+                group.addTask { try await box.runAsync(arguments) }
+            }
+            var all: [CLIResult] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+    }
+
+    @Test func getPrintsTheKeyAndCachesIt() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 3)
+        let name = accounts[0].name
+        let first = try await box.runAsync(["approval", "get", name])
+        #expect(first.status == 0 && first.stdout.count == 287 && first.stderr.isEmpty)
+        let json = try await box.runAsync(["approval", "get", name, "--format", "json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        #expect(object["approval_key"] as? String == first.stdout.trimmingCharacters(in: .newlines))
+        #expect(object["from_cache"] as? Bool == true && object["expires_at"] is String && object["issued_at"] is String)
+        #expect(try await Self.requests(mock, "/oauth2/Approval") == 1)
+        let token = try await box.runAsync(["token", "get", name])
+        #expect(token.status == 0 && token.stdout.hasPrefix("eyJ"))
+        // The credential is sealed: not in the vault files in clear.
+        for suffix in ["", "-wal"] {
+            let data = FileManager.default.contents(atPath: box.vault + suffix) ?? Data()
+            #expect(data.range(of: Data(token.stdout.prefix(60).utf8)) == nil)
+        }
+        let status = try await box.runAsync(["token", "status", "--format", "json"], env: ["KISVAULT_PASSPHRASE": nil])
+        let rows = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as! [[String: Any]]
+        #expect(rows.map { $0["state"] as! String } == ["fresh", "none", "none"])
+        await mock.stop()
+    }
+
+    @Test func expiryViaBothClocks() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 1)
+        let name = accounts[0].name
+        let key = try await box.runAsync(["approval", "get", name]).stdout
+        var request = URLRequest(url: URL(string: mock.baseURL + "/__mock/clock/advance?seconds=86500")!)
+        request.httpMethod = "POST"
+        _ = try await URLSession.shared.data(for: request)
+        let status = try await box.runAsync(["approval", "status"], env: ["KISVAULT_CLOCK_OFFSET_SECONDS": "86500"])
+        #expect(status.stdout.contains("expired"))
+        let again = try await box.runAsync(["approval", "get", name], env: ["KISVAULT_CLOCK_OFFSET_SECONDS": "86500"])
+        #expect(again.status == 0 && again.stdout != key)
+        #expect(try await Self.requests(mock, "/oauth2/Approval") == 2)
+        await mock.stop()
+    }
+
+    @Test func tenProcessesOneTokenRequest() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 2) { $0.latencyMilliseconds = 100 }
+        let results = try await Self.runConcurrently(box, 10, ["token", "get", accounts[1].name])
+        #expect(results.allSatisfy { $0.status == 0 }, "\(results.map(\.stderr))")
+        #expect(Set(results.map(\.stdout)).count == 1)
+        #expect(try await Self.requests(mock, "/oauth2/tokenP") == 1)
+        await mock.stop()
+    }
+
+    @Test func bulkKilledMidRunThenRerun() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 300) { $0.latencyMilliseconds = 40 }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLISandbox.binaryDirectory + "/kisvault")
+        process.arguments = ["approval", "issue", "--all", "--concurrency", "4", "--quiet"]
+        process.environment = box.environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Kill it once some, but not all, keys are stored.
+        var stored = 0
+        for _ in 0..<200 {
+            try await Task.sleep(for: .milliseconds(25))
+            stored = try Self.storedCount(box)
+            if stored >= 40 { break }
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let afterKill = try Self.storedCount(box)
+        #expect(afterKill >= 40 && afterKill < 300, "stored \(afterKill)")
+        let sentBeforeRerun = try await Self.requests(mock, "/oauth2/Approval")
+        let rerun = try await box.runAsync(["approval", "issue", "--all", "--concurrency", "16", "--quiet", "--format", "json"])
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(rerun.stdout.utf8)) as! [String: Any]
+        let summary = report["summary"] as! [String: Int]
+        #expect(summary["skipped"] == afterKill && summary["issued"] == 300 - afterKill)
+        let status = try await box.runAsync(["approval", "status", "--format", "json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as! [[String: Any]]).allSatisfy { $0["state"] as? String == "fresh" })
+        // Nothing issued twice beyond what was in flight when the first run died.
+        let total = try await Self.requests(mock, "/oauth2/Approval")
+        #expect(total - sentBeforeRerun == 300 - afterKill)
+        #expect(sentBeforeRerun - afterKill <= 8)
+        await mock.stop()
+        _ = accounts
+    }
+
+    static func storedCount(_ box: CLISandbox) throws -> Int {
+        var config = Configuration()
+        config.readonly = true
+        let db = try DatabaseQueue(path: box.vault, configuration: config)
+        defer { try? db.close() }
+        return try db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM credentials WHERE kind = 'approval'") ?? 0 }
+    }
+
+    @Test func twoBulkRunsAtOnce() async throws {
+        let (box, mock, _) = try await Self.setUp(count: 120) { $0.latencyMilliseconds = 10 }
+        let results = try await Self.runConcurrently(box, 2, ["approval", "issue", "--all", "--concurrency", "8", "--quiet", "--format", "json"])
+        #expect(results.allSatisfy { $0.status == 0 }, "\(results.map(\.stderr))")
+        let issued = try results.map { r -> Int in
+            let report = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+            return (report["summary"] as! [String: Int])["issued"] ?? 0
+        }
+        #expect(issued.reduce(0, +) == 120)
+        #expect(try await Self.requests(mock, "/oauth2/Approval") == 120)
+        await mock.stop()
+    }
+
+    @Test func bulkWithFaultsReportsEveryAccount() async throws {
+        let (box, mock, _) = try await Self.setUp(count: 60) {
+            $0.failRate = 0.6
+            $0.faults = [.html, .empty, .serverError]
+            $0.seed = 5
+        }
+        let r = try await box.runAsync(["token", "issue", "--all", "--quiet", "--format", "json"])
+        let report = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let summary = report["summary"] as! [String: Int]
+        #expect((summary["issued"] ?? 0) + (summary["failed"] ?? 0) == 60)
+        if (summary["failed"] ?? 0) > 0 {
+            #expect(r.status == 7)
+            #expect(r.stderr.contains("failed"))
+            let failed = (report["results"] as! [[String: Any]]).filter { $0["status"] as? String == "failed" }
+            #expect(failed.allSatisfy { $0["error_code"] is String && $0["message"] is String })
+        }
+        await mock.stop()
+    }
+
+    @Test func execSetsTheEnvironmentAndPassesTheExitStatus() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 1)
+        let a = accounts[0]
+        let r = try await box.runAsync(["exec", a.name, "--token", "--approval", "--", "/bin/sh", "-c",
+                             "env | sort | grep -E '^(KIS_|KISVAULT_PASSPHRASE)' | cut -d= -f1; test \"$KIS_APPKEY\" = \"\(a.appkey)\" && exit 42"])
+        #expect(r.status == 42, "\(r.stderr)")
+        #expect(r.stdout == "KIS_ACCESS_TOKEN\nKIS_ACCOUNT_NO\nKIS_APPKEY\nKIS_APPROVAL_KEY\nKIS_APPSECRET\nKIS_BASE_URL\nKIS_ENV\nKIS_WS_URL\n")
+        let missing = try await box.runAsync(["exec", a.name, "--", "/no/such/program"])
+        #expect(missing.status == 2 && missing.stderr.contains("cannot run"))
+        await mock.stop()
+    }
+
+    @Test func badInputsAndFaults() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 2)
+        let name = accounts[0].name
+        let unknown = try await box.runAsync(["approval", "get", "nobody"])
+        #expect(unknown.status == 4 && unknown.stderr.contains("no account named 'nobody'"))
+        let tooLong = try await box.runAsync(["token", "get", name, "--min-ttl", "25h"])
+        #expect(tooLong.status == 2 && tooLong.stderr.contains("24h"))
+        let down = try await box.runAsync(["approval", "get", name], env: ["KISVAULT_KIS_BASE_URL": "http://127.0.0.1:9"])
+        #expect(down.status == 6 && down.stderr.contains("unavailable") && down.stderr.contains(name))
+        let insecure = try await box.runAsync(["approval", "get", name], env: ["KISVAULT_KIS_BASE_URL": "http://example.com"])
+        #expect(insecure.status == 2 && insecure.stderr.contains("https"))
+        #expect(try await box.runAsync(["approval", "status", "--format", "json"]).stdout.contains("\"none\""))
+        let selection = try await box.runAsync(["approval", "issue"])
+        #expect(selection.status == 2)
+        let noRevoke = try await box.runAsync(["token", "revoke", name])
+        #expect(noRevoke.status == 4)
+        #expect(try await box.runAsync(["token", "get", name]).status == 0)
+        #expect(try await box.runAsync(["token", "revoke", name]).status == 0)
+        #expect(try await Self.requests(mock, "/oauth2/revokeP") == 1)
+        let wait = try await box.runAsync(["token", "rotate", name, "--no-wait", "--quiet"])
+        #expect(wait.status == 7 && wait.stdout.contains("wait"))
+        // A vault held by another writer: the command waits, then fails cleanly.
+        var config = Configuration()
+        config.allowsUnsafeTransactions = true
+        let holder = try DatabaseQueue(path: box.vault, configuration: config)
+        try await holder.writeWithoutTransaction { try $0.execute(sql: "BEGIN IMMEDIATE") }
+        let busy = try await box.runAsync(["approval", "get", accounts[1].name], env: ["KISVAULT_BUSY_TIMEOUT": "0.3"])
+        try await holder.writeWithoutTransaction { try $0.execute(sql: "ROLLBACK") }
+        try holder.close()
+        #expect(busy.status == 1 && busy.stderr.contains("locked by another process"))
+        #expect(try await Self.requests(mock, "/oauth2/Approval") == 0)
+        await mock.stop()
+    }
+}
