@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "kis-mock",
             dependencies: [
-                "KISMock",
+                "KISMock", "KISAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

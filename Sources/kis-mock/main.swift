@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KISAPI
 import KISMock
 
 /// `kis-mock`: a fake KIS authentication server for tests, benchmarks and the demo.
@@ -7,7 +8,7 @@ struct KISMockCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kis-mock",
         abstract: "A fake KIS Open API authentication server on loopback, with fault injection.",
-        subcommands: [Serve.self, Generate.self])
+        subcommands: [Serve.self, Generate.self, Load.self])
 
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -30,6 +31,56 @@ struct KISMockCommand: AsyncParsableCommand {
             let accounts = MockAccounts.generate(count: count, environment: env, prefix: prefix, seed: seed)
             let text = format == "json" ? try MockAccounts.json(accounts) : MockAccounts.csv(accounts)
             FileHandle.standardOutput.write(Data(text.utf8))
+        }
+    }
+
+    /// A load generator built on kisvault's own KIS client, for the benchmarks: how many
+    /// approvals a mock serves, and what the client costs per request.
+    struct Load: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send approval requests to a mock with kisvault's KIS client; print JSON timings.",
+            discussion: "Example:\n  kis-mock load --url http://127.0.0.1:8080 --accounts accounts.csv --requests 20000 --concurrency 64")
+
+        @Option(help: "The mock's base URL.") var url: String
+        @Option(help: "Accounts file the mock serves.") var accounts: String
+        @Option(help: "Requests in all.") var requests = 10_000
+        @Option(help: "Requests in flight at once.") var concurrency = 64
+
+        func run() async throws {
+            let list = try MockAccounts.load(path: accounts)
+            guard !list.isEmpty else { throw ValidationError("no accounts in \(accounts)") }
+            var configuration = KISClientConfiguration(endpoints: KISEndpoints(both: url))
+            configuration.retry = .none
+            let client = try KISClient(configuration: configuration)
+            let cpuBefore = cpuSeconds()
+            let started = ContinuousClock.now
+            let failures = await withTaskGroup(of: Int.self) { group in
+                let perWorker = requests / concurrency
+                for worker in 0..<concurrency {
+                    group.addTask {
+                        var failed = 0
+                        for i in 0..<perWorker {
+                            let a = list[(worker * perWorker + i) % list.count]
+                            do {
+                                _ = try await client.approvalKey(environment: a.environment == "real" ? .real : .mock, appkey: a.appkey, secret: a.appsecret)
+                            } catch { failed += 1 }
+                        }
+                        return failed
+                    }
+                }
+                return await group.reduce(0, +)
+            }
+            let seconds = (ContinuousClock.now - started) / .seconds(1)
+            let cpu = cpuSeconds() - cpuBefore
+            await client.shutdown()
+            let sent = (requests / concurrency) * concurrency
+            print(#"{"requests": \#(sent), "failed": \#(failures), "seconds": \#(seconds), "per_second": \#(Double(sent) / seconds), "client_cpu_us_per_request": \#(cpu / Double(sent) * 1e6)}"#)
+        }
+
+        func cpuSeconds() -> Double {
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         }
     }
 

@@ -78,3 +78,17 @@ extension CredentialKind {
     /// The JSON field of the value (the agent's API uses the same names).
     var jsonField: String { self == .approval ? "approval_key" : "access_token" }
 }
+
+/// `--min-ttl` of `get` and `exec`: a remaining validity no 24-hour credential can exceed.
+struct MinTTLOptions: ParsableArguments {
+    @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Shortest acceptable remaining validity (default 10m).", valueName: "duration"))
+    var minTTL = DurationArgument(seconds: 600, text: "10m")
+
+    func validate() throws {
+        guard minTTL.seconds < 86_400 else {
+            throw ValidationError("--min-ttl \(minTTL) is not shorter than an approval key or access token lives (24h): none could satisfy it")
+        }
+    }
+
+    var seconds: TimeInterval { minTTL.seconds }
+}

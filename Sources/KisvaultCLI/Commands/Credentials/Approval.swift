@@ -27,17 +27,10 @@ struct ApprovalCommand: AsyncParsableCommand {
         @OptionGroup var output: OutputOptions
         @OptionGroup var manager: ManagerOptions
         @Argument(help: "The account.") var account: String
-        @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Shortest acceptable remaining validity (default 10m).", valueName: "duration"))
-        var minTTL = DurationArgument(seconds: 600, text: "10m")
-
-        func validate() throws {
-            guard minTTL.seconds < 86_400 else {
-                throw ValidationError("--min-ttl \(minTTL) is not shorter than an approval key lives (24h): no key could satisfy it")
-            }
-        }
+        @OptionGroup var minTTL: MinTTLOptions
 
         func run() async throws {
-            try await GetCredential(kind: .approval).run(options: options, output: output, manager: manager, account: account, minTTL: minTTL)
+            try await GetCredential(kind: .approval).run(options: options, output: output, manager: manager, account: account, minTTL: minTTL.seconds)
         }
     }
 

@@ -9,13 +9,12 @@ import VaultStore
 struct GetCredential {
     let kind: CredentialKind
 
-    func run(options: VaultOptions, output: OutputOptions, manager managerOptions: ManagerOptions, account: String, minTTL: DurationArgument) async throws {
+    func run(options: VaultOptions, output: OutputOptions, manager managerOptions: ManagerOptions, account: String, minTTL: TimeInterval) async throws {
         let vault = try options.open(.readWrite)
         _ = try vault.account(named: account)
         let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
         let manager = try managerOptions.manager(vault: unlocked)
-        defer { Task { await manager.client.shutdown() } }
-        let issued = try await manager.get(account: account, kind: kind, minTTL: minTTL.seconds)
+        let issued = try await manager.get(account: account, kind: kind, minTTL: minTTL)
         await manager.client.shutdown()
         print(issued, output: output)
     }

@@ -28,13 +28,11 @@ struct Exec: AsyncParsableCommand {
     @Argument(help: "The account.") var account: String
     @Flag(help: "Also set KIS_APPROVAL_KEY.") var approval = false
     @Flag(help: "Also set KIS_ACCESS_TOKEN.") var token = false
-    @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Shortest acceptable remaining validity (default 10m).", valueName: "duration"))
-    var minTTL = DurationArgument(seconds: 600, text: "10m")
+    @OptionGroup var minTTL: MinTTLOptions
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
 
     func validate() throws {
         guard !command.isEmpty else { throw ValidationError("give the command to run after --: kisvault exec \(account) -- COMMAND") }
-        guard minTTL.seconds < 86_400 else { throw ValidationError("--min-ttl \(minTTL) is not shorter than a credential lives (24h)") }
     }
 
     func run() async throws {

@@ -27,17 +27,10 @@ struct TokenCommand: AsyncParsableCommand {
         @OptionGroup var output: OutputOptions
         @OptionGroup var manager: ManagerOptions
         @Argument(help: "The account.") var account: String
-        @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Shortest acceptable remaining validity (default 10m).", valueName: "duration"))
-        var minTTL = DurationArgument(seconds: 600, text: "10m")
-
-        func validate() throws {
-            guard minTTL.seconds < 86_400 else {
-                throw ValidationError("--min-ttl \(minTTL) is not shorter than an access token lives (24h): no token could satisfy it")
-            }
-        }
+        @OptionGroup var minTTL: MinTTLOptions
 
         func run() async throws {
-            try await GetCredential(kind: .token).run(options: options, output: output, manager: manager, account: account, minTTL: minTTL)
+            try await GetCredential(kind: .token).run(options: options, output: output, manager: manager, account: account, minTTL: minTTL.seconds)
         }
     }
 

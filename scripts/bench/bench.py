@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""kisvault benchmarks. Every figure is measured in this one run, side by side, and
+reported as a ratio where the claim is a ratio (the machines are shared and noisy).
+
+Usage: python3 scripts/bench/bench.py BIN_DIR PWHASH_BINARY   (scripts/bench.sh does this)
+"""
+import json, os, resource, shutil, statistics, subprocess, sys, tempfile, time, urllib.request
+
+BIN, PWHASH = sys.argv[1], sys.argv[2]
+KV, MOCK = os.path.join(BIN, "kisvault"), os.path.join(BIN, "kis-mock")
+WORK = tempfile.mkdtemp(prefix="kisvault-bench-")
+MODERATE = ("3", str(256 * 1024 * 1024))
+results = {}
+
+
+def env(vault, **extra):
+    e = dict(os.environ, KISVAULT_PATH=vault, KISVAULT_PASSPHRASE="bench passphrase",
+             HOME=WORK, XDG_DATA_HOME=WORK + "/xdg", XDG_RUNTIME_DIR=WORK + "/run")
+    e.update(extra)
+    return e
+
+
+def run(args, e, stdin=None, check=True):
+    """Runs a child; returns (wall seconds, cpu seconds, max rss KiB, stdout)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    p = subprocess.run(args, env=e, input=stdin, capture_output=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if check and p.returncode != 0:
+        raise SystemExit(f"{args} failed: {p.stderr.decode()[-500:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, after.ru_maxrss, p.stdout
+
+
+def rss_of(args, e):
+    """Peak RSS (KiB) of one child, measured with /usr/bin/time for an exact per-process value."""
+    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + args, env=e, capture_output=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{args} failed: {p.stderr.decode()[-500:]}")
+    return int(p.stderr.decode().strip().splitlines()[-1])
+
+
+def median_pair(a, b, n):
+    """Runs a and b alternately n times; returns their median wall times."""
+    ta, tb = [], []
+    for _ in range(n):
+        ta.append(a())
+        tb.append(b())
+    return statistics.median(ta), statistics.median(tb)
+
+
+def start_mock(accounts, latency_ms=0):
+    p = subprocess.Popen([MOCK, "serve", "--port", "0", "--accounts", accounts, "--latency-ms", str(latency_ms)],
+                         stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    return p, line.split()[-1]
+
+
+def new_vault(name, kdf, csv=None):
+    vault = f"{WORK}/{name}/vault.db"
+    run([KV, "init", "--kdf", kdf], env(vault))
+    if csv:
+        run([KV, "account", "import", csv], env(vault))
+    return vault
+
+
+def generate(count, env_name="real", prefix="acct"):
+    path = f"{WORK}/{prefix}-{count}.csv"
+    with open(path, "wb") as f:
+        f.write(subprocess.run([MOCK, "generate", "--count", str(count), "--env", env_name, "--prefix", prefix],
+                               capture_output=True, check=True).stdout)
+    return path
+
+
+# 1. Unlock: a command that unlocks vs a bare crypto_pwhash, same parameters (MODERATE).
+small = generate(1, prefix="one")
+v1 = new_vault("unlock", "moderate", small)
+unlock, bare = median_pair(lambda: run([KV, "account", "show", "one-0001"], env(v1))[0],
+                           lambda: run([PWHASH, *MODERATE], os.environ)[0], 7)
+results["unlock"] = {"kisvault_account_show_s": unlock, "bare_pwhash_process_s": bare, "ratio": unlock / bare}
+
+# 2. 10,000 accounts: import beyond the one KDF, and list.
+big = generate(10_000, prefix="big")
+v10k = f"{WORK}/big/vault.db"
+run([KV, "init"], env(v10k))
+imp_wall, imp_cpu, _, _ = run([KV, "account", "import", big], env(v10k))
+results["import_10k"] = {"wall_s": imp_wall, "bare_pwhash_s": bare, "beyond_kdf_s": imp_wall - bare}
+lists = [run([KV, "account", "list"], env(v10k, KISVAULT_PASSPHRASE=""))[0] for _ in range(9)]
+jsons = [run([KV, "account", "list", "--format", "json"], env(v10k, KISVAULT_PASSPHRASE=""))[0] for _ in range(9)]
+results["list_10k"] = {"text_median_ms": statistics.median(lists) * 1000, "json_median_ms": statistics.median(jsons) * 1000}
+
+# 3. The mock: approvals per second at zero latency (wrk, an independent load generator,
+#    and kisvault's own client), and the client's CPU per request.
+accts1k = generate(1000, prefix="load")
+mock, url = start_mock(accts1k, 0)
+try:
+    first = open(accts1k).read().splitlines()[1].split(",")
+    lua = f"{WORK}/approval.lua"
+    with open(lua, "w") as f:
+        body = json.dumps({"grant_type": "client_credentials", "appkey": first[2], "secretkey": first[3]})
+        f.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["content-type"] = "application/json"\n')
+    if shutil.which("wrk"):
+        out = subprocess.run(["wrk", "-t2", "-c64", "-d5s", "-s", lua, url + "/oauth2/Approval"],
+                             capture_output=True, text=True).stdout
+        rps = [l for l in out.splitlines() if "Requests/sec" in l]
+        non2xx = [l for l in out.splitlines() if "Non-2xx" in l]
+        results["mock_wrk"] = {"requests_per_second": float(rps[0].split()[-1]) if rps else None,
+                               "non_2xx": non2xx[0].strip() if non2xx else "none"}
+    load = json.loads(subprocess.run([MOCK, "load", "--url", url, "--accounts", accts1k, "--requests", "20000",
+                                      "--concurrency", "64"], capture_output=True, text=True, check=True).stdout)
+    results["mock_kisclient"] = load
+finally:
+    mock.terminate()
+    mock.wait()
+
+# 4. Bulk issuance: 1,000 accounts, mock at 50 ms, concurrency 32, against the ideal and
+#    against a sequential loop like the official sample's (one request after another,
+#    a new connection each), measured in the same run.
+mock, url = start_mock(accts1k, 50)
+try:
+    vb = new_vault("bulk", "moderate", accts1k)
+    wall, cpu, _, _ = run([KV, "approval", "issue", "--all", "--concurrency", "32", "--quiet"], env(vb, KISVAULT_KIS_BASE_URL=url))
+    ideal = -(-1000 // 32) * 0.050
+    rows = [l.split(",") for l in open(accts1k).read().splitlines()[1:]]
+    t = time.perf_counter()
+    for r in rows:
+        req = urllib.request.Request(url + "/oauth2/Approval", method="POST", headers={"content-type": "application/json"},
+                                     data=json.dumps({"grant_type": "client_credentials", "appkey": r[2], "secretkey": r[3]}).encode())
+        json.load(urllib.request.urlopen(req))
+    sequential = time.perf_counter() - t
+    run_only = wall - bare
+    results["bulk_1000"] = {"kisvault_wall_s": wall, "minus_one_kdf_s": run_only, "ideal_s": ideal,
+                            "ratio_to_ideal": run_only / ideal, "sequential_baseline_s": sequential,
+                            "speedup_vs_sequential": sequential / run_only}
+    # CPU per issued and stored credential, without the KDF (a vault with the cheapest KDF).
+    vc = new_vault("cpu", "insecure-test", accts1k)
+    _, cpu_cheap, _, _ = run([KV, "approval", "issue", "--all", "--concurrency", "32", "--quiet"], env(vc, KISVAULT_KIS_BASE_URL=url))
+    results["cpu_per_credential_ms"] = cpu_cheap / 1000 * 1000
+finally:
+    mock.terminate()
+    mock.wait()
+
+# 5. Peak memory of a 10,000-account run (mock at 5 ms), and of the same with the default KDF.
+mock, url = start_mock(big, 5)
+try:
+    vm = new_vault("mem", "insecure-test", big)
+    results["rss_10k_run_mib"] = rss_of([KV, "approval", "issue", "--all", "--concurrency", "32", "--quiet"], env(vm, KISVAULT_KIS_BASE_URL=url)) / 1024
+    results["rss_10k_run_with_moderate_kdf_mib"] = rss_of([KV, "approval", "issue", "--all", "--force", "--concurrency", "32", "--quiet"],
+                                                          env(v10k, KISVAULT_KIS_BASE_URL=url)) / 1024
+    # 6. `approval get` on a cached key, process start to exit.
+    gets = [run([KV, "approval", "get", "big-00001"], env(v10k, KISVAULT_KIS_BASE_URL=url))[0] for _ in range(7)]
+    cheap = [run([KV, "approval", "get", "big-00001"], env(vm, KISVAULT_KIS_BASE_URL=url))[0] for _ in range(15)]
+    results["approval_get_cached"] = {"moderate_kdf_median_ms": statistics.median(gets) * 1000,
+                                      "minus_kdf_ms": (statistics.median(gets) - bare) * 1000,
+                                      "cheapest_kdf_median_ms": statistics.median(cheap) * 1000}
+finally:
+    mock.terminate()
+    mock.wait()
+
+shutil.rmtree(WORK, ignore_errors=True)
+print(json.dumps(results, indent=2))
