@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The only door to libsodium (Debian's libsodium-dev 1.0.18).
@@ -71,10 +72,21 @@ let package = Package(
             dependencies: ["VaultStore", "KISAPI"],
             swiftSettings: strict
         ),
+        // The agent: an unlocked vault served on a Unix socket, and the client the CLI uses.
+        .target(
+            name: "KisvaultAgent",
+            dependencies: [
+                "KeyManager", "VaultStore", "VaultCrypto", "KISAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "KisvaultCLI",
             dependencies: [
-                "AccountFile", "VaultCrypto", "VaultStore", "KISAPI", "KeyManager",
+                "AccountFile", "VaultCrypto", "VaultStore", "KISAPI", "KeyManager", "KisvaultAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -240,7 +240,7 @@ actor Committer {
             scheduled = true
             Task {
                 try? await Task.sleep(for: .seconds(delay))
-                await self.timedFlush()
+                self.timedFlush()
             }
         }
     }

@@ -28,6 +28,12 @@ public struct IssuedCredential: Sendable {
     public var times: CredentialTimes
     /// True when it came from the vault without a request to KIS.
     public var fromCache: Bool
+
+    public init(value: SecureBytes, times: CredentialTimes, fromCache: Bool) {
+        self.value = value
+        self.times = times
+        self.fromCache = fromCache
+    }
 }
 
 /// The policy layer: hands out approval keys and tokens from the vault when they are fresh

@@ -16,7 +16,7 @@ struct LeaseOwner: Sendable, Equatable {
     static let hostName: String = {
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count - 1)
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }()
 
     /// False only when the owner is known dead: same host, and no such process.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeyManager
+import KisvaultAgent
 import VaultStore
 
 /// The `kisvault` command tree. The executable's `main` only calls ``Kisvault/main(arguments:)``.
@@ -18,7 +19,8 @@ public struct Kisvault: AsyncParsableCommand {
         version: version,
         subcommands: [
             Init.self, Doctor.self, PassphraseCommand.self, KeyslotCommand.self,
-            AccountCommand.self, ApprovalCommand.self, TokenCommand.self, Exec.self, AuditCommand.self,
+            AccountCommand.self, ApprovalCommand.self, TokenCommand.self, Exec.self,
+            AgentCommand.self, Lock.self, AuditCommand.self,
         ]
     )
 
@@ -28,6 +30,13 @@ public struct Kisvault: AsyncParsableCommand {
     /// error is reported on stderr here and nowhere else.
     public static func main(arguments: [String]) async -> Int32 {
         Hardening.apply()
+        var arguments = arguments
+        if arguments.first == "--detach-session" {
+            // The detached agent: leave the starting terminal's session so that closing it
+            // does not send us SIGHUP.
+            arguments.removeFirst()
+            _ = setsid()
+        }
         do {
             var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -39,7 +48,7 @@ public struct Kisvault: AsyncParsableCommand {
         } catch let error as ExitCode {
             return error.rawValue
         } catch {
-            if error is VaultError || error is CLIError || error is KeyManagerError {
+            if error is VaultError || error is CLIError || error is KeyManagerError || error is AgentError || error is AgentCallError {
                 return report(error).rawValue
             }
             let code = exitCode(for: error)

@@ -26,9 +26,17 @@ public enum KeyedHash {
     /// BLAKE2b-256 of `message` under a guarded key, written straight into guarded memory:
     /// the result is itself a key and must not sit in ordinary memory.
     public static func deriveKey(from key: SecureBytes, label: String) -> SecureBytes {
-        Sodium.ready()
-        let message = Array(label.utf8)
         let out = SecureBytes(count: 32)
+        deriveKey(from: key, label: label, into: out)
+        return out
+    }
+
+    /// ``deriveKey(from:label:)`` into an existing 32-byte guarded buffer, for hot paths
+    /// that would otherwise map a guarded allocation per derived key.
+    public static func deriveKey(from key: SecureBytes, label: String, into out: SecureBytes) {
+        Sodium.ready()
+        precondition(out.count == 32, "derived keys are 32 bytes")
+        let message = Array(label.utf8)
         key.withUnsafeBytes { k in
             out.withUnsafeMutableBytes { o in
                 message.withUnsafeBytes { m in
@@ -39,6 +47,5 @@ public enum KeyedHash {
                 }
             }
         }
-        return out
     }
 }

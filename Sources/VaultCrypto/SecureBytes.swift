@@ -16,18 +16,29 @@ public final class SecureBytes: @unchecked Sendable {
     private let pointer: UnsafeMutableRawPointer
     /// Number of bytes held.
     public let count: Int
+    /// False when the buffer had to fall back to ordinary memory (no guard pages).
+    let guarded: Bool
 
     /// Allocates `count` zeroed bytes of guarded memory.
     public init(count: Int) {
         Sodium.ready()
+        let size = max(count, 1)
         // sodium_malloc(0) is valid but we always allocate at least one byte so the pointer
         // is never nil for empty secrets.
-        guard let p = sodium_malloc(max(count, 1)) else {
-            // Out of (lockable) memory: nothing sensible can continue.
-            preconditionFailure("sodium_malloc(\(count)) failed")
+        if let p = sodium_malloc(size) {
+            pointer = p
+            guarded = true
+        } else {
+            // sodium_malloc maps guard pages around every buffer; with tens of thousands
+            // alive at once (a 10,000-account import) the kernel's map count runs out.
+            // Fall back to ordinary memory, still locked where allowed and still wiped on
+            // release, rather than failing the operation.
+            guard let p = malloc(size) else { preconditionFailure("out of memory allocating \(size) bytes") }
+            _ = sodium_mlock(p, size)
+            pointer = p
+            guarded = false
         }
-        sodium_memzero(p, max(count, 1))
-        pointer = p
+        sodium_memzero(pointer, size)
         self.count = count
     }
 
@@ -54,8 +65,13 @@ public final class SecureBytes: @unchecked Sendable {
     }
 
     deinit {
-        // sodium_free zeroes the region before unmapping it.
-        sodium_free(pointer)
+        if guarded {
+            // sodium_free zeroes the region before unmapping it.
+            sodium_free(pointer)
+        } else {
+            sodium_munlock(pointer, max(count, 1))  // zeroes, then unlocks
+            free(pointer)
+        }
     }
 
     /// Read access to the bytes.
@@ -69,10 +85,10 @@ public final class SecureBytes: @unchecked Sendable {
     }
 
     /// Makes the memory inaccessible (`sodium_mprotect_noaccess`) until ``unprotect()``.
-    public func protect() { sodium_mprotect_noaccess(pointer) }
+    public func protect() { if guarded { sodium_mprotect_noaccess(pointer) } }
 
     /// Makes the memory readable and writable again (`sodium_mprotect_readwrite`).
-    public func unprotect() { sodium_mprotect_readwrite(pointer) }
+    public func unprotect() { if guarded { sodium_mprotect_readwrite(pointer) } }
 
     /// The bytes decoded as UTF-8. The returned `String` is ordinary memory that cannot be
     /// wiped: call this only at the edge where a secret must leave as text (an HTTP body,

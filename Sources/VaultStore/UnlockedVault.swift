@@ -53,3 +53,13 @@ public enum Names {
         }
     }
 }
+
+extension UnlockedVault {
+    /// Makes the master key and every key derived from it inaccessible
+    /// (`sodium_mprotect_noaccess`): any use before ``unprotectKeys()`` crashes instead of
+    /// reading them. The agent keeps its keys so between requests.
+    public func protectKeys() { keys.protect() }
+
+    /// Makes the keys usable again.
+    public func unprotectKeys() { keys.unprotect() }
+}

@@ -12,6 +12,11 @@ public final class VaultKeys: Sendable {
     /// Key for the audit chain MACs.
     let audit: SecureBytes
 
+    /// One guarded buffer the field keys are derived into, under a lock: sealing a field
+    /// must not cost a guarded allocation (four mappings) each time.
+    fileprivate let scratch = SecureBytes(count: 32)
+    private let scratchLock = NSLock()
+
     init(master: SecureBytes) {
         self.master = master
         self.index = KeyedHash.deriveKey(from: master, label: "kisvault/v1/index/appkey")
@@ -42,10 +47,35 @@ public final class VaultKeys: Sendable {
     }
 
     func seal(_ value: SecureBytes, kind: String, recordID: String, field: String) -> Data {
-        value.withUnsafeBytes { SecretBox.seal($0, key: fieldKey(kind: kind, recordID: recordID, field: field)) }
+        withFieldKey(kind: kind, recordID: recordID, field: field) { key in value.withUnsafeBytes { SecretBox.seal($0, key: key) } }
     }
 
     func open(_ blob: Data, kind: String, recordID: String, field: String) throws(CryptoError) -> SecureBytes {
-        try SecretBox.open(blob, key: fieldKey(kind: kind, recordID: recordID, field: field))
+        let result: Result<SecureBytes, CryptoError> = withFieldKey(kind: kind, recordID: recordID, field: field) { key in
+            Result { () throws(CryptoError) -> SecureBytes in try SecretBox.open(blob, key: key) }
+        }
+        return try result.get()
+    }
+
+    /// Runs `body` with the field key in the scratch buffer, wiped afterwards.
+    private func withFieldKey<R>(kind: String, recordID: String, field: String, _ body: (SecureBytes) -> R) -> R {
+        scratchLock.lock()
+        defer {
+            scratch.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
+            scratchLock.unlock()
+        }
+        KeyedHash.deriveKey(from: master, label: "kisvault/v1/\(kind)/\(recordID)/\(field)", into: scratch)
+        return body(scratch)
+    }
+}
+
+extension VaultKeys {
+    /// Makes every key inaccessible until ``unprotect()`` (the agent, between requests).
+    func protect() {
+        for key in [master, index, audit, scratch] { key.protect() }
+    }
+
+    func unprotect() {
+        for key in [master, index, audit, scratch] { key.unprotect() }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KISAPI
 import KeyManager
+import KisvaultAgent
 import VaultStore
 
 /// kisvault's exit codes: few and stable (docs/CLI.md). Every error maps to one here.
@@ -108,6 +109,16 @@ func report(_ error: any Error) -> KisvaultExit {
     case let error as KISConfigurationError:
         Terminal.note(error.description)
         return .usage
+    case let error as AgentError:
+        Terminal.note(error.description)
+        switch error {
+        case .notRunning: return .notFound
+        case .alreadyRunning: return .usage
+        case .setup, .protocolError: return .failure
+        }
+    case let error as AgentCallError:
+        Terminal.note(error.description)
+        return error.exit
     case let error as ExitCode:
         return KisvaultExit(rawValue: error.rawValue) ?? .failure
     default:

@@ -49,16 +49,26 @@ public enum Terminal {
     }
 }
 
-/// A plain text table: columns padded to their widest cell.
+/// A plain text table: columns padded to their widest cell. Built with plain appends: it
+/// prints 10,000-row listings, where Foundation's padding would dominate the run.
 func table(_ header: [String], _ rows: [[String]]) -> String {
     var widths = header.map(\.count)
     for row in rows {
         for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
     }
-    func line(_ cells: [String]) -> String {
-        cells.enumerated().map { i, cell in
-            i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-        }.joined(separator: "  ")
+    var out = ""
+    out.reserveCapacity((rows.count + 1) * (widths.reduce(0, +) + 2 * widths.count + 1))
+    func line(_ cells: [String]) {
+        for (i, cell) in cells.enumerated() {
+            out += cell
+            if i < cells.count - 1 {
+                out += String(repeating: " ", count: widths[i] - cell.count + 2)
+            }
+        }
+        out += "\n"
     }
-    return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    line(header)
+    for row in rows { line(row) }
+    out.removeLast()
+    return out
 }

@@ -10,6 +10,21 @@ struct GetCredential {
     let kind: CredentialKind
 
     func run(options: VaultOptions, output: OutputOptions, manager managerOptions: ManagerOptions, account: String, minTTL: TimeInterval) async throws {
+        let endpoint = kind == .approval ? "approval-key" : "access-token"
+        switch AgentUse.call("/v1/accounts/\(account)/\(endpoint)?min_ttl=\(Int(minTTL))", vaultPath: options.path, options: options) {
+        case .answered(let body):
+            guard let value = body[kind.jsonField] as? String, let issued = (body["issued_at"] as? String).flatMap(Timestamp.parse),
+                  let expires = (body["expires_at"] as? String).flatMap(Timestamp.parse) else {
+                throw AgentCallError(code: "vault_error", message: "the agent's answer lacks the \(kind.noun)")
+            }
+            print(IssuedCredential(value: SecureBytes(utf8: value), times: CredentialTimes(issuedAt: issued, expiresAt: expires),
+                                   fromCache: body["from_cache"] as? Bool ?? true), output: output)
+            return
+        case .failed(let error):
+            throw error
+        case .unavailable:
+            break
+        }
         let vault = try options.open(.readWrite)
         _ = try vault.account(named: account)
         let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)

@@ -1,0 +1,98 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A minimal HTTP/1.1 client over the agent's Unix socket: plain POSIX calls, no event
+/// loop to start, so `kisvault approval get` through the agent costs one connect, one
+/// write and one read.
+public enum AgentClient {
+    /// An answer from the agent.
+    public struct Response: Sendable {
+        public var status: Int
+        public var headers: [String: String]
+        public var body: Data
+
+        /// The decoded JSON object of the body, if it is one.
+        public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
+    }
+
+    /// Sends one request and reads the whole answer.
+    /// - Throws: ``AgentError/notRunning(_:)`` when nothing listens at `socket`;
+    ///   ``AgentError/protocolError(_:)`` for an answer that is not HTTP.
+    public static func request(socket path: String, method: String, target: String, timeout: TimeInterval = 30) throws(AgentError) -> Response {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw .notRunning(path) }
+        defer { _ = Glibc.close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw .setup("socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { throw .notRunning(path) }
+        let head = "\(method) \(target) HTTP/1.1\r\nHost: kisvault-agent\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        var out = Array(head.utf8)
+        var sent = 0
+        while sent < out.count {
+            let n = out.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n < 0 { if errno == EINTR { continue }; throw .protocolError("the agent closed the connection") }
+            sent += n
+        }
+        out.removeAll()
+        var received = Data()
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n < 0 { if errno == EINTR { continue }; throw .protocolError("no answer from the agent (timed out)") }
+            if n == 0 { break }
+            received.append(contentsOf: buffer[0..<n])
+            if let parsed = try parse(received), parsed.complete { return parsed.response }
+        }
+        guard let parsed = try parse(received) else { throw .protocolError("the agent closed the connection without an answer") }
+        return parsed.response
+    }
+
+    /// Parses what has arrived so far; nil until the head is complete.
+    static func parse(_ data: Data) throws(AgentError) -> (response: Response, complete: Bool)? {
+        guard let split = data.range(of: Data("\r\n\r\n".utf8)) else { return nil }
+        let head = String(decoding: data[data.startIndex..<split.lowerBound], as: UTF8.self)
+        var lines = head.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
+            throw .protocolError("the agent's answer is not HTTP")
+        }
+        var headers: [String: String] = [:]
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var body = Data(data[split.upperBound...])
+        if headers["transfer-encoding"]?.lowercased() == "chunked" {
+            var decoded = Data()
+            var rest = body[...]
+            while let lineEnd = rest.range(of: Data("\r\n".utf8)) {
+                let sizeText = String(decoding: rest[rest.startIndex..<lineEnd.lowerBound], as: UTF8.self)
+                guard let size = Int(sizeText.split(separator: ";")[0], radix: 16) else { break }
+                if size == 0 { return (Response(status: status, headers: headers, body: decoded), true) }
+                let start = lineEnd.upperBound
+                guard rest.distance(from: start, to: rest.endIndex) >= size + 2 else { break }
+                decoded.append(rest[start..<rest.index(start, offsetBy: size)])
+                rest = rest[rest.index(start, offsetBy: size + 2)...]
+            }
+            body = decoded
+            return (Response(status: status, headers: headers, body: body), false)
+        }
+        if let length = headers["content-length"].flatMap(Int.init) {
+            return (Response(status: status, headers: headers, body: body.prefix(length)), body.count >= length)
+        }
+        return (Response(status: status, headers: headers, body: body), false)
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the agent's socket lives: `$KISVAULT_AGENT_SOCK`, else
+/// `$XDG_RUNTIME_DIR/kisvault/agent.sock`, else `/tmp/kisvault-<uid>/agent.sock`; always in a
+/// directory of mode 0700 owned by the user.
+public enum AgentPaths {
+    /// The socket path the environment asks for, and whether it was asked explicitly.
+    public static func socket(_ env: [String: String] = ProcessInfo.processInfo.environment) -> (path: String, explicit: Bool) {
+        if let explicit = env["KISVAULT_AGENT_SOCK"], !explicit.isEmpty { return (explicit, true) }
+        if let runtime = env["XDG_RUNTIME_DIR"], !runtime.isEmpty { return (runtime + "/kisvault/agent.sock", false) }
+        return ("/tmp/kisvault-\(getuid())/agent.sock", false)
+    }
+
+    /// Creates the socket's directory 0700 if missing; refuses one that another user owns
+    /// or that others can enter (someone could swap the socket).
+    public static func prepareDirectory(for socket: String) throws(AgentError) {
+        let dir = (socket as NSString).deletingLastPathComponent
+        var info = stat()
+        if lstat(dir, &info) != 0 {
+            let parent = (dir as NSString).deletingLastPathComponent
+            if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+            guard mkdir(dir, 0o700) == 0 || errno == EEXIST else {
+                throw .setup("cannot create the agent's directory \(dir): \(String(cString: strerror(errno)))")
+            }
+            guard lstat(dir, &info) == 0 else { throw .setup("cannot inspect \(dir)") }
+        }
+        guard (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid() else {
+            throw .setup("\(dir) is not a directory of yours; refusing to put the agent's socket there")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw .setup(String(format: "%@ has mode %03o; the agent needs a 0700 directory (chmod 700 it)", dir, info.st_mode & 0o777))
+        }
+    }
+}
+
+/// Agent failures, each with the stable code the HTTP API and the CLI use.
+public enum AgentError: Error, Sendable, CustomStringConvertible {
+    case setup(String)
+    case alreadyRunning(String)
+    case notRunning(String)
+    case protocolError(String)
+
+    public var description: String {
+        switch self {
+        case .setup(let text), .protocolError(let text): return text
+        case .alreadyRunning(let path): return "an agent is already serving this vault (socket \(path)); stop it with 'kisvault agent stop'"
+        case .notRunning(let path): return "no agent answers at \(path); start one with 'kisvault agent start'"
+        }
+    }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KISAPI
+import KeyManager
+import Logging
+import NIOCore
+import UnixSignals
+import VaultCrypto
+import VaultStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The request context: Hummingbird's basics plus the channel, for the peer check.
+struct AgentContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+
+    /// The uid of the process at the other end of the socket (`SO_PEERCRED`).
+    func peerUID() async throws -> uid_t {
+        guard let provider = channel as? any SocketOptionProvider else { throw AgentFailure(.forbidden, "no peer credentials") }
+        let credentials: PeerCredentials = try await provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(PeerCredentials.option)).get()
+        return credentials.uid
+    }
+}
+
+/// Linux's `struct ucred` (pid, uid, gid), which Glibc hides behind `_GNU_SOURCE`; the
+/// layout is three 32-bit fields on every Linux architecture.
+struct PeerCredentials: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+    /// `SO_PEERCRED`, 17 on Linux (asm-generic/socket.h).
+    static let option: Int32 = 17
+}
+
+/// Refuses every connection whose peer is not this user, whatever the socket's mode.
+struct PeerCheck: RouterMiddleware {
+    typealias Context = AgentContext
+    let logger: Logger
+
+    func handle(_ request: Request, context: AgentContext, next: (Request, AgentContext) async throws -> Response) async throws -> Response {
+        let uid = (try? await context.peerUID()) ?? uid_t.max
+        guard uid == getuid() else {
+            logger.warning("refused a connection from another user", metadata: ["peer_uid": "\(uid)"])
+            return AgentServer.failure(AgentFailure(.forbidden, "this agent serves uid \(getuid()) only"))
+        }
+        return try await next(request, context)
+    }
+}
+
+/// The agent: serves one unlocked vault on a Unix socket, HTTP/1.1 + JSON.
+public final class AgentServer: Sendable {
+    let state: AgentState
+    let socketPath: String
+
+    /// - Parameters:
+    ///   - manager: the manager over the unlocked vault; the agent owns it from here on.
+    ///   - idleLock: lock after this long without a request.
+    ///   - maxLock: lock this long after start, whatever happens.
+    public init(manager: KeyManager, vaultPath: String, socketPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger) {
+        state = AgentState(manager: manager, vaultPath: vaultPath, idleLock: idleLock, maxLock: maxLock, logger: logger)
+        self.socketPath = socketPath
+    }
+
+    /// Serves until SIGTERM/SIGINT or `POST /v1/stop`, then wipes the keys and removes the
+    /// socket. `onListening` runs once the socket accepts connections.
+    public func run(onListening: @escaping @Sendable () -> Void) async throws {
+        let router = Router(context: AgentContext.self)
+        router.middlewares.add(PeerCheck(logger: state.logger))
+        routes(router)
+        let ticker = Task { [state] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                state.tick()
+            }
+        }
+        let app = Application(
+            router: router,
+            configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "kisvault-agent"),
+            onServerRunning: { _ in onListening() },
+            logger: state.logger)
+        defer {
+            ticker.cancel()
+            state.lockNow(reason: "stopped")
+            unlink(socketPath)
+        }
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+
+    func routes(_ router: Router<AgentContext>) {
+        let state = self.state
+        router.get("/v1/status") { _, _ in
+            Self.json(200, [
+                "locked": state.isLocked, "lock_reason": state.lockReason ?? NSNull(), "vault": state.vaultPath,
+                "pid": Int(getpid()), "started_at": Timestamp.string(state.started),
+                "idle_lock_seconds": state.idleLock ?? NSNull(), "max_lock_seconds": state.maxLock ?? NSNull(),
+            ], vault: state.vaultPath)
+        }
+        router.get("/v1/accounts") { _, _ in
+            do {
+                let manager = try state.begin()
+                defer { state.end(manager) }
+                let accounts = try manager.vault.vault.accounts().map { a -> [String: Any] in
+                    ["name": a.name, "environment": a.environment.rawValue, "tags": a.tags, "created_at": a.createdAt, "updated_at": a.updatedAt]
+                }
+                return Self.json(200, ["accounts": accounts], vault: state.vaultPath)
+            } catch {
+                return Self.failure(Self.classify(error), vault: state.vaultPath)
+            }
+        }
+        router.get("/v1/accounts/:name/approval-key") { request, context in
+            await Self.credential(state, .approval, request, context)
+        }
+        router.get("/v1/accounts/:name/access-token") { request, context in
+            await Self.credential(state, .token, request, context)
+        }
+        router.get("/v1/accounts/:name/app-credentials") { _, context in
+            let name = context.parameters.get("name") ?? ""
+            do {
+                let manager = try state.begin()
+                defer { state.end(manager) }
+                let secrets = try manager.vault.secrets(of: name)
+                let summary = try manager.vault.vault.account(named: name)
+                var body: [String: Any] = [
+                    "environment": summary.environment.rawValue,
+                    "appkey": secrets.appkey.utf8String(), "appsecret": secrets.appsecret.utf8String(),
+                ]
+                body["account_no"] = secrets.accountNumber?.utf8String()
+                body["hts_id"] = secrets.htsID?.utf8String()
+                return Self.json(200, body, vault: state.vaultPath)
+            } catch {
+                return Self.failure(Self.classify(error), vault: state.vaultPath)
+            }
+        }
+        router.post("/v1/lock") { _, _ in
+            state.lockNow(reason: "locked on request")
+            return Self.json(200, ["locked": true], vault: state.vaultPath)
+        }
+        router.post("/v1/stop") { _, _ in
+            state.lockNow(reason: "stopping")
+            // Answer first, then stop the way SIGTERM does (graceful shutdown, socket removed).
+            Task {
+                try? await Task.sleep(for: .milliseconds(50))
+                kill(getpid(), SIGTERM)
+            }
+            return Self.json(200, ["stopping": true], vault: state.vaultPath)
+        }
+    }
+
+    static func credential(_ state: AgentState, _ kind: CredentialKind, _ request: Request, _ context: AgentContext) async -> Response {
+        let name = context.parameters.get("name") ?? ""
+        let minTTLText = request.uri.queryParameters.get("min_ttl") ?? "600"
+        guard let minTTL = Double(minTTLText), (0..<86_400).contains(minTTL) else {
+            return failure(AgentFailure(.badRequest, "min_ttl must be seconds from 0 to 86399, not '\(minTTLText)'"), vault: state.vaultPath)
+        }
+        do {
+            let manager = try state.begin()
+            defer { state.end(manager) }
+            let issued = try await manager.get(account: name, kind: kind, minTTL: minTTL)
+            return json(200, [
+                kind == .approval ? "approval_key" : "access_token": issued.value.utf8String(),
+                "issued_at": Timestamp.string(issued.times.issuedAt),
+                "expires_at": Timestamp.string(issued.times.expiresAt),
+                "from_cache": issued.fromCache,
+            ], vault: state.vaultPath)
+        } catch {
+            return failure(classify(error), vault: state.vaultPath)
+        }
+    }
+
+    /// Maps any error to the API's stable codes.
+    static func classify(_ error: any Error) -> AgentFailure {
+        switch error {
+        case let error as AgentFailure:
+            return error
+        case let error as VaultError:
+            if case .accountNotFound = error { return AgentFailure(.notFound, error.description) }
+            return AgentFailure(.vaultError, error.description)
+        case let error as KeyManagerError:
+            switch error {
+            case .kis(_, let kis) where kis.kind == .credentialsRejected || kis.kind == .permanent || kis.kind == .tokenInvalid:
+                return AgentFailure(.kisRejected, error.description)
+            case .previouslyRejected:
+                return AgentFailure(.kisRejected, error.description)
+            case .nothingStored:
+                return AgentFailure(.notFound, error.description)
+            case .configuration:
+                return AgentFailure(.badRequest, error.description)
+            default:
+                return AgentFailure(.kisUnavailable, error.description)
+            }
+        default:
+            return AgentFailure(.vaultError, "\(error)")
+        }
+    }
+
+    static func json(_ status: Int, _ object: [String: Any], vault: String? = nil) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let vault, let name = HTTPField.Name("x-kisvault-vault") { headers[name] = vault }
+        return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func failure(_ failure: AgentFailure, vault: String? = nil) -> Response {
+        json(failure.code.status, ["error": failure.code.rawValue, "message": failure.message], vault: vault)
+    }
+}

@@ -1,0 +1,176 @@
+import ArgumentParser
+import Foundation
+import KisvaultAgent
+import Logging
+import VaultCrypto
+import VaultStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `kisvault agent`
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Unlock once and serve credentials to every script of this user on a Unix socket.",
+        subcommands: [Start.self, Stop.self, Status.self])
+
+    /// `--socket`, shared by the agent commands and `lock`.
+    struct SocketOptions: ParsableArguments {
+        @Option(help: ArgumentHelp("The agent's socket (default: $KISVAULT_AGENT_SOCK, else $XDG_RUNTIME_DIR/kisvault/agent.sock).", valueName: "path"))
+        var socket: String?
+
+        var path: String { socket ?? AgentPaths.socket().path }
+    }
+
+    /// `kisvault agent start`
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Unlock the vault and serve it on a Unix socket (detaches unless --foreground).",
+            discussion: """
+                Prints the socket path and KISVAULT_AGENT_SOCK=... for eval. Scripts in any language \
+                then get credentials with one local request:
+                  curl --unix-socket "$KISVAULT_AGENT_SOCK" http://agent/v1/accounts/alpha/access-token
+                and kisvault commands use the agent without asking for the passphrase.
+
+                Example:
+                  eval "$(kisvault agent start --idle-lock 2h)"
+                """)
+
+        @OptionGroup var options: VaultOptions
+        @OptionGroup var socket: SocketOptions
+        @OptionGroup var manager: ManagerOptions
+        @Option(name: .customLong("idle-lock"), help: ArgumentHelp("Lock after this long without a request (default 1h).", valueName: "duration"))
+        var idleLock = DurationArgument(seconds: 3600, text: "1h")
+        @Option(name: .customLong("max-lock"), help: ArgumentHelp("Lock this long after start, whatever happens (default 12h).", valueName: "duration"))
+        var maxLock = DurationArgument(seconds: 12 * 3600, text: "12h")
+        @Flag(help: "Stay in the foreground (logs on stderr).") var foreground = false
+
+        func run() async throws {
+            let socketPath = socket.path
+            let vault = try options.open(.readWrite)
+            try AgentPaths.prepareDirectory(for: socketPath)
+            if (try? AgentClient.request(socket: socketPath, method: "GET", target: "/v1/status", timeout: 2)) != nil {
+                throw AgentError.alreadyRunning(socketPath)
+            }
+            let passphrase = try options.passphrase()
+            let unlocked = try vault.unlock(passphrase: passphrase, keyslot: options.keyslot)
+            if foreground {
+                try await serve(unlocked: unlocked, socketPath: socketPath)
+            } else {
+                try detach(passphrase: passphrase, socketPath: socketPath)
+            }
+        }
+
+        /// Serves in this process until stopped.
+        func serve(unlocked: UnlockedVault, socketPath: String) async throws {
+            // The socket is created 0600 (umask 177) in a 0700 directory, never looser for a moment.
+            umask(0o177)
+            let lockFile = options.path + ".agent-lock"
+            let lockFD = open(lockFile, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+            guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+                throw AgentError.alreadyRunning("another agent holds \(lockFile)")
+            }
+            // A socket left by a killed agent: nothing answered above, so it is stale.
+            unlink(socketPath)
+            var logger = Logger(label: "kisvault-agent")
+            logger.logLevel = options.verbose ? .info : .notice
+            let server = AgentServer(manager: try manager.manager(vault: unlocked), vaultPath: options.path, socketPath: socketPath,
+                                     idleLock: idleLock.seconds, maxLock: maxLock.seconds, logger: logger)
+            let vaultPath = options.path
+            try await server.run {
+                Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")
+                Terminal.note("agent serving \(vaultPath) on \(socketPath) (pid \(getpid()))")
+            }
+            _ = lockFD
+        }
+
+        /// Starts `kisvault agent start --foreground` in a new session, hands it the
+        /// passphrase through a pipe (never argv or the environment), and waits until it answers.
+        func detach(passphrase: SecureBytes, socketPath: String) throws {
+            var pipeFDs: [Int32] = [0, 0]
+            guard pipe(&pipeFDs) == 0 else { throw CLIError.badInput("cannot create a pipe: \(String(cString: strerror(errno)))") }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            var arguments = ["agent", "start", "--foreground", "--vault", options.path, "--socket", socketPath,
+                             "--passphrase-fd", "0", "--idle-lock", idleLock.text, "--max-lock", maxLock.text]
+            if let keyslot = options.keyslot { arguments += ["--keyslot", keyslot] }
+            if manager.noWait { arguments.append("--no-wait") }
+            process.arguments = ["--detach-session"] + arguments
+            var environment = ProcessInfo.processInfo.environment
+            environment["KISVAULT_PASSPHRASE"] = nil
+            process.environment = environment
+            process.standardInput = FileHandle(fileDescriptor: pipeFDs[0], closeOnDealloc: true)
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            passphrase.withUnsafeBytes { _ = write(pipeFDs[1], $0.baseAddress!, $0.count) }
+            _ = write(pipeFDs[1], "\n", 1)
+            close(pipeFDs[1])
+            for _ in 0..<200 {
+                if (try? AgentClient.request(socket: socketPath, method: "GET", target: "/v1/status", timeout: 1)) != nil {
+                    Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")
+                    Terminal.note("agent started (pid \(process.processIdentifier)), serving \(options.path)")
+                    return
+                }
+                if !process.isRunning { break }
+                usleep(50_000)
+            }
+            throw CLIError.badInput("the agent did not start; run 'kisvault agent start --foreground --verbose' to see why")
+        }
+    }
+
+    /// `kisvault agent stop`
+    struct Stop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop the agent; its keys are wiped and its socket removed.",
+            discussion: "Example:\n  kisvault agent stop")
+        @OptionGroup var socket: SocketOptions
+
+        func run() throws {
+            _ = try AgentClient.request(socket: socket.path, method: "POST", target: "/v1/stop")
+            for _ in 0..<100 where FileManager.default.fileExists(atPath: socket.path) { usleep(20_000) }
+            Terminal.note("agent stopped")
+        }
+    }
+
+    /// `kisvault agent status`
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show whether an agent runs, for which vault, and whether it is locked.",
+            discussion: "Exits 4 when no agent answers, 3 when it is locked.\n\nExample:\n  kisvault agent status --format json")
+        @OptionGroup var socket: SocketOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let response = try AgentClient.request(socket: socket.path, method: "GET", target: "/v1/status")
+            let status = response.json ?? [:]
+            if output.json {
+                Terminal.out(String(decoding: response.body, as: UTF8.self))
+            } else {
+                let locked = status["locked"] as? Bool == true
+                Terminal.out("""
+                    socket:  \(socket.path)
+                    vault:   \(status["vault"] as? String ?? "?")
+                    pid:     \(status["pid"] as? Int ?? 0)
+                    started: \(status["started_at"] as? String ?? "?")
+                    state:   \(locked ? "locked (\(status["lock_reason"] as? String ?? ""))" : "unlocked")
+                    """)
+            }
+            if status["locked"] as? Bool == true { throw ExitCode(KisvaultExit.locked.rawValue) }
+        }
+    }
+}
+
+/// `kisvault lock`
+struct Lock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make the agent forget the vault's keys; it answers 'locked' until restarted.",
+        discussion: "Example:\n  kisvault lock")
+    @OptionGroup var socket: AgentCommand.SocketOptions
+
+    func run() throws {
+        _ = try AgentClient.request(socket: socket.path, method: "POST", target: "/v1/lock")
+        Terminal.note("agent locked")
+    }
+}

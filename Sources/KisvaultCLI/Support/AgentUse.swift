@@ -1,0 +1,65 @@
+import Foundation
+import KisvaultAgent
+import VaultStore
+
+/// The CLI's use of a running agent: when `KISVAULT_AGENT_SOCK` is set or the default
+/// socket answers, and the agent serves the same vault file, requests go to it and no
+/// passphrase is asked. A locked or absent agent means: unlock here instead.
+enum AgentUse {
+    enum Outcome {
+        /// The agent answered with a JSON object.
+        case answered([String: Any])
+        /// The agent refused; the error is final (exit code from the agent's error code).
+        case failed(AgentCallError)
+        /// No usable agent: do the work locally.
+        case unavailable
+    }
+
+    static func call(_ target: String, vaultPath: String, options: VaultOptions) -> Outcome {
+        let (socket, explicit) = AgentPaths.socket()
+        guard explicit || FileManager.default.fileExists(atPath: socket) else { return .unavailable }
+        let response: AgentClient.Response
+        do {
+            response = try AgentClient.request(socket: socket, method: "GET", target: target)
+        } catch {
+            options.debug("agent at \(socket) unusable (\(error)); unlocking here")
+            return .unavailable
+        }
+        guard let served = response.headers["x-kisvault-vault"], sameFile(served, vaultPath) else {
+            options.debug("the agent at \(socket) serves another vault; unlocking here")
+            return .unavailable
+        }
+        let body = response.json ?? [:]
+        if response.status == 200 { return .answered(body) }
+        let code = body["error"] as? String ?? "vault_error"
+        if code == "locked" || code == "vault_changed" {
+            options.debug("the agent is locked; unlocking here")
+            return .unavailable
+        }
+        return .failed(AgentCallError(code: code, message: body["message"] as? String ?? "the agent refused (HTTP \(response.status))"))
+    }
+
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return a == b }
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+}
+
+/// An error the agent answered with.
+struct AgentCallError: Error, CustomStringConvertible {
+    var code: String
+    var message: String
+    var description: String { message }
+
+    var exit: KisvaultExit {
+        switch code {
+        case "locked": return .locked
+        case "not_found": return .notFound
+        case "bad_request": return .usage
+        case "kis_rejected": return .rejected
+        case "kis_unavailable": return .unavailable
+        default: return .failure
+        }
+    }
+}
