@@ -130,7 +130,7 @@ let package = Package(
             name: "KisvaultCLITests",
             // The executables are dependencies so that `swift test` builds the binaries the
             // end-to-end tests run.
-            dependencies: ["KisvaultCLI", "VaultStore", "VaultCrypto", "KISMock", "kisvault", "kis-mock", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["KisvaultCLI", "KisvaultAgent", "VaultStore", "VaultCrypto", "KISMock", "kisvault", "kis-mock", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
     ]

@@ -44,6 +44,9 @@ public final class KeyManager: Sendable {
     public let client: KISClient
     public let configuration: KeyManagerConfiguration
     let owner = LeaseOwner.current()
+    /// Single flight inside this process: the lease works between processes, and this
+    /// keeps one manager's concurrent callers (the agent's clients) from racing each other.
+    let inFlight = KeyedGate()
     let logger: Logger
 
     public init(vault: UnlockedVault, client: KISClient, configuration: KeyManagerConfiguration = KeyManagerConfiguration(),
@@ -126,6 +129,23 @@ public final class KeyManager: Sendable {
     /// The single-flight core: returns a stored credential satisfying `isAcceptable`, or
     /// claims the lease, issues one from KIS, stores it, and returns it.
     func obtain(account: String, kind: CredentialKind, isAcceptable: (CredentialTimes, Date) -> Bool) async throws -> IssuedCredential {
+        // The common case needs no gate: a fresh stored credential.
+        if let (value, times) = try vault.openCredential(account: account, kind: kind), isAcceptable(times, configuration.now()) {
+            return IssuedCredential(value: value, times: times, fromCache: true)
+        }
+        let key = "\(kind.rawValue)/\(account)"
+        await inFlight.acquire(key)
+        do {
+            let result = try await obtainLocked(account: account, kind: kind, isAcceptable: isAcceptable)
+            await inFlight.release(key)
+            return result
+        } catch {
+            await inFlight.release(key)
+            throw error
+        }
+    }
+
+    func obtainLocked(account: String, kind: CredentialKind, isAcceptable: (CredentialTimes, Date) -> Bool) async throws -> IssuedCredential {
         let waitLimit = configuration.now().addingTimeInterval(configuration.leaseDuration + 30)
         var retriedRateLimit = false
         while true {
@@ -259,5 +279,29 @@ public final class KeyManager: Sendable {
 extension KISEnvironment {
     init(_ environment: AccountEnvironment) {
         self = environment == .real ? .real : .mock
+    }
+}
+
+/// An async mutex per key: callers with the same key run one at a time, in arrival order.
+actor KeyedGate {
+    private var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+    private var held: Set<String> = []
+
+    func acquire(_ key: String) async {
+        if !held.contains(key) {
+            held.insert(key)
+            return
+        }
+        await withCheckedContinuation { waiters[key, default: []].append($0) }
+    }
+
+    func release(_ key: String) {
+        if var queue = waiters[key], !queue.isEmpty {
+            let next = queue.removeFirst()
+            waiters[key] = queue.isEmpty ? nil : queue
+            next.resume()  // ownership passes to the next waiter
+        } else {
+            held.remove(key)
+        }
     }
 }

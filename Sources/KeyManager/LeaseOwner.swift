@@ -24,6 +24,14 @@ struct LeaseOwner: Sendable, Equatable {
         let parts = owner.split(separator: ":")
         guard parts.count >= 3, String(parts[0]) == hostName, let pid = Int32(parts[1]) else { return true }
         if pid == getpid() { return true }
-        return kill(pid, 0) == 0 || errno == EPERM
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        // A killed process whose parent has not reaped it still answers kill(0): read its
+        // state, and count a zombie ("Z") as dead.
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+           let close = stat.lastIndex(of: ")") {
+            let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).prefix(1)
+            if state == "Z" || state == "X" { return false }
+        }
+        return true
     }
 }

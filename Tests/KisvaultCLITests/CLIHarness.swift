@@ -31,7 +31,15 @@ final class CLISandbox: @unchecked Sendable {
         ]
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: dir) }
+    deinit {
+        // An agent a failed test left running: its command line names this sandbox.
+        let pkill = Process()
+        pkill.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+        pkill.arguments = ["-KILL", "-f", "--", "--socket \(dir)/"]
+        try? pkill.run()
+        pkill.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
 
     static let binaryDirectory: String = {
         if let dir = ProcessInfo.processInfo.environment["KISVAULT_BIN_DIR"] { return dir }
@@ -48,9 +56,9 @@ final class CLISandbox: @unchecked Sendable {
     func run(_ arguments: [String], stdin: String = "", env: [String: String?] = [:], tool: String = "kisvault", wrapper: [String] = [], timeout: Double = 60) throws -> CLIResult {
         let id = UUID().uuidString
         let inPath = dir + "/stdin-" + id, outPath = dir + "/stdout-" + id, errPath = dir + "/stderr-" + id
-        FileManager.default.createFile(atPath: inPath, contents: Data(stdin.utf8))
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: inPath, contents: Data(stdin.utf8))
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         defer { for p in [inPath, outPath, errPath] { try? FileManager.default.removeItem(atPath: p) } }
         let process = Process()
         let binary = Self.binaryDirectory + "/" + tool
@@ -136,7 +144,7 @@ final class CLISandbox: @unchecked Sendable {
 
     func write(_ name: String, _ text: String) -> String {
         let path = dir + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }
 }

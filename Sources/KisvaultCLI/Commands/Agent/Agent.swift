@@ -53,6 +53,14 @@ struct AgentCommand: AsyncParsableCommand {
             if (try? AgentClient.request(socket: socketPath, method: "GET", target: "/v1/status", timeout: 2)) != nil {
                 throw AgentError.alreadyRunning(socketPath)
             }
+            // Refuse a second agent on this vault before asking for anything.
+            let lockFile = options.path + ".agent-lock"
+            let probe = open(lockFile, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+            guard probe >= 0, flock(probe, LOCK_EX | LOCK_NB) == 0 else {
+                if probe >= 0 { close(probe) }
+                throw AgentError.alreadyRunning("another agent holds \(lockFile)")
+            }
+            close(probe)
             let passphrase = try options.passphrase()
             let unlocked = try vault.unlock(passphrase: passphrase, keyslot: options.keyslot)
             if foreground {

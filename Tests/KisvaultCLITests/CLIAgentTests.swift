@@ -1,0 +1,168 @@
+import Foundation
+import KISMock
+import KisvaultAgent
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The agent through the built binary and raw socket requests.
+@Suite struct CLIAgentTests {
+    static func setUp(count: Int = 3, configure: (inout MockConfiguration) -> Void = { _ in }) async throws -> (CLISandbox, KISMockServer, [MockAccount]) {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: count, configure: configure)
+        try FileManager.default.createDirectory(atPath: box.dir + "/run", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        return (box, mock, accounts)
+    }
+
+    static func socket(_ box: CLISandbox) -> String { box.dir + "/run/kisvault/agent.sock" }
+
+    /// A raw request on a thread of its own: a blocking socket read on the two-thread
+    /// cooperative pool would starve the in-process mock the agent talks to.
+    static func get(_ box: CLISandbox, _ target: String) async throws -> AgentClient.Response {
+        let path = socket(box)
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try AgentClient.request(socket: path, method: "GET", target: target) })
+            }
+        }
+    }
+
+    static func stop(_ box: CLISandbox) async throws {
+        _ = try? await box.runAsync(["agent", "stop"])
+    }
+
+    @Test func servesCredentialsWithoutAPassphrase() async throws {
+        let (box, mock, accounts) = try await Self.setUp()
+        let start = try await box.runAsync(["agent", "start", "--idle-lock", "10m"])
+        #expect(start.status == 0, "\(start.stderr)")
+        #expect(start.stdout == "KISVAULT_AGENT_SOCK=\(Self.socket(box)); export KISVAULT_AGENT_SOCK;\n")
+        let mode = try FileManager.default.attributesOfItem(atPath: Self.socket(box))[.posixPermissions] as! Int
+        #expect(mode == 0o600)
+        let name = accounts[0].name
+        let viaAgent = try await box.runAsync(["approval", "get", name], env: ["KISVAULT_PASSPHRASE": nil])
+        #expect(viaAgent.status == 0 && viaAgent.stdout.count == 287, "\(viaAgent.stderr)")
+        let raw = try await Self.get(box, "/v1/accounts/\(name)/approval-key?min_ttl=600")
+        #expect(raw.status == 200 && raw.json?["approval_key"] as? String == viaAgent.stdout.trimmingCharacters(in: .newlines))
+        #expect(raw.json?["from_cache"] as? Bool == true)
+        let list = try await Self.get(box, "/v1/accounts")
+        #expect((list.json?["accounts"] as? [[String: Any]])?.count == 3)
+        // Many concurrent clients: nothing lost, one issuance.
+        let tokens = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<16 {
+                group.addTask {
+                    var last = ""
+                    for _ in 0..<10 {
+                        let r = try await Self.get(box, "/v1/accounts/\(accounts[1].name)/access-token")
+                        last = r.json?["access_token"] as? String ?? "missing \(r.status)"
+                    }
+                    return last
+                }
+            }
+            var all = Set<String>()
+            for try await t in group { all.insert(t) }
+            return all
+        }
+        #expect(tokens.count == 1 && tokens.first?.hasPrefix("eyJ") == true)
+        #expect(try await CLICredentialTests.requests(mock, "/oauth2/tokenP") == 1)
+        // Errors are JSON with stable codes.
+        let unknown = try await Self.get(box, "/v1/accounts/nobody/access-token")
+        #expect(unknown.status == 404 && unknown.json?["error"] as? String == "not_found")
+        let malformed = try await Self.get(box, "/v1/accounts/\(name)/access-token?min_ttl=soon")
+        #expect(malformed.status == 400 && malformed.json?["error"] as? String == "bad_request")
+        let cliUnknown = try await box.runAsync(["token", "get", "nobody"], env: ["KISVAULT_PASSPHRASE": nil])
+        #expect(cliUnknown.status == 4)
+        #expect(try await Self.get(box, "/v1/nothing-here").status == 404)
+        try await Self.stop(box)
+        #expect(!FileManager.default.fileExists(atPath: Self.socket(box)))
+        await mock.stop()
+    }
+
+    @Test func lockedAgentNeverHandsOutAKey() async throws {
+        let (box, mock, accounts) = try await Self.setUp()
+        #expect(try await box.runAsync(["agent", "start"]).status == 0)
+        #expect(try await box.runAsync(["lock"]).status == 0)
+        let raw = try await Self.get(box, "/v1/accounts/\(accounts[0].name)/approval-key")
+        #expect(raw.status == 423 && raw.json?["error"] as? String == "locked")
+        let status = try await box.runAsync(["agent", "status"])
+        #expect(status.status == 3 && status.stdout.contains("locked"))
+        let noPass = try await box.runAsync(["approval", "get", accounts[0].name], env: ["KISVAULT_PASSPHRASE": nil])
+        #expect(noPass.status == 3)
+        // With a passphrase the CLI falls back to unlocking itself.
+        #expect(try await box.runAsync(["approval", "get", accounts[0].name]).status == 0)
+        try await Self.stop(box)
+        await mock.stop()
+    }
+
+    @Test func idleLockAndWrongPassphrase() async throws {
+        let (box, mock, _) = try await Self.setUp()
+        let wrong = try await box.runAsync(["agent", "start"], env: ["KISVAULT_PASSPHRASE": "nope"])
+        #expect(wrong.status == 3 && !FileManager.default.fileExists(atPath: Self.socket(box)))
+        #expect(try await box.runAsync(["agent", "start", "--idle-lock", "1s"]).status == 0)
+        try await Task.sleep(for: .seconds(2.5))
+        let status = try await Self.get(box, "/v1/status")
+        #expect(status.json?["locked"] as? Bool == true)
+        #expect((status.json?["lock_reason"] as? String)?.contains("idle") == true)
+        try await Self.stop(box)
+        await mock.stop()
+    }
+
+    @Test func staleSocketIsReplacedAndTwoAgentsAreRefused() async throws {
+        let (box, mock, accounts) = try await Self.setUp()
+        #expect(try await box.runAsync(["agent", "start"]).status == 0)
+        let pid = try await Self.get(box, "/v1/status").json?["pid"] as! Int
+        // A second agent on the same vault, even on another socket, is refused.
+        let second = try await box.runAsync(["agent", "start", "--socket", box.dir + "/run/kisvault/other.sock"])
+        #expect(second.status == 2 && second.stderr.contains("already"), "\(second.stderr)")
+        kill(Int32(pid), SIGKILL)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(FileManager.default.fileExists(atPath: Self.socket(box)))
+        let noAgent = try await box.runAsync(["approval", "get", accounts[0].name])
+        #expect(noAgent.status == 0, "a dead agent's socket must not break the CLI: \(noAgent.stderr)")
+        let again = try await box.runAsync(["agent", "start"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try await Self.get(box, "/v1/status").json?["locked"] as? Bool == false)
+        try await Self.stop(box)
+        await mock.stop()
+    }
+
+    @Test func vaultReplacedUnderARunningAgent() async throws {
+        let (box, mock, accounts) = try await Self.setUp()
+        #expect(try await box.runAsync(["agent", "start"]).status == 0)
+        let copy = box.dir + "/copy.db"
+        try FileManager.default.copyItem(atPath: box.vault, toPath: copy)
+        try FileManager.default.removeItem(atPath: box.vault)
+        try FileManager.default.moveItem(atPath: copy, toPath: box.vault)
+        let raw = try await Self.get(box, "/v1/accounts/\(accounts[0].name)/approval-key")
+        #expect(raw.status == 409 && raw.json?["error"] as? String == "vault_changed")
+        #expect(try await Self.get(box, "/v1/status").json?["locked"] as? Bool == true)
+        try await Self.stop(box)
+        await mock.stop()
+    }
+
+    @Test func peerOfAnotherUserIsRefused() async throws {
+        let (box, mock, accounts) = try await Self.setUp()
+        #expect(try await box.runAsync(["agent", "start"]).status == 0)
+        // Loosen the socket's modes so that only the peer check stands in the way.
+        for path in [box.dir, box.dir + "/run", box.dir + "/run/kisvault"] { chmod(path, 0o755) }
+        chmod(Self.socket(box), 0o666)
+        let curl = try await box.runAsync(["--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-s", "--unix-socket", Self.socket(box),
+                                           "http://agent/v1/accounts/\(accounts[0].name)/approval-key"], tool: "", wrapper: ["/usr/bin/setpriv"])
+        #expect(curl.stdout.contains("\"forbidden\"") && !curl.stdout.contains("approval_key"), "\(curl.stdout) \(curl.stderr)")
+        for path in [box.dir + "/run", box.dir + "/run/kisvault"] { chmod(path, 0o700) }
+        try await Self.stop(box)
+        await mock.stop()
+    }
+
+    @Test func agentKilledMidRequest() async throws {
+        let (box, mock, accounts) = try await Self.setUp { $0.latencyMilliseconds = 1500 }
+        #expect(try await box.runAsync(["agent", "start"]).status == 0)
+        let pid = try await Self.get(box, "/v1/status").json?["pid"] as! Int
+        async let result = box.runAsync(["approval", "get", accounts[0].name])
+        try await Task.sleep(for: .milliseconds(400))
+        kill(Int32(pid), SIGKILL)
+        let r = try await result
+        #expect(r.status == 0, "the CLI falls back to unlocking itself: \(r.stderr)")
+        #expect(r.stdout.count == 287)
+        await mock.stop()
+    }
+}
