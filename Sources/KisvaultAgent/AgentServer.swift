@@ -5,7 +5,6 @@ import KISAPI
 import KeyManager
 import Logging
 import NIOCore
-import UnixSignals
 import VaultCrypto
 import VaultStore
 #if canImport(Glibc)
@@ -60,6 +59,7 @@ struct PeerCheck: RouterMiddleware {
 public final class AgentServer: Sendable {
     let state: AgentState
     let socketPath: String
+    let stopper = Stopper()
 
     /// - Parameters:
     ///   - manager: the manager over the unlocked vault; the agent owns it from here on.
@@ -71,7 +71,8 @@ public final class AgentServer: Sendable {
     }
 
     /// Serves until SIGTERM/SIGINT or `POST /v1/stop`, then wipes the keys and removes the
-    /// socket. `onListening` runs once the socket accepts connections.
+    /// socket. `onListening` runs once the socket accepts connections. A signal locks the
+    /// agent at once, before the graceful shutdown waits for requests in flight.
     public func run(onListening: @escaping @Sendable () -> Void) async throws {
         let router = Router(context: AgentContext.self)
         router.middlewares.add(PeerCheck(logger: state.logger))
@@ -87,12 +88,29 @@ public final class AgentServer: Sendable {
             configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "kisvault-agent"),
             onServerRunning: { _ in onListening() },
             logger: state.logger)
+        let server = Task { try await app.run() }
+        stopper.set { [state] reason in
+            state.lockNow(reason: reason)
+            server.cancel()
+        }
+        let signals = [SIGTERM, SIGINT, SIGHUP].map { number -> any DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [stopper] in stopper.stop(reason: "signal \(number)") }
+            source.resume()
+            return source
+        }
         defer {
+            for source in signals { source.cancel() }
             ticker.cancel()
             state.lockNow(reason: "stopped")
             unlink(socketPath)
         }
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        do {
+            try await server.value
+        } catch is CancellationError {
+            // stopped on purpose
+        }
     }
 
     func routes(_ router: Router<AgentContext>) {
@@ -144,12 +162,13 @@ public final class AgentServer: Sendable {
             state.lockNow(reason: "locked on request")
             return Self.json(200, ["locked": true], vault: state.vaultPath)
         }
+        let stopper = self.stopper
         router.post("/v1/stop") { _, _ in
             state.lockNow(reason: "stopping")
-            // Answer first, then stop the way SIGTERM does (graceful shutdown, socket removed).
+            // Answer first, then shut down (graceful: the socket is removed).
             Task {
                 try? await Task.sleep(for: .milliseconds(50))
-                kill(getpid(), SIGTERM)
+                stopper.stop(reason: "stopped on request")
             }
             return Self.json(200, ["stopping": true], vault: state.vaultPath)
         }
@@ -211,5 +230,20 @@ public final class AgentServer: Sendable {
 
     static func failure(_ failure: AgentFailure, vault: String? = nil) -> Response {
         json(failure.code.status, ["error": failure.code.rawValue, "message": failure.message], vault: vault)
+    }
+}
+
+/// How the server is told to stop, set once it runs.
+final class Stopper: @unchecked Sendable {
+    private let lock = NSLock()
+    private var action: (@Sendable (String) -> Void)?
+
+    func set(_ action: @escaping @Sendable (String) -> Void) {
+        lock.lock(); self.action = action; lock.unlock()
+    }
+
+    func stop(reason: String) {
+        lock.lock(); let action = self.action; lock.unlock()
+        action?(reason)
     }
 }
