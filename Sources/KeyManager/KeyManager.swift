@@ -227,17 +227,15 @@ public final class KeyManager: Sendable {
 
     func request(account: String, kind: CredentialKind) async -> RequestResult {
         do {
-            let snapshot = try vault.vault.issuanceSnapshot(account: account, kind: kind)
-            let secrets = try vault.secrets(of: account)
-            let environment = KISEnvironment(snapshot.environment)
-            let appkey = secrets.appkey.utf8String(), secret = secrets.appsecret.utf8String()
+            let (environment, appkey, secret) = try vault.appCredentials(of: account)
+            let kisEnvironment = KISEnvironment(environment)
             switch kind {
             case .approval:
-                let key = try await client.approvalKey(environment: environment, appkey: appkey, secret: secret)
+                let key = try await client.approvalKey(environment: kisEnvironment, appkey: appkey, secret: secret)
                 let issued = configuration.now()
                 return .issued(SecureBytes(utf8: key.key), CredentialTimes(issuedAt: issued, expiresAt: issued.addingTimeInterval(86_400)))
             case .token:
-                let token = try await client.accessToken(environment: environment, appkey: appkey, secret: secret)
+                let token = try await client.accessToken(environment: kisEnvironment, appkey: appkey, secret: secret)
                 return .issued(SecureBytes(utf8: token.token), CredentialTimes(issuedAt: configuration.now(), expiresAt: token.expiresAt))
             }
         } catch let error as KISError {

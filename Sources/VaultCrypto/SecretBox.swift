@@ -48,6 +48,26 @@ public enum SecretBox {
         }
     }
 
+    /// Opens a sealed blob into the start of `buffer` and returns the plaintext length, for
+    /// hot paths that reuse one guarded buffer instead of mapping a new one per secret.
+    /// - Throws: as ``open(_:key:)``, and ``CryptoError/malformedBlob(length:)`` when the
+    ///   plaintext would not fit.
+    public static func open(_ blob: some ContiguousBytes, key: SecureBytes, into buffer: SecureBytes) throws(CryptoError) -> Int {
+        let length = blob.withUnsafeBytes { $0.count }
+        guard length >= overhead, length - overhead <= buffer.count else { throw .malformedBlob(length: length) }
+        let rc: Int32 = blob.withUnsafeBytes { src in
+            let base = src.bindMemory(to: UInt8.self).baseAddress!
+            return key.withUnsafeBytes { k in
+                buffer.withUnsafeMutableBytes { dst in
+                    crypto_secretbox_open_easy(dst.baseAddress!.assumingMemoryBound(to: UInt8.self), base + nonceBytes,
+                                               UInt64(length - nonceBytes), base, k.bindMemory(to: UInt8.self).baseAddress!)
+                }
+            }
+        }
+        guard rc == 0 else { throw .authenticationFailed }
+        return length - overhead
+    }
+
     /// Opens a sealed blob into guarded memory.
     /// - Throws: ``CryptoError/malformedBlob(length:)`` when the blob is shorter than a
     ///   nonce and a MAC; ``CryptoError/authenticationFailed`` when it does not

@@ -77,18 +77,18 @@ enum AuditLog {
     }
 
     static func append(_ db: Database, keys: VaultKeys, entry: AuditEntry) throws {
-        let headSeq = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'audit_head_seq'") ?? 0
-        let headMAC = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'audit_head_mac'").map { [UInt8]($0) }
+        let headSeq = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'audit_head_seq'")) ?? 0
+        let headMAC = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'audit_head_mac'")).map { [UInt8]($0) }
             ?? [UInt8](repeating: 0, count: 32)
         let record = AuditRecord(
             seq: headSeq + 1, at: Timestamp.string(Date()), actor: entry.actor, keyslot: entry.keyslot,
             action: entry.action, account: entry.account, outcome: entry.outcome.rawValue, detail: entry.detail)
         let mac = Data(mac(previous: headMAC, record: record, key: keys.audit))
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO audit(seq, at, actor, keyslot, action, account, outcome, detail, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [record.seq, record.at, record.actor, record.keyslot, record.action, record.account, record.outcome, record.detail, mac])
-        try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_head_seq', ?), ('audit_head_mac', ?)",
-                       arguments: [record.seq, mac])
+            """).execute(arguments: [record.seq, record.at, record.actor, record.keyslot, record.action, record.account, record.outcome, record.detail, mac])
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_head_seq', ?), ('audit_head_mac', ?)")
+            .execute(arguments: [record.seq, mac])
     }
 
     static func record(_ row: Row) -> AuditRecord {

@@ -46,28 +46,24 @@ public struct IssuanceTransaction {
     public let snapshot: IssuanceSnapshot
 
     private func ensureRow() throws {
-        try db.execute(sql: "INSERT OR IGNORE INTO issuance(account_id, kind) VALUES (?, ?)",
-                       arguments: [snapshot.accountID, snapshot.kind.rawValue])
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO issuance(account_id, kind) VALUES (?, ?)").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue])
     }
 
     /// Takes the issuance lease until `until`.
     public func claimLease(owner: String, until: Date) throws {
         try ensureRow()
-        try db.execute(sql: "UPDATE issuance SET lease_owner = ?, lease_expires_at = ? WHERE account_id = ? AND kind = ?",
-                       arguments: [owner, Timestamp.string(until), snapshot.accountID, snapshot.kind.rawValue])
+        try db.cachedStatement(sql: "UPDATE issuance SET lease_owner = ?, lease_expires_at = ? WHERE account_id = ? AND kind = ?").execute(arguments: [owner, Timestamp.string(until), snapshot.accountID, snapshot.kind.rawValue])
     }
 
     /// Records that a request to KIS is about to be sent (the once-a-minute clock).
     public func recordRequest(at date: Date) throws {
         try ensureRow()
-        try db.execute(sql: "UPDATE issuance SET last_request_at = ? WHERE account_id = ? AND kind = ?",
-                       arguments: [Timestamp.string(date), snapshot.accountID, snapshot.kind.rawValue])
+        try db.cachedStatement(sql: "UPDATE issuance SET last_request_at = ? WHERE account_id = ? AND kind = ?").execute(arguments: [Timestamp.string(date), snapshot.accountID, snapshot.kind.rawValue])
     }
 
     /// Releases the lease if `owner` still holds it.
     public func releaseLease(owner: String) throws {
-        try db.execute(sql: "UPDATE issuance SET lease_owner = NULL, lease_expires_at = NULL WHERE account_id = ? AND kind = ? AND lease_owner = ?",
-                       arguments: [snapshot.accountID, snapshot.kind.rawValue, owner])
+        try db.cachedStatement(sql: "UPDATE issuance SET lease_owner = NULL, lease_expires_at = NULL WHERE account_id = ? AND kind = ? AND lease_owner = ?").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue, owner])
     }
 
     /// Stores a newly issued credential as current; the old current becomes previous.
@@ -76,34 +72,27 @@ public struct IssuanceTransaction {
         try ensureRow()
         let id = hexString(randomBytes(16))
         let sealed = vault.sealCredential(value, accountID: snapshot.accountID, kind: snapshot.kind, credentialID: id)
-        try db.execute(sql: "DELETE FROM credentials WHERE account_id = ? AND kind = ? AND slot = 'previous'",
-                       arguments: [snapshot.accountID, snapshot.kind.rawValue])
-        try db.execute(sql: "UPDATE credentials SET slot = 'previous' WHERE account_id = ? AND kind = ? AND slot = 'current'",
-                       arguments: [snapshot.accountID, snapshot.kind.rawValue])
-        try db.execute(sql: "INSERT INTO credentials(account_id, kind, slot, id, value, issued_at, expires_at) VALUES (?, ?, 'current', ?, ?, ?, ?)",
-                       arguments: [snapshot.accountID, snapshot.kind.rawValue, id, sealed, Timestamp.string(times.issuedAt), Timestamp.string(times.expiresAt)])
-        try db.execute(sql: "UPDATE issuance SET last_error = NULL WHERE account_id = ? AND kind = ?",
-                       arguments: [snapshot.accountID, snapshot.kind.rawValue])
+        try db.cachedStatement(sql: "DELETE FROM credentials WHERE account_id = ? AND kind = ? AND slot = 'previous'").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue])
+        try db.cachedStatement(sql: "UPDATE credentials SET slot = 'previous' WHERE account_id = ? AND kind = ? AND slot = 'current'").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue])
+        try db.cachedStatement(sql: "INSERT INTO credentials(account_id, kind, slot, id, value, issued_at, expires_at) VALUES (?, ?, 'current', ?, ?, ?, ?)").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue, id, sealed, Timestamp.string(times.issuedAt), Timestamp.string(times.expiresAt)])
+        try db.cachedStatement(sql: "UPDATE issuance SET last_error = NULL WHERE account_id = ? AND kind = ?").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue])
     }
 
     /// Forgets a stored credential (after revocation).
     public func discard(slot: String) throws {
-        try db.execute(sql: "DELETE FROM credentials WHERE account_id = ? AND kind = ? AND slot = ?",
-                       arguments: [snapshot.accountID, snapshot.kind.rawValue, slot])
+        try db.cachedStatement(sql: "DELETE FROM credentials WHERE account_id = ? AND kind = ? AND slot = ?").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue, slot])
     }
 
     /// Marks the account's credentials as rejected by KIS: no more requests until edited.
     public func markRejected(code: String?, message: String) throws {
         try ensureRow()
-        try db.execute(sql: "UPDATE issuance SET rejected_code = ?, rejected_message = ?, last_error = ? WHERE account_id = ? AND kind = ?",
-                       arguments: [code ?? "rejected", message, message, snapshot.accountID, snapshot.kind.rawValue])
+        try db.cachedStatement(sql: "UPDATE issuance SET rejected_code = ?, rejected_message = ?, last_error = ? WHERE account_id = ? AND kind = ?").execute(arguments: [code ?? "rejected", message, message, snapshot.accountID, snapshot.kind.rawValue])
     }
 
     /// Remembers the last failure for `status`.
     public func recordError(_ message: String) throws {
         try ensureRow()
-        try db.execute(sql: "UPDATE issuance SET last_error = ? WHERE account_id = ? AND kind = ?",
-                       arguments: [message, snapshot.accountID, snapshot.kind.rawValue])
+        try db.cachedStatement(sql: "UPDATE issuance SET last_error = ? WHERE account_id = ? AND kind = ?").execute(arguments: [message, snapshot.accountID, snapshot.kind.rawValue])
     }
 
     /// Appends an audit entry in this transaction.

@@ -16,6 +16,9 @@ public final class VaultKeys: Sendable {
     /// must not cost a guarded allocation (four mappings) each time.
     fileprivate let scratch = SecureBytes(count: 32)
     private let scratchLock = NSLock()
+    /// A reused buffer for ``openText(_:kind:recordID:field:)``.
+    fileprivate let plaintext = SecureBytes(count: 1024)
+    private let plaintextLock = NSLock()
 
     init(master: SecureBytes) {
         self.master = master
@@ -57,6 +60,24 @@ public final class VaultKeys: Sendable {
         return try result.get()
     }
 
+    /// Opens a field straight into a reused guarded buffer and hands out its text; the
+    /// buffer is wiped before the lock is released. For values that leave as text at once
+    /// (an appkey on its way into a request body).
+    func openText(_ blob: Data, kind: String, recordID: String, field: String) throws(CryptoError) -> String {
+        let result: Result<String, CryptoError> = withFieldKey(kind: kind, recordID: recordID, field: field) { key in
+            plaintextLock.lock()
+            defer {
+                plaintext.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
+                plaintextLock.unlock()
+            }
+            return Result { () throws(CryptoError) -> String in
+                let count = try SecretBox.open(blob, key: key, into: plaintext)
+                return plaintext.withUnsafeBytes { String(decoding: $0.prefix(count), as: UTF8.self) }
+            }
+        }
+        return try result.get()
+    }
+
     /// Runs `body` with the field key in the scratch buffer, wiped afterwards.
     private func withFieldKey<R>(kind: String, recordID: String, field: String, _ body: (SecureBytes) -> R) -> R {
         scratchLock.lock()
@@ -72,10 +93,10 @@ public final class VaultKeys: Sendable {
 extension VaultKeys {
     /// Makes every key inaccessible until ``unprotect()`` (the agent, between requests).
     func protect() {
-        for key in [master, index, audit, scratch] { key.protect() }
+        for key in [master, index, audit, scratch, plaintext] { key.protect() }
     }
 
     func unprotect() {
-        for key in [master, index, audit, scratch] { key.unprotect() }
+        for key in [master, index, audit, scratch, plaintext] { key.unprotect() }
     }
 }

@@ -4,7 +4,7 @@ reported as a ratio where the claim is a ratio (the machines are shared and nois
 
 Usage: python3 scripts/bench/bench.py BIN_DIR PWHASH_BINARY   (scripts/bench.sh does this)
 """
-import json, os, resource, shutil, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, resource, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
 BIN, PWHASH = sys.argv[1], sys.argv[2]
 KV, MOCK = os.path.join(BIN, "kisvault"), os.path.join(BIN, "kis-mock")
@@ -95,11 +95,16 @@ results["list_10k"] = {"text_median_ms": statistics.median(lists) * 1000, "json_
 accts1k = generate(1000, prefix="load")
 mock, url = start_mock(accts1k, 0)
 try:
-    first = open(accts1k).read().splitlines()[1].split(",")
+    # Every request names a random account of the 1,000, as a bulk run does: one appkey
+    # alone would hit the mock's per-second limit (20/s), as it would KIS's.
+    rows = [l.split(",") for l in open(accts1k).read().splitlines()[1:]]
     lua = f"{WORK}/approval.lua"
     with open(lua, "w") as f:
-        body = json.dumps({"grant_type": "client_credentials", "appkey": first[2], "secretkey": first[3]})
-        f.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["content-type"] = "application/json"\n')
+        f.write('wrk.method = "POST"\nwrk.headers["content-type"] = "application/json"\nbodies = {\n')
+        for r in rows:
+            body = json.dumps({"grant_type": "client_credentials", "appkey": r[2], "secretkey": r[3]})
+            f.write(f"  {json.dumps(body)},\n")
+        f.write("}\nrequest = function() return wrk.format(nil, nil, nil, bodies[math.random(#bodies)]) end\n")
     if shutil.which("wrk"):
         out = subprocess.run(["wrk", "-t2", "-c64", "-d5s", "-s", lua, url + "/oauth2/Approval"],
                              capture_output=True, text=True).stdout
@@ -154,6 +159,57 @@ try:
     results["approval_get_cached"] = {"moderate_kdf_median_ms": statistics.median(gets) * 1000,
                                       "minus_kdf_ms": (statistics.median(gets) - bare) * 1000,
                                       "cheapest_kdf_median_ms": statistics.median(cheap) * 1000}
+    # 7. The agent: `approval get` through it, a raw socket request, 16 concurrent clients.
+    os.makedirs(WORK + "/run", mode=0o700, exist_ok=True)
+    sock = WORK + "/run/kisvault/agent.sock"
+    agent_env = env(v10k, KISVAULT_KIS_BASE_URL=url, XDG_RUNTIME_DIR=WORK + "/run")
+    run([KV, "agent", "start"], agent_env)
+    no_pass = dict(agent_env, KISVAULT_PASSPHRASE="", KISVAULT_AGENT_SOCK=sock)
+    no_pass.pop("KISVAULT_PASSPHRASE")
+
+    def agent_get(target):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(sock)
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        assert data.startswith(b"HTTP/1.1 200"), data[:200]
+        return data
+
+    cli = [run([KV, "approval", "get", "big-00001"], no_pass)[0] for _ in range(31)]
+    raw = []
+    for _ in range(201):
+        t = time.perf_counter()
+        agent_get("/v1/accounts/big-00001/approval-key")
+        raw.append(time.perf_counter() - t)
+    latencies, lock = [], threading.Lock()
+
+    def client(n):
+        for i in range(n):
+            t = time.perf_counter()
+            agent_get(f"/v1/accounts/big-{(i % 1000) + 1:05d}/approval-key")
+            with lock:
+                latencies.append(time.perf_counter() - t)
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(1000 // 16 + 1,)) for _ in range(16)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    total = time.perf_counter() - t
+    run([KV, "agent", "stop"], no_pass)
+    results["agent"] = {"cli_approval_get_median_ms": statistics.median(cli) * 1000,
+                        "cli_without_agent_median_ms": statistics.median(gets) * 1000,
+                        "raw_request_median_ms": statistics.median(raw) * 1000,
+                        "concurrent_16x63_total_s": total, "concurrent_requests": len(latencies),
+                        "concurrent_median_ms": statistics.median(latencies) * 1000,
+                        "concurrent_p99_ms": sorted(latencies)[int(len(latencies) * 0.99)] * 1000}
 finally:
     mock.terminate()
     mock.wait()
