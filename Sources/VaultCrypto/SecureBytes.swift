@@ -25,14 +25,20 @@ public final class SecureBytes: @unchecked Sendable {
         let size = max(count, 1)
         // sodium_malloc(0) is valid but we always allocate at least one byte so the pointer
         // is never nil for empty secrets.
-        if let p = sodium_malloc(size) {
+        var allocated: UnsafeMutableRawPointer?
+        if GuardedBudget.take() {
+            allocated = sodium_malloc(size)
+            if allocated == nil { GuardedBudget.give() }
+        }
+        if let p = allocated {
             pointer = p
             guarded = true
         } else {
-            // sodium_malloc maps guard pages around every buffer; with tens of thousands
-            // alive at once (a 10,000-account import) the kernel's map count runs out.
-            // Fall back to ordinary memory, still locked where allowed and still wiped on
-            // release, rather than failing the operation.
+            // sodium_malloc maps guard pages around every buffer (four mappings each); tens
+            // of thousands alive at once (a 10,000-account import) would exhaust the
+            // kernel's map count and make unrelated large allocations fail (Argon2id's
+            // 256 MiB). Past a budget, use ordinary memory, still locked where allowed and
+            // still wiped on release.
             guard let p = malloc(size) else { preconditionFailure("out of memory allocating \(size) bytes") }
             _ = sodium_mlock(p, size)
             pointer = p
@@ -66,6 +72,7 @@ public final class SecureBytes: @unchecked Sendable {
 
     deinit {
         if guarded {
+            GuardedBudget.give()
             // sodium_free zeroes the region before unmapping it.
             sodium_free(pointer)
         } else {
@@ -105,5 +112,24 @@ public final class SecureBytes: @unchecked Sendable {
     /// Constant-time equality with another buffer.
     public func constantTimeEquals(_ other: SecureBytes) -> Bool {
         withUnsafeBytes { a in other.withUnsafeBytes { b in constantTimeEqual(a, b) } }
+    }
+}
+
+/// How many guarded buffers may be alive at once (each costs about four memory mappings;
+/// Linux allows 65,530 per process by default).
+enum GuardedBudget {
+    static let limit = 4096
+    nonisolated(unsafe) private static var live = 0
+    private static let lock = NSLock()
+
+    static func take() -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard live < limit else { return false }
+        live += 1
+        return true
+    }
+
+    static func give() {
+        lock.lock(); live -= 1; lock.unlock()
     }
 }

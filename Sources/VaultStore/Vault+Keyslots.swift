@@ -81,7 +81,7 @@ extension Vault {
             do {
                 master = try slot.unwrap(passphrase: passphrase)
             } catch {
-                throw .io(path: path, detail: "keyslot '\(slot.label)': \(error)")
+                throw .io(path: path, detail: "keyslot '\(slot.label)': Argon2id could not run with its parameters (it needs \(slot.kdf.memlimit / (1024 * 1024)) MiB of memory free)")
             }
             guard let master else { continue }
             guard constantTimeEqual(VaultKeys.keyCheck(master: master), check) else {
