@@ -24,10 +24,14 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# A statically linked Swift runtime: 5 ms less process start-up, which is most of what a
+# `kisvault approval get` through the agent costs (docs/BENCHMARKS.md).
+STATIC := --static-swift-stdlib --scratch-path .build-static
+
 install: deps
-	$(SWIFT) build -c release --product kisvault
+	$(SWIFT) build -c release $(STATIC) --product kisvault
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 .build/release/kisvault $(DESTDIR)$(PREFIX)/bin/kisvault
+	install -m 0755 .build-static/release/kisvault $(DESTDIR)$(PREFIX)/bin/kisvault
 
 demo: deps
 	$(SWIFT) build --product kisvault

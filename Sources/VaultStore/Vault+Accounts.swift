@@ -78,11 +78,11 @@ extension UnlockedVault {
     }
 
     /// Inserts a validated account inside the caller's transaction.
-    func insert(_ db: Database, _ account: NewAccount, now: String) throws {
+    func insert(_ db: Database, _ account: NewAccount, now: String, fingerprint known: Data? = nil) throws {
         if try Bool.fetchOne(db, sql: "SELECT 1 FROM accounts WHERE name = ?", arguments: [account.name]) == true {
             throw VaultError.accountExists(name: account.name)
         }
-        let fingerprint = keys.appkeyFingerprint(account.secrets.appkey)
+        let fingerprint = known ?? keys.appkeyFingerprint(account.secrets.appkey)
         if let owner = try String.fetchOne(db, sql: "SELECT name FROM accounts WHERE appkey_fp = ?", arguments: [fingerprint]) {
             throw VaultError.duplicateAppkey(existing: owner, adding: account.name)
         }

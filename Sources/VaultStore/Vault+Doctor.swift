@@ -89,6 +89,28 @@ extension UnlockedVault {
             checks.append(DoctorCheck(check: "sealed fields", status: .fail, detail: "\(error)"))
         }
         do {
+            // Stored approval keys and tokens: each bound to its account, kind and record.
+            let rows = try vault.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT a.name, c.account_id, c.kind, c.slot, c.id, c.value FROM credentials c JOIN accounts a ON a.id = c.account_id ORDER BY a.name
+                    """)
+            }
+            var failed: [String] = []
+            for row in rows {
+                let kind: String = row["kind"], accountID: String = row["account_id"], id: String = row["id"]
+                do {
+                    _ = try keys.open(row["value"], kind: kind, recordID: "\(accountID).\(id)", field: "value")
+                } catch {
+                    failed.append("\(row["name"] as String) (\(kind) \(row["slot"] as String))")
+                }
+            }
+            checks.append(failed.isEmpty
+                ? DoctorCheck(check: "credentials", status: .ok, detail: "all \(rows.count) stored approval keys and tokens authenticate")
+                : DoctorCheck(check: "credentials", status: .fail, detail: "\(failed.count) fail to authenticate: \(failed.prefix(20).joined(separator: ", "))"))
+        } catch {
+            checks.append(DoctorCheck(check: "credentials", status: .fail, detail: "\(error)"))
+        }
+        do {
             let verification = try verifyAudit()
             checks.append(verification.isIntact
                 ? DoctorCheck(check: "audit chain", status: .ok, detail: "\(verification.rows) entries, chain intact")

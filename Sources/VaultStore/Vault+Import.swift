@@ -31,7 +31,7 @@ extension UnlockedVault {
         _ candidates: [ImportCandidate], update: Bool, source: String, parseProblems: [ImportProblem] = []
     ) throws(VaultError) -> ImportSummary {
         var problems = parseProblems
-        var valid: [ImportCandidate] = []
+        var valid: [(candidate: ImportCandidate, fingerprint: Data)] = []
         var firstSeen: [String: String] = [:]
         var fingerprints: [Data: String] = [:]
         for candidate in candidates {
@@ -53,7 +53,7 @@ extension UnlockedVault {
             }
             firstSeen[account.name] = candidate.location
             fingerprints[fp] = "\(candidate.location) ('\(account.name)')"
-            valid.append(candidate)
+            valid.append((candidate, fp))
         }
         // Go on to the database checks even when rows were refused above, so that one run
         // reports every problem; the transaction is rolled back at the end if any.
@@ -62,15 +62,15 @@ extension UnlockedVault {
             var problems = earlierProblems
             var summary = ImportSummary(added: 0, updated: 0)
             let now = Timestamp.string(Date())
-            for candidate in valid {
+            for (candidate, fingerprint) in valid {
                 let account = candidate.account
                 do {
                     if update, let id = try String.fetchOne(db, sql: "SELECT id FROM accounts WHERE name = ?", arguments: [account.name]) {
-                        try replace(db, id: id, with: account, now: now)
+                        try replace(db, id: id, with: account, now: now, fingerprint: fingerprint)
                         try audit(db, action: "account.import", account: account.name, detail: "updated from \(source)")
                         summary.updated += 1
                     } else {
-                        try insert(db, account, now: now)
+                        try insert(db, account, now: now, fingerprint: fingerprint)
                         try audit(db, action: "account.import", account: account.name, detail: "added from \(source)")
                         summary.added += 1
                     }
@@ -84,8 +84,7 @@ extension UnlockedVault {
         }
     }
 
-    func replace(_ db: Database, id: String, with account: NewAccount, now: String) throws {
-        let fp = keys.appkeyFingerprint(account.secrets.appkey)
+    func replace(_ db: Database, id: String, with account: NewAccount, now: String, fingerprint fp: Data) throws {
         if let owner = try String.fetchOne(db, sql: "SELECT name FROM accounts WHERE appkey_fp = ? AND id != ?", arguments: [fp, id]) {
             throw VaultError.duplicateAppkey(existing: owner, adding: account.name)
         }

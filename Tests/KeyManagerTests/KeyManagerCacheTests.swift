@@ -170,6 +170,9 @@ import VaultStore
         await #expect(throws: VaultError.fieldAuthenticationFailed(account: f.accounts[1].name, field: "approval current")) {
             try await m.get(account: f.accounts[1].name, kind: .approval, minTTL: 600)
         }
+        let check = f.vault.secretChecks().first { $0.check == "credentials" }
+        #expect(check?.status == .fail && check?.detail.contains("\(f.accounts[1].name) (approval current)") == true)
+        #expect(check?.detail.contains("\(f.accounts[0].name) (") == false)
         await m.client.shutdown()
         await f.close()
     }
