@@ -4,8 +4,9 @@
 PREFIX ?= /usr/local
 SWIFT  ?= swift
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the build links against (libsodium, SQLite) and the tools the tests use.
-DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config
+# Debian packages the build links against (libsodium, SQLite) and the tools the tests use
+# (curl, setpriv from util-linux, script from bsdutils, pkill from procps).
+DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config curl util-linux bsdutils procps
 
 .PHONY: deps build test install demo bench clean
 

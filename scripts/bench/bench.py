@@ -77,7 +77,7 @@ def generate(count, env_name="real", prefix="acct"):
 small = generate(1, prefix="one")
 v1 = new_vault("unlock", "moderate", small)
 unlock, bare = median_pair(lambda: run([KV, "account", "show", "one-0001"], env(v1))[0],
-                           lambda: run([PWHASH, *MODERATE], os.environ)[0], 7)
+                           lambda: run([PWHASH, *MODERATE], os.environ)[0], 11)
 results["unlock"] = {"kisvault_account_show_s": unlock, "bare_pwhash_process_s": bare, "ratio": unlock / bare}
 
 # 2. 10,000 accounts: import beyond the one KDF, and list.
@@ -156,8 +156,9 @@ try:
     # 6. `approval get` on a cached key, process start to exit.
     gets = [run([KV, "approval", "get", "big-00001"], env(v10k, KISVAULT_KIS_BASE_URL=url))[0] for _ in range(7)]
     cheap = [run([KV, "approval", "get", "big-00001"], env(vm, KISVAULT_KIS_BASE_URL=url))[0] for _ in range(15)]
+    # Without the KDF is measured directly (a vault with the cheapest KDF), not by
+    # subtracting two noisy half-second medians.
     results["approval_get_cached"] = {"moderate_kdf_median_ms": statistics.median(gets) * 1000,
-                                      "minus_kdf_ms": (statistics.median(gets) - bare) * 1000,
                                       "cheapest_kdf_median_ms": statistics.median(cheap) * 1000}
     # 7. The agent: `approval get` through it, a raw socket request, 16 concurrent clients.
     os.makedirs(WORK + "/run", mode=0o700, exist_ok=True)
