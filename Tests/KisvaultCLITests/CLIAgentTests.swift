@@ -71,6 +71,11 @@ import FoundationNetworking
         #expect(malformed.status == 400 && malformed.json?["error"] as? String == "bad_request")
         let cliUnknown = try await box.runAsync(["token", "get", "nobody"], env: ["KISVAULT_PASSPHRASE": nil])
         #expect(cliUnknown.status == 4)
+        // exec takes everything from the agent too: no passphrase anywhere.
+        let exec = try await box.runAsync(["exec", name, "--token", "--", "/bin/sh", "-c",
+                                           "test \"$KIS_APPKEY\" = \"\(accounts[0].appkey)\" && test -n \"$KIS_ACCESS_TOKEN\" && exit 9"],
+                                          env: ["KISVAULT_PASSPHRASE": nil])
+        #expect(exec.status == 9, "\(exec.stderr)")
         #expect(try await Self.get(box, "/v1/nothing-here").status == 404)
         try await Self.stop(box)
         #expect(!FileManager.default.fileExists(atPath: Self.socket(box)))

@@ -36,22 +36,29 @@ struct Exec: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let vault = try options.open(.readWrite)
-        let summary = try vault.account(named: account)
-        let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-        let secrets = try unlocked.secrets(of: account)
-        let environment = summary.environment == .real ? KISEnvironment.real : .mock
         let endpoints: KISEndpoints
         do { endpoints = try KISEndpoints.fromEnvironment() } catch { throw KeyManagerError.configuration(error.description) }
         var env = ProcessInfo.processInfo.environment
         env["KISVAULT_PASSPHRASE"] = nil
-        env["KIS_ENV"] = summary.environment.rawValue
-        env["KIS_BASE_URL"] = endpoints.baseURL(for: environment)
-        env["KIS_WS_URL"] = environment.webSocketURL
-        env["KIS_APPKEY"] = secrets.appkey.utf8String()
-        env["KIS_APPSECRET"] = secrets.appsecret.utf8String()
-        env["KIS_ACCOUNT_NO"] = secrets.accountNumber?.utf8String()
-        env["KIS_HTS_ID"] = secrets.htsID?.utf8String()
+        func variables(_ environment: AccountEnvironment, _ appkey: String, _ appsecret: String, _ accountNumber: String?, _ htsID: String?) -> [String: String] {
+            let kisEnvironment = environment == .real ? KISEnvironment.real : .mock
+            var out = [
+                "KIS_ENV": environment.rawValue, "KIS_BASE_URL": endpoints.baseURL(for: kisEnvironment),
+                "KIS_WS_URL": kisEnvironment.webSocketURL, "KIS_APPKEY": appkey, "KIS_APPSECRET": appsecret,
+            ]
+            out["KIS_ACCOUNT_NO"] = accountNumber
+            out["KIS_HTS_ID"] = htsID
+            return out
+        }
+        if let fromAgent = try fromAgent(variables: variables) {
+            execute(env.merging(fromAgent) { _, new in new })
+        }
+        let vault = try options.open(.readWrite)
+        let summary = try vault.account(named: account)
+        let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
+        let secrets = try unlocked.secrets(of: account)
+        env.merge(variables(summary.environment, secrets.appkey.utf8String(), secrets.appsecret.utf8String(),
+                            secrets.accountNumber?.utf8String(), secrets.htsID?.utf8String())) { _, new in new }
         if approval || token {
             let keyManager = try manager.manager(vault: unlocked)
             do {
@@ -65,13 +72,44 @@ struct Exec: AsyncParsableCommand {
         }
         try unlocked.recordAudit(action: "exec", account: account, detail: (approval ? "approval " : "") + (token ? "token" : ""))
         unlocked.vault.close()
-        // execvp replaces this process: the master key and the vault connection go with
-        // it, signals reach the command directly, and its exit status becomes ours.
+        execute(env)
+    }
+
+    /// The KIS_* variables from a running agent for this vault; nil when there is none (or
+    /// it is locked), so the caller unlocks by itself.
+    func fromAgent(variables: (AccountEnvironment, String, String, String?, String?) -> [String: String]) throws -> [String: String]? {
+        func ask(_ target: String) throws -> [String: Any]? {
+            switch AgentUse.call(target, vaultPath: options.path, options: options) {
+            case .answered(let body): return body
+            case .failed(let error): throw error
+            case .unavailable: return nil
+            }
+        }
+        guard let app = try ask("/v1/accounts/\(account)/app-credentials"),
+              let appkey = app["appkey"] as? String, let appsecret = app["appsecret"] as? String else { return nil }
+        var env = variables(AccountEnvironment(rawValue: app["environment"] as? String ?? "") ?? .mock, appkey, appsecret,
+                            app["account_no"] as? String, app["hts_id"] as? String)
+        let ttl = Int(minTTL.seconds)
+        if approval {
+            guard let key = try ask("/v1/accounts/\(account)/approval-key?min_ttl=\(ttl)")?["approval_key"] as? String else { return nil }
+            env["KIS_APPROVAL_KEY"] = key
+        }
+        if token {
+            guard let value = try ask("/v1/accounts/\(account)/access-token?min_ttl=\(ttl)")?["access_token"] as? String else { return nil }
+            env["KIS_ACCESS_TOKEN"] = value
+        }
+        return env
+    }
+
+    /// Replaces this process with the command: the master key and the vault connection go
+    /// with it, signals reach the command directly, and its exit status becomes ours.
+    func execute(_ env: [String: String]) -> Never {
         let argv = command.map { strdup($0) } + [nil]
         clearenv()
         for (key, value) in env { setenv(key, value, 1) }
         execvp(command[0], argv)
         let error = errno
-        throw CLIError.badInput("cannot run '\(command[0])': \(String(cString: strerror(error)))")
+        Terminal.note("cannot run '\(command[0])': \(String(cString: strerror(error)))")
+        Glibc.exit(KisvaultExit.usage.rawValue)
     }
 }
