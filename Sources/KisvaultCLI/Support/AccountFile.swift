@@ -71,7 +71,11 @@ struct AccountFileParser {
                 continue
             }
             guard record.fields.count == columns.count else {
-                problems.append(ImportProblem(location: "line \(record.line)", account: record.fields.first,
+                // Named by the name column only: with reordered columns the first field
+                // could be an appkey, and a problem line must never carry a secret.
+                let nameIndex = columns.firstIndex(of: "name")
+                let name = nameIndex.flatMap { $0 < record.fields.count ? record.fields[$0] : nil }
+                problems.append(ImportProblem(location: "line \(record.line)", account: name,
                                               reason: "\(record.fields.count) fields where the header has \(columns.count)"))
                 continue
             }
