@@ -37,6 +37,12 @@ public struct KISError: Error, Sendable, Equatable, CustomStringConvertible {
         self.httpStatus = httpStatus
     }
 
+    /// True for EGW00133, whatever retry-after it carries.
+    public var isRateLimited: Bool {
+        if case .rateLimited = kind { return true }
+        return false
+    }
+
     /// True when trying again later may succeed.
     public var isRetryable: Bool {
         switch kind {

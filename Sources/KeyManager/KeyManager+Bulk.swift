@@ -157,12 +157,12 @@ extension KeyManager {
                                       message: issued.fromCache ? "issued by another process" : nil,
                                       expiresAt: Timestamp.string(issued.times.expiresAt))
             case .request:
-                let result = await request(account: name, kind: kind)
+                let result = try await requestReleasingOnError(account: name, kind: kind)
                 switch result {
                 case .issued(_, let times):
                     try await committer.submit(name, result)
                     return BulkItemResult(account: name, status: issuedStatus, expiresAt: Timestamp.string(times.expiresAt))
-                case .failed(let error) where error.kind == .rateLimited(retryAfter: 60):
+                case .failed(let error) where error.isRateLimited:
                     _ = try? record(account: name, kind: kind, result: result)
                     let issued = try await obtain(account: name, kind: kind, isAcceptable: accept)
                     return BulkItemResult(account: name, status: issuedStatus, expiresAt: Timestamp.string(issued.times.expiresAt))

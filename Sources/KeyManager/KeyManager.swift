@@ -180,7 +180,7 @@ public final class KeyManager: Sendable {
             }
             do {
                 return try await issue(account: account, kind: kind)
-            } catch KeyManagerError.kis(_, let error) where !retriedRateLimit && error.kind == .rateLimited(retryAfter: 60) {
+            } catch KeyManagerError.kis(_, let error) where !retriedRateLimit && error.isRateLimited {
                 // KIS refused despite our own clock (another client used the appkey): wait
                 // out the minute once, then try again.
                 retriedRateLimit = true
@@ -215,8 +215,18 @@ public final class KeyManager: Sendable {
 
     /// Sends the request for a claimed account and stores the result (or the failure).
     func issue(account: String, kind: CredentialKind) async throws -> IssuedCredential {
-        let result = await request(account: account, kind: kind)
-        return try record(account: account, kind: kind, result: result)
+        return try record(account: account, kind: kind, result: try await requestReleasingOnError(account: account, kind: kind))
+    }
+
+    /// ``request(account:kind:)``, releasing the claimed lease when the account's own data
+    /// cannot be read, so that no one waits a lease duration for a request never sent.
+    func requestReleasingOnError(account: String, kind: CredentialKind) async throws -> RequestResult {
+        do {
+            return try await request(account: account, kind: kind)
+        } catch {
+            _ = try? vault.withIssuance(account: account, kind: kind) { tx in try tx.releaseLease(owner: owner.text) }
+            throw error
+        }
     }
 
     /// The outcome of one request to KIS.
@@ -225,10 +235,13 @@ public final class KeyManager: Sendable {
         case failed(KISError)
     }
 
-    func request(account: String, kind: CredentialKind) async -> RequestResult {
+    /// Reads the account's appkey and appsecret and asks KIS. A failure to read them is the
+    /// vault's (``VaultError``, say a field that fails to authenticate), never dressed up as
+    /// an answer from KIS.
+    func request(account: String, kind: CredentialKind) async throws(VaultError) -> RequestResult {
+        let (environment, appkey, secret) = try vault.appCredentials(of: account)
+        let kisEnvironment = KISEnvironment(environment)
         do {
-            let (environment, appkey, secret) = try vault.appCredentials(of: account)
-            let kisEnvironment = KISEnvironment(environment)
             switch kind {
             case .approval:
                 let key = try await client.approvalKey(environment: kisEnvironment, appkey: appkey, secret: secret)
@@ -238,10 +251,8 @@ public final class KeyManager: Sendable {
                 let token = try await client.accessToken(environment: kisEnvironment, appkey: appkey, secret: secret)
                 return .issued(SecureBytes(utf8: token.token), CredentialTimes(issuedAt: configuration.now(), expiresAt: token.expiresAt))
             }
-        } catch let error as KISError {
-            return .failed(error)
         } catch {
-            return .failed(KISError(kind: .permanent, message: "\(error)"))
+            return .failed(error)
         }
     }
 

@@ -157,6 +157,25 @@ import VaultStore
         await f.close()
     }
 
+    @Test func tamperedAccountFieldIsAVaultErrorNotAKISOne() async throws {
+        let f = try await ManagerFixture.make()
+        let m = try f.manager()
+        let a = f.accounts[0].name, b = f.accounts[1].name
+        let db = try GRDBHelper.queue(f.dir + "/vault.db")
+        try await db.write { try $0.execute(sql: "UPDATE accounts SET appsecret = (SELECT appsecret FROM accounts WHERE name = '\(a)') WHERE name = '\(b)'") }
+        await #expect(throws: VaultError.fieldAuthenticationFailed(account: b, field: "appsecret")) {
+            try await m.get(account: b, kind: .approval, minTTL: 600)
+        }
+        let snapshot = try f.vault.vault.issuanceSnapshot(account: b, kind: .approval)
+        #expect(snapshot.leaseOwner == nil && snapshot.rejectedCode == nil)
+        let bulk = try await m.bulk(accounts: [a, b], options: BulkOptions(kind: .token, mode: .issue))
+        #expect(bulk[0].status == .issued && bulk[1].status == .failed && bulk[1].errorCode == "vault")
+        #expect(try f.vault.vault.issuanceSnapshot(account: b, kind: .token).leaseOwner == nil)
+        #expect(try await f.requests("/oauth2/Approval") == 0)
+        await m.client.shutdown()
+        await f.close()
+    }
+
     @Test func tamperedCredentialFailsToAuthenticate() async throws {
         let f = try await ManagerFixture.make()
         let m = try f.manager()
