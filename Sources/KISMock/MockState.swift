@@ -149,13 +149,6 @@ public final class MockState: @unchecked Sendable {
         return true
     }
 
-    /// True when `token` is a live token of any appkey (for hashkey-style checks in tests).
-    func isLive(token: String) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        let now = currentTime()
-        return tokens.values.contains { $0.value == token && $0.expiresAt > now }
-    }
-
     /// The statistics served at `/__mock/stats`, as JSON.
     public func statsJSON() -> Data {
         lock.lock(); defer { lock.unlock() }

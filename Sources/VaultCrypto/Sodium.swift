@@ -58,26 +58,3 @@ public func hexString(_ bytes: some Sequence<UInt8>) -> String {
     }
     return out
 }
-
-/// Parses lowercase or uppercase hexadecimal; nil on odd length or a non-hex character.
-public func bytes(fromHex hex: String) -> [UInt8]? {
-    let chars = Array(hex.utf8)
-    guard chars.count % 2 == 0 else { return nil }
-    var out: [UInt8] = []
-    out.reserveCapacity(chars.count / 2)
-    func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 48...57: return c - 48
-        case 97...102: return c - 87
-        case 65...70: return c - 55
-        default: return nil
-        }
-    }
-    var i = 0
-    while i < chars.count {
-        guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else { return nil }
-        out.append(hi << 4 | lo)
-        i += 2
-    }
-    return out
-}

@@ -34,15 +34,6 @@ public final class VaultKeys: Sendable {
 
     var keyCheck: [UInt8] { Self.keyCheck(master: master) }
 
-    /// The key that seals one field of one record.
-    ///
-    /// Why a key per record and field rather than associated data: secretbox has no AD, and
-    /// binding the key to "kind/recordID/field" makes a blob copied into another row or
-    /// column fail to open, which is what AD would give us.
-    func fieldKey(kind: String, recordID: String, field: String) -> SecureBytes {
-        KeyedHash.deriveKey(from: master, label: "kisvault/v1/\(kind)/\(recordID)/\(field)")
-    }
-
     /// The keyed fingerprint of an appkey: equal appkeys give equal fingerprints, and
     /// without the master key the fingerprint cannot be computed or reversed.
     func appkeyFingerprint(_ appkey: SecureBytes) -> Data {
@@ -78,7 +69,12 @@ public final class VaultKeys: Sendable {
         return try result.get()
     }
 
-    /// Runs `body` with the field key in the scratch buffer, wiped afterwards.
+    /// Runs `body` with the key that seals one field of one record in the scratch buffer,
+    /// wiped afterwards.
+    ///
+    /// Why a key per record and field rather than associated data: secretbox has no AD, and
+    /// binding the key to "kind/recordID/field" makes a blob copied into another row or
+    /// column fail to open, which is what AD would give us.
     private func withFieldKey<R>(kind: String, recordID: String, field: String, _ body: (SecureBytes) -> R) -> R {
         scratchLock.lock()
         defer {

@@ -81,8 +81,6 @@ import VaultCrypto
         #expect(constantTimeEqual([1, 2, 3] as [UInt8], [1, 2, 3] as [UInt8]))
         #expect(!constantTimeEqual([1, 2, 3] as [UInt8], [1, 2, 4] as [UInt8]))
         #expect(!constantTimeEqual([1, 2] as [UInt8], [1, 2, 3] as [UInt8]))
-        #expect(bytes(fromHex: "00ff10") == [0, 255, 16])
-        #expect(bytes(fromHex: "0") == nil)
         #expect(hexString([0xde, 0xad]) == "dead")
         #expect(KDFParameters.moderate.opslimit == 3 && KDFParameters.moderate.memlimit == 256 * 1024 * 1024)
     }
