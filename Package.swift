@@ -106,6 +106,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Test helpers shared by several test targets.
+        .target(
+            name: "VaultTestSupport",
+            dependencies: ["VaultCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Tests/VaultTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "VaultCryptoTests",
             dependencies: ["VaultCrypto"],
@@ -113,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VaultStoreTests",
-            dependencies: ["VaultStore", "VaultCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["VaultStore", "VaultCrypto", "VaultTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -130,7 +137,7 @@ let package = Package(
             name: "KisvaultCLITests",
             // The executables are dependencies so that `swift test` builds the binaries the
             // end-to-end tests run.
-            dependencies: ["KisvaultCLI", "KisvaultAgent", "VaultStore", "VaultCrypto", "KISMock", "kisvault", "kis-mock", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["KisvaultCLI", "KisvaultAgent", "VaultStore", "VaultCrypto", "VaultTestSupport", "KISMock", "kisvault", "kis-mock", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
     ]

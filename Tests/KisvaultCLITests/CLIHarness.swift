@@ -1,6 +1,5 @@
 import Foundation
-import GRDB
-import VaultCrypto
+import VaultTestSupport
 
 /// Runs the built `kisvault` binary as a user would: arguments, a clean environment,
 /// standard input from a file, stdout and stderr captured separately
@@ -122,25 +121,7 @@ final class CLISandbox: @unchecked Sendable {
     }
 
     /// Every row of every table: equal dumps mean the vault did not change.
-    func dump() throws -> String {
-        var config = Configuration()
-        config.readonly = true
-        let db = try DatabaseQueue(path: vault, configuration: config)
-        defer { try? db.close() }
-        return try db.read { db in
-            var out = ""
-            for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") {
-                out += "## \(table)\n"
-                for row in try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\"") {
-                    out += row.databaseValues.map { value -> String in
-                        if case .blob(let data) = value.storage { return hexString(data) }
-                        return value.description
-                    }.joined(separator: "|") + "\n"
-                }
-            }
-            return out
-        }
-    }
+    func dump() throws -> String { try VaultDump.rows(vault) }
 
     func write(_ name: String, _ text: String) -> String {
         let path = dir + "/" + name

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import VaultCrypto
+import VaultTestSupport
 @testable import VaultStore
 
 /// A temporary directory removed when the value is released.
@@ -38,25 +39,7 @@ enum Fixtures {
     }
 
     /// Every row of every table, blobs in hex: equal dumps mean equal vault contents.
-    static func dump(_ path: String) throws -> String {
-        var config = Configuration()
-        config.readonly = true
-        let db = try DatabaseQueue(path: path, configuration: config)
-        defer { try? db.close() }
-        return try db.read { db in
-            var out = ""
-            for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") {
-                out += "## \(table)\n"
-                for row in try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\"") {
-                    out += row.databaseValues.map { value -> String in
-                        if case .blob(let data) = value.storage { return hexString(data) }
-                        return value.description
-                    }.joined(separator: "|") + "\n"
-                }
-            }
-            return out
-        }
-    }
+    static func dump(_ path: String) throws -> String { try VaultDump.rows(path) }
 
     /// Runs raw SQL against the vault file, as an attacker with the file would.
     static func tamper(_ path: String, _ sql: String) throws {
