@@ -166,31 +166,39 @@ public final class KISClient: Sendable {
         return try Self.decode(status: status, body: Data(bytes.readableBytesView), path: path)
     }
 
-    /// A flat JSON object of strings, keys sorted. Written by hand: it is built for every
-    /// request of a bulk run, and JSONSerialization costs more than the rest of the request.
+    /// A flat JSON object of strings, keys sorted. Written by hand, byte by byte: it is
+    /// built for every request of a bulk run, and JSONSerialization costs more than the
+    /// rest of the request.
     static func jsonObject(_ fields: [String: String]) -> String {
-        var out = "{"
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(fields.reduce(2) { $0 + $1.key.utf8.count + $1.value.utf8.count + 6 })
         for (index, key) in fields.keys.sorted().enumerated() {
-            if index > 0 { out += "," }
-            out += jsonString(key) + ":" + jsonString(fields[key]!)
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendJSONString(key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            appendJSONString(fields[key]!, to: &out)
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
+    /// Appends `text` as a JSON string literal. Multi-byte UTF-8 passes through unchanged
+    /// (JSON is UTF-8); only the quote, the backslash and control characters are escaped.
+    static func appendJSONString(_ text: String, to out: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case UInt8(ascii: "\n"): out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case UInt8(ascii: "\r"): out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case UInt8(ascii: "\t"): out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20: out += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0x0f)]]
+            default: out.append(byte)
             }
         }
-        return out + "\""
+        out.append(UInt8(ascii: "\""))
     }
 
     /// Turns a response into its JSON object or a classified ``KISError``.

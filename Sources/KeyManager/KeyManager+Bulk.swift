@@ -25,7 +25,7 @@ public struct BulkOptions: Sendable {
     public var minTTL: TimeInterval = 600
     /// Results are committed in batches of up to this many, or after `commitDelay`.
     public var commitBatch = 64
-    public var commitDelay: TimeInterval = 0.005
+    public var commitDelay: TimeInterval = 0.020
 
     public init(kind: CredentialKind, mode: BulkMode) {
         self.kind = kind
@@ -115,7 +115,7 @@ extension KeyManager {
         }
 
         let dispenser = ClaimDispenser(manager: self, accounts: queue, kind: kind, chunk: max(options.concurrency, 8), accept: accept)
-        let committer = Committer(manager: self, kind: kind, batch: options.commitBatch, delay: options.commitDelay)
+        let committer = Committer(manager: self, batch: options.commitBatch, delay: options.commitDelay)
         let issuedStatus: BulkItemResult.Status = options.mode == .rotate ? .rotated : .issued
         let workerResults = try await withThrowingTaskGroup(of: [BulkItemResult].self) { group in
             for _ in 0..<max(1, min(options.concurrency, queue.count)) {
@@ -156,18 +156,19 @@ extension KeyManager {
                 return BulkItemResult(account: name, status: issued.fromCache ? .skipped : issuedStatus,
                                       message: issued.fromCache ? "issued by another process" : nil,
                                       expiresAt: Timestamp.string(issued.times.expiresAt))
-            case .request:
-                let result = try await requestReleasingOnError(account: name, kind: kind)
+            case .request(let claim):
+                let result = try await requestReleasingOnError(claim)
                 switch result {
-                case .issued(_, let times):
-                    try await committer.submit(name, result)
+                case .issued(let text, let times):
+                    // Sealed here, in the worker: the committer holds only ciphertext.
+                    try await committer.submit(claim.snapshot, .issued(seal(text, for: claim), times))
                     return BulkItemResult(account: name, status: issuedStatus, expiresAt: Timestamp.string(times.expiresAt))
                 case .failed(let error) where error.isRateLimited:
-                    _ = try? record(account: name, kind: kind, result: result)
+                    _ = try? record(claim, result: result)
                     let issued = try await obtain(account: name, kind: kind, isAcceptable: accept)
                     return BulkItemResult(account: name, status: issuedStatus, expiresAt: Timestamp.string(issued.times.expiresAt))
                 case .failed(let error):
-                    try await committer.submit(name, result)
+                    try await committer.submit(claim.snapshot, .failed(error))
                     let wrapped = KeyManagerError.kis(account: name, error)
                     return BulkItemResult(account: name, status: .failed, errorCode: wrapped.code, message: wrapped.description)
                 }
@@ -204,7 +205,7 @@ actor ClaimDispenser {
             guard !names.isEmpty else { return nil }
             let now = manager.configuration.now()
             let decided = try manager.vault.withIssuance(accounts: names, kind: kind) { tx in
-                manager.decide(tx, kind: kind, now: now, isAcceptable: accept)
+                try manager.decide(tx, kind: kind, now: now, isAcceptable: accept)
             }
             ready = names.reversed().map { ($0, decided[$0] ?? .rejected(code: "not-found", message: "account removed")) }
         }
@@ -215,25 +216,32 @@ actor ClaimDispenser {
 /// Collects results and commits them in batches: one fsync per batch instead of one per
 /// account. A batch waits at most `delay` seconds, so each result is durable moments after
 /// it lands; a run killed in that window loses only what was in flight anyway.
+///
+/// Results arrive sealed and are stored against the snapshot their lease was claimed
+/// with: the commit reads nothing again.
 actor Committer {
+    /// One answer from KIS, ready to store.
+    enum Outcome: Sendable {
+        case issued(SealedCredential, CredentialTimes)
+        case failed(KISError)
+    }
+
     let manager: KeyManager
-    let kind: CredentialKind
     let batch: Int
     let delay: TimeInterval
-    var pending: [(String, KeyManager.RequestResult)] = []
+    var pending: [(IssuanceSnapshot, Outcome)] = []
     var scheduled = false
     var failure: (any Error)?
 
-    init(manager: KeyManager, kind: CredentialKind, batch: Int, delay: TimeInterval) {
+    init(manager: KeyManager, batch: Int, delay: TimeInterval) {
         self.manager = manager
-        self.kind = kind
         self.batch = batch
         self.delay = delay
     }
 
-    func submit(_ account: String, _ result: KeyManager.RequestResult) async throws {
+    func submit(_ claimed: IssuanceSnapshot, _ outcome: Outcome) async throws {
         if let failure { throw failure }
-        pending.append((account, result))
+        pending.append((claimed, outcome))
         if pending.count >= batch {
             try flush()
         } else if !scheduled {
@@ -255,10 +263,10 @@ actor Committer {
         guard !pending.isEmpty else { return }
         let items = pending
         pending = []
-        let byName = Dictionary(items.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
-        _ = try manager.vault.withIssuance(accounts: items.map(\.0), kind: kind) { tx in
-            switch byName[tx.snapshot.account] {
-            case .issued(let value, let times): try manager.store(tx, value, times)
+        let outcomes = Dictionary(items.map { ($0.0.accountID, $0.1) }, uniquingKeysWith: { a, _ in a })
+        try manager.vault.withClaimed(items.map(\.0)) { tx in
+            switch outcomes[tx.snapshot.accountID] {
+            case .issued(let sealed, let times): try manager.store(tx, sealed, times)
             case .failed(let error): try manager.fail(tx, error)
             case nil: break
             }

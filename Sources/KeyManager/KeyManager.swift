@@ -123,7 +123,14 @@ public final class KeyManager: Sendable {
         case waitForOther
         case waitForInterval(until: Date)
         case rejected(code: String, message: String)
-        case request
+        case request(Claim)
+    }
+
+    /// A claimed issuance: the state it was claimed in and the sealed appkey and appsecret
+    /// read in the same transaction, so sending the request needs no further read.
+    struct Claim: Sendable {
+        let snapshot: IssuanceSnapshot
+        let app: SealedAppCredentials
     }
 
     /// The single-flight core: returns a stored credential satisfying `isAcceptable`, or
@@ -154,8 +161,9 @@ public final class KeyManager: Sendable {
                 return IssuedCredential(value: value, times: times, fromCache: true)
             }
             let step = try vault.withIssuance(account: account, kind: kind) { tx -> Step in
-                decide(tx, kind: kind, now: now, isAcceptable: isAcceptable)
+                try decide(tx, kind: kind, now: now, isAcceptable: isAcceptable)
             }
+            let claim: Claim
             switch step {
             case .cached:
                 continue
@@ -175,11 +183,11 @@ public final class KeyManager: Sendable {
                 logger.info("waiting for KIS's once-a-minute token limit", metadata: ["account": "\(account)", "seconds": "\(Int(seconds))"])
                 try await Task.sleep(for: .seconds(max(0.01, seconds)))
                 continue
-            case .request:
-                break
+            case .request(let claimed):
+                claim = claimed
             }
             do {
-                return try await issue(account: account, kind: kind)
+                return try await issue(claim)
             } catch KeyManagerError.kis(_, let error) where !retriedRateLimit && error.isRateLimited {
                 // KIS refused despite our own clock (another client used the appkey): wait
                 // out the minute once, then try again.
@@ -192,7 +200,7 @@ public final class KeyManager: Sendable {
         }
     }
 
-    func decide(_ tx: IssuanceTransaction, kind: CredentialKind, now: Date, isAcceptable: (CredentialTimes, Date) -> Bool) -> Step {
+    func decide(_ tx: IssuanceTransaction, kind: CredentialKind, now: Date, isAcceptable: (CredentialTimes, Date) -> Bool) throws -> Step {
         let state = tx.snapshot
         if let current = state.current, isAcceptable(current, now) { return .cached }
         if let code = state.rejectedCode { return .rejected(code: code, message: state.rejectedMessage ?? "") }
@@ -203,74 +211,80 @@ public final class KeyManager: Sendable {
         if kind == .token, let last = state.lastRequestAt, now.timeIntervalSince(last) < configuration.tokenInterval {
             return .waitForInterval(until: last.addingTimeInterval(configuration.tokenInterval))
         }
-        do {
-            try tx.claimLease(owner: owner.text, until: now.addingTimeInterval(configuration.leaseDuration))
-            // Recorded before the request: if we die after KIS answered, the minute still counts.
-            try tx.recordRequest(at: now)
-        } catch {
-            return .waitForOther
-        }
-        return .request
+        try tx.claim(owner: owner.text, until: now.addingTimeInterval(configuration.leaseDuration), requestAt: now)
+        return .request(Claim(snapshot: tx.snapshot, app: try tx.sealedAppCredentials()))
     }
 
     /// Sends the request for a claimed account and stores the result (or the failure).
-    func issue(account: String, kind: CredentialKind) async throws -> IssuedCredential {
-        return try record(account: account, kind: kind, result: try await requestReleasingOnError(account: account, kind: kind))
+    func issue(_ claim: Claim) async throws -> IssuedCredential {
+        try record(claim, result: try await requestReleasingOnError(claim))
     }
 
-    /// ``request(account:kind:)``, releasing the claimed lease when the account's own data
-    /// cannot be read, so that no one waits a lease duration for a request never sent.
-    func requestReleasingOnError(account: String, kind: CredentialKind) async throws -> RequestResult {
+    /// ``request(_:)``, releasing the claimed lease when the account's own data cannot be
+    /// read, so that no one waits a lease duration for a request never sent.
+    func requestReleasingOnError(_ claim: Claim) async throws -> RequestResult {
         do {
-            return try await request(account: account, kind: kind)
+            return try await request(claim)
         } catch {
-            _ = try? vault.withIssuance(account: account, kind: kind) { tx in try tx.releaseLease(owner: owner.text) }
+            _ = try? vault.withClaimed([claim.snapshot]) { tx in try tx.releaseLease(owner: owner.text) }
             throw error
         }
     }
 
-    /// The outcome of one request to KIS.
+    /// The outcome of one request to KIS. An issued credential is the text KIS sent, on
+    /// its way to being sealed (the JSON parser already holds it in ordinary memory; a
+    /// guarded copy is made only for a caller that keeps it).
     enum RequestResult: Sendable {
-        case issued(SecureBytes, CredentialTimes)
+        case issued(String, CredentialTimes)
         case failed(KISError)
     }
 
-    /// Reads the account's appkey and appsecret and asks KIS. A failure to read them is the
+    /// Opens the claim's appkey and appsecret and asks KIS. A failure to open them is the
     /// vault's (``VaultError``, say a field that fails to authenticate), never dressed up as
     /// an answer from KIS.
-    func request(account: String, kind: CredentialKind) async throws(VaultError) -> RequestResult {
-        let (environment, appkey, secret) = try vault.appCredentials(of: account)
-        let kisEnvironment = KISEnvironment(environment)
+    func request(_ claim: Claim) async throws(VaultError) -> RequestResult {
+        let (appkey, secret) = try vault.openAppCredentials(claim.app)
+        let environment = KISEnvironment(claim.app.environment)
         do {
-            switch kind {
+            switch claim.snapshot.kind {
             case .approval:
-                let key = try await client.approvalKey(environment: kisEnvironment, appkey: appkey, secret: secret)
+                let key = try await client.approvalKey(environment: environment, appkey: appkey, secret: secret)
                 let issued = configuration.now()
-                return .issued(SecureBytes(utf8: key.key), CredentialTimes(issuedAt: issued, expiresAt: issued.addingTimeInterval(86_400)))
+                return .issued(key.key, CredentialTimes(issuedAt: issued, expiresAt: issued.addingTimeInterval(86_400)))
             case .token:
-                let token = try await client.accessToken(environment: kisEnvironment, appkey: appkey, secret: secret)
-                return .issued(SecureBytes(utf8: token.token), CredentialTimes(issuedAt: configuration.now(), expiresAt: token.expiresAt))
+                let token = try await client.accessToken(environment: environment, appkey: appkey, secret: secret)
+                return .issued(token.token, CredentialTimes(issuedAt: configuration.now(), expiresAt: token.expiresAt))
             }
         } catch {
             return .failed(error)
         }
     }
 
+    /// Seals an issued credential for the claimed account, outside any transaction.
+    func seal(_ text: String, for claim: Claim) -> SealedCredential {
+        var text = text
+        return text.withUTF8 { vault.sealCredential(UnsafeRawBufferPointer($0), for: claim.snapshot) }
+    }
+
     /// Stores a result, releases the lease, and audits, in one transaction.
-    func record(account: String, kind: CredentialKind, result: RequestResult) throws -> IssuedCredential {
+    /// - Throws: ``KeyManagerError/kis(account:_:)`` for a failure;
+    ///   ``VaultError/accountNotFound(name:)`` when the account was removed meanwhile.
+    func record(_ claim: Claim, result: RequestResult) throws -> IssuedCredential {
+        let account = claim.snapshot.account
         switch result {
-        case .issued(let value, let times):
-            try vault.withIssuance(account: account, kind: kind) { tx in try store(tx, value, times) }
-            return IssuedCredential(value: value, times: times, fromCache: false)
+        case .issued(let text, let times):
+            let sealed = seal(text, for: claim)
+            let stored = try vault.withClaimed([claim.snapshot]) { tx in try store(tx, sealed, times) }
+            guard stored == 1 else { throw VaultError.accountNotFound(name: account) }
+            return IssuedCredential(value: SecureBytes(utf8: text), times: times, fromCache: false)
         case .failed(let error):
-            try vault.withIssuance(account: account, kind: kind) { tx in try fail(tx, error) }
+            try vault.withClaimed([claim.snapshot]) { tx in try fail(tx, error) }
             throw KeyManagerError.kis(account: account, error)
         }
     }
 
-    func store(_ tx: IssuanceTransaction, _ value: SecureBytes, _ times: CredentialTimes) throws {
-        try tx.store(value, times: times)
-        try tx.releaseLease(owner: owner.text)
+    func store(_ tx: IssuanceTransaction, _ sealed: SealedCredential, _ times: CredentialTimes) throws {
+        try tx.store(sealed, times: times, releasingLeaseOf: owner.text)
         try tx.audit(action: "\(tx.snapshot.kind.rawValue).issue", detail: "expires=\(Timestamp.string(times.expiresAt))")
     }
 

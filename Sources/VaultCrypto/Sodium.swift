@@ -50,11 +50,13 @@ public func constantTimeEqual(_ a: some ContiguousBytes, _ b: some ContiguousByt
 
 /// Lowercase hexadecimal, for fingerprints and test vectors (never for secrets).
 public func hexString(_ bytes: some Sequence<UInt8>) -> String {
-    let digits: [Character] = Array("0123456789abcdef")
-    var out = ""
+    // Bytes, not Characters: every stored credential gets a hex record id.
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.underestimatedCount * 2)
     for byte in bytes {
         out.append(digits[Int(byte >> 4)])
         out.append(digits[Int(byte & 0x0f)])
     }
-    return out
+    return String(decoding: out, as: UTF8.self)
 }

@@ -24,8 +24,12 @@ public final class UnlockedVault: Sendable {
 
     /// Appends an audit entry inside the caller's transaction.
     func audit(_ db: Database, action: String, account: String? = nil, outcome: AuditEntry.Outcome = .ok, detail: String = "") throws {
-        try AuditLog.append(db, keys: keys, entry: AuditEntry(
-            actor: actor, keyslot: keyslotLabel, action: action, account: account, outcome: outcome, detail: detail))
+        try AuditLog.append(db, keys: keys, entry: auditEntry(action: action, account: account, outcome: outcome, detail: detail))
+    }
+
+    /// An entry by this vault's actor and keyslot.
+    func auditEntry(action: String, account: String? = nil, outcome: AuditEntry.Outcome = .ok, detail: String = "") -> AuditEntry {
+        AuditEntry(actor: actor, keyslot: keyslotLabel, action: action, account: account, outcome: outcome, detail: detail)
     }
 
     /// Records an audit entry in a transaction of its own (for events with no data

@@ -120,25 +120,6 @@ extension UnlockedVault {
         return try openSecrets(row: row, name: name)
     }
 
-    /// The environment, appkey and appsecret of `name`: what a request to KIS needs, and
-    /// nothing more opened (the hot path of a bulk run). The two come as text because they
-    /// go into a request body next; no guarded buffer is mapped per call.
-    public func appCredentials(of name: String) throws(VaultError) -> (AccountEnvironment, String, String) {
-        let row = try vault.read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT id, environment, appkey, appsecret FROM accounts WHERE name = ?"), arguments: [name])
-        }
-        guard let row else { throw .accountNotFound(name: name) }
-        let id: String = row["id"]
-        func open(_ field: AccountField) throws(VaultError) -> String {
-            do {
-                return try keys.openText(row[field.rawValue], kind: AccountField.kind, recordID: id, field: field.rawValue)
-            } catch {
-                throw .fieldAuthenticationFailed(account: name, field: field.rawValue)
-            }
-        }
-        return (AccountEnvironment(rawValue: row["environment"]) ?? .mock, try open(.appkey), try open(.appsecret))
-    }
-
     func openSecrets(row: Row, name: String) throws(VaultError) -> AccountSecrets {
         let id: String = row["id"]
         func open(_ field: AccountField) throws(VaultError) -> SecureBytes? {

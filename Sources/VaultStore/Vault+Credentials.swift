@@ -39,65 +39,107 @@ public struct IssuanceSnapshot: Sendable {
     public var lastError: String?
 }
 
+/// A credential sealed for one account and kind, outside any transaction, ready to be
+/// stored by ``IssuanceTransaction/store(_:times:releasingLeaseOf:)``. Holds no plaintext.
+public struct SealedCredential: Sendable {
+    let accountID: String
+    let kind: CredentialKind
+    let id: String
+    let blob: Data
+}
+
+/// An account's appkey and appsecret as sealed in the vault, read in the transaction that
+/// claims an issuance and opened with ``UnlockedVault/openAppCredentials(_:)`` only when
+/// the request is sent. Holds no plaintext.
+public struct SealedAppCredentials: Sendable {
+    let accountID: String
+    public let account: String
+    public let environment: AccountEnvironment
+    let appkey: Data
+    let appsecret: Data
+}
+
 /// The changes a key-manager step may make inside one IMMEDIATE transaction.
 public struct IssuanceTransaction {
     let db: Database
     let vault: UnlockedVault
+    let auditor: AuditAppender
+    /// The account's issuance state when the transaction read it, or, in
+    /// ``UnlockedVault/withClaimed(_:_:)``, when its lease was claimed.
     public let snapshot: IssuanceSnapshot
 
-    private func ensureRow() throws {
-        try db.cachedStatement(sql: "INSERT OR IGNORE INTO issuance(account_id, kind) VALUES (?, ?)").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue])
+    private var key: StatementArguments { [snapshot.accountID, snapshot.kind.rawValue] }
+
+    /// Takes the issuance lease until `until` and records that a request to KIS is about
+    /// to be sent (the once-a-minute clock), in one statement. Recorded before the request:
+    /// if the process dies after KIS answered, the minute still counts.
+    public func claim(owner: String, until: Date, requestAt date: Date) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO issuance(account_id, kind, lease_owner, lease_expires_at, last_request_at) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (account_id, kind) DO UPDATE SET
+                lease_owner = excluded.lease_owner, lease_expires_at = excluded.lease_expires_at, last_request_at = excluded.last_request_at
+            """).execute(arguments: key + [owner, Timestamp.string(until), Timestamp.string(date)])
     }
 
-    /// Takes the issuance lease until `until`.
-    public func claimLease(owner: String, until: Date) throws {
-        try ensureRow()
-        try db.cachedStatement(sql: "UPDATE issuance SET lease_owner = ?, lease_expires_at = ? WHERE account_id = ? AND kind = ?").execute(arguments: [owner, Timestamp.string(until), snapshot.accountID, snapshot.kind.rawValue])
-    }
-
-    /// Records that a request to KIS is about to be sent (the once-a-minute clock).
-    public func recordRequest(at date: Date) throws {
-        try ensureRow()
-        try db.cachedStatement(sql: "UPDATE issuance SET last_request_at = ? WHERE account_id = ? AND kind = ?").execute(arguments: [Timestamp.string(date), snapshot.accountID, snapshot.kind.rawValue])
+    /// The account's sealed appkey and appsecret, for the request this transaction claims.
+    /// - Throws: ``VaultError/accountNotFound(name:)`` if the account is gone.
+    public func sealedAppCredentials() throws -> SealedAppCredentials {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT appkey, appsecret FROM accounts WHERE id = ?"),
+                                         arguments: [snapshot.accountID]) else {
+            throw VaultError.accountNotFound(name: snapshot.account)
+        }
+        return SealedAppCredentials(accountID: snapshot.accountID, account: snapshot.account, environment: snapshot.environment,
+                                    appkey: row[0], appsecret: row[1])
     }
 
     /// Releases the lease if `owner` still holds it.
     public func releaseLease(owner: String) throws {
-        try db.cachedStatement(sql: "UPDATE issuance SET lease_owner = NULL, lease_expires_at = NULL WHERE account_id = ? AND kind = ? AND lease_owner = ?").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue, owner])
+        try db.cachedStatement(sql: "UPDATE issuance SET lease_owner = NULL, lease_expires_at = NULL WHERE account_id = ? AND kind = ? AND lease_owner = ?").execute(arguments: key + [owner])
     }
 
-    /// Stores a newly issued credential as current; the old current becomes previous.
-    /// Sealed under a key bound to the account, kind and a fresh record id.
-    public func store(_ value: SecureBytes, times: CredentialTimes) throws {
-        try ensureRow()
-        let id = hexString(randomBytes(16))
-        let sealed = vault.sealCredential(value, accountID: snapshot.accountID, kind: snapshot.kind, credentialID: id)
-        try db.cachedStatement(sql: "DELETE FROM credentials WHERE account_id = ? AND kind = ? AND slot = 'previous'").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue])
-        try db.cachedStatement(sql: "UPDATE credentials SET slot = 'previous' WHERE account_id = ? AND kind = ? AND slot = 'current'").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue])
-        try db.cachedStatement(sql: "INSERT INTO credentials(account_id, kind, slot, id, value, issued_at, expires_at) VALUES (?, ?, 'current', ?, ?, ?, ?)").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue, id, sealed, Timestamp.string(times.issuedAt), Timestamp.string(times.expiresAt)])
-        try db.cachedStatement(sql: "UPDATE issuance SET last_error = NULL WHERE account_id = ? AND kind = ?").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue])
+    /// Stores a newly issued credential as current (the old current becomes previous),
+    /// clears the last error and releases the lease if `owner` still holds it.
+    public func store(_ sealed: SealedCredential, times: CredentialTimes, releasingLeaseOf owner: String) throws {
+        // Sealed under a key bound to this account and kind: stored anywhere else it would
+        // never open again.
+        precondition(sealed.accountID == snapshot.accountID && sealed.kind == snapshot.kind, "credential sealed for another account")
+        try db.cachedStatement(sql: "DELETE FROM credentials WHERE account_id = ? AND kind = ? AND slot = 'previous'").execute(arguments: key)
+        try db.cachedStatement(sql: "UPDATE credentials SET slot = 'previous' WHERE account_id = ? AND kind = ? AND slot = 'current'").execute(arguments: key)
+        try db.cachedStatement(sql: "INSERT INTO credentials(account_id, kind, slot, id, value, issued_at, expires_at) VALUES (?, ?, 'current', ?, ?, ?, ?)").execute(arguments: key + [sealed.id, sealed.blob, Timestamp.string(times.issuedAt), Timestamp.string(times.expiresAt)])
+        // In UPDATE expressions every column reads its old value, so both CASEs test the
+        // holder as it was.
+        try db.cachedStatement(sql: """
+            INSERT INTO issuance(account_id, kind) VALUES (?1, ?2)
+            ON CONFLICT (account_id, kind) DO UPDATE SET last_error = NULL,
+                lease_owner = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_owner END,
+                lease_expires_at = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_expires_at END
+            """).execute(arguments: key + [owner])
     }
 
     /// Forgets a stored credential (after revocation).
     public func discard(slot: String) throws {
-        try db.cachedStatement(sql: "DELETE FROM credentials WHERE account_id = ? AND kind = ? AND slot = ?").execute(arguments: [snapshot.accountID, snapshot.kind.rawValue, slot])
+        try db.cachedStatement(sql: "DELETE FROM credentials WHERE account_id = ? AND kind = ? AND slot = ?").execute(arguments: key + [slot])
+    }
+
+    private func ensureRow() throws {
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO issuance(account_id, kind) VALUES (?, ?)").execute(arguments: key)
     }
 
     /// Marks the account's credentials as rejected by KIS: no more requests until edited.
     public func markRejected(code: String?, message: String) throws {
         try ensureRow()
-        try db.cachedStatement(sql: "UPDATE issuance SET rejected_code = ?, rejected_message = ?, last_error = ? WHERE account_id = ? AND kind = ?").execute(arguments: [code ?? "rejected", message, message, snapshot.accountID, snapshot.kind.rawValue])
+        try db.cachedStatement(sql: "UPDATE issuance SET rejected_code = ?, rejected_message = ?, last_error = ? WHERE account_id = ? AND kind = ?").execute(arguments: [code ?? "rejected", message, message] + key)
     }
 
     /// Remembers the last failure for `status`.
     public func recordError(_ message: String) throws {
         try ensureRow()
-        try db.cachedStatement(sql: "UPDATE issuance SET last_error = ? WHERE account_id = ? AND kind = ?").execute(arguments: [message, snapshot.accountID, snapshot.kind.rawValue])
+        try db.cachedStatement(sql: "UPDATE issuance SET last_error = ? WHERE account_id = ? AND kind = ?").execute(arguments: [message] + key)
     }
 
     /// Appends an audit entry in this transaction.
     public func audit(action: String, outcome: AuditEntry.Outcome = .ok, detail: String = "") throws {
-        try vault.audit(db, action: action, account: snapshot.account, outcome: outcome, detail: detail)
+        try auditor.append(db, entry: vault.auditEntry(action: action, account: snapshot.account, outcome: outcome, detail: detail))
     }
 }
 
@@ -113,18 +155,20 @@ extension Vault {
         LEFT JOIN issuance i ON i.account_id = a.id AND i.kind = k.kind
         """
 
+    /// Reads the columns of ``snapshotSQL`` by position: by name, GRDB compares each
+    /// column name case-insensitively, which a 10,000-row `status` or a bulk claim feels.
     static func snapshot(from row: Row) -> IssuanceSnapshot {
-        func date(_ column: String) -> Date? { (row[column] as String?).flatMap(Timestamp.parse) }
-        func times(_ issued: String, _ expires: String) -> CredentialTimes? {
+        func date(_ index: Int) -> Date? { (row[index] as String?).flatMap(Timestamp.parse) }
+        func times(_ issued: Int, _ expires: Int) -> CredentialTimes? {
             guard let i = date(issued), let e = date(expires) else { return nil }
             return CredentialTimes(issuedAt: i, expiresAt: e)
         }
         return IssuanceSnapshot(
-            accountID: row["id"], account: row["name"], environment: AccountEnvironment(rawValue: row["environment"]) ?? .mock,
-            kind: CredentialKind(rawValue: row["kind"]) ?? .approval,
-            current: times("c_issued", "c_expires"), previous: times("p_issued", "p_expires"),
-            leaseOwner: row["lease_owner"], leaseExpiresAt: date("lease_expires_at"), lastRequestAt: date("last_request_at"),
-            rejectedCode: row["rejected_code"], rejectedMessage: row["rejected_message"], lastError: row["last_error"])
+            accountID: row[0], account: row[1], environment: AccountEnvironment(rawValue: row[2]) ?? .mock,
+            kind: CredentialKind(rawValue: row[3]) ?? .approval,
+            current: times(4, 5), previous: times(6, 7),
+            leaseOwner: row[8], leaseExpiresAt: date(9), lastRequestAt: date(10),
+            rejectedCode: row[11], rejectedMessage: row[12], lastError: row[13])
     }
 
     /// The issuance state of every account (optionally with `tag`) for `kind`, by name.
@@ -153,8 +197,18 @@ extension Vault {
 }
 
 extension UnlockedVault {
-    func sealCredential(_ value: SecureBytes, accountID: String, kind: CredentialKind, credentialID: String) -> Data {
-        keys.seal(value, kind: kind.rawValue, recordID: "\(accountID).\(credentialID)", field: "value")
+    /// Seals an issued credential for `account`'s `kind` under a fresh record id. Done
+    /// outside the transaction that stores it, so that a bulk run's commit holds the write
+    /// lock only for the writes; `value` is the credential's UTF-8 text.
+    public func sealCredential(_ value: UnsafeRawBufferPointer, for account: IssuanceSnapshot) -> SealedCredential {
+        let id = hexString(randomBytes(16))
+        let blob = keys.seal(value, kind: account.kind.rawValue, recordID: "\(account.accountID).\(id)", field: "value")
+        return SealedCredential(accountID: account.accountID, kind: account.kind, id: id, blob: blob)
+    }
+
+    /// ``sealCredential(_:for:)`` for a value held in guarded memory.
+    public func sealCredential(_ value: SecureBytes, for account: IssuanceSnapshot) -> SealedCredential {
+        value.withUnsafeBytes { sealCredential($0, for: account) }
     }
 
     /// Opens the stored credential in `slot` (`current` or `previous`) with its times, or nil.
@@ -162,14 +216,14 @@ extension UnlockedVault {
     ///   value does not authenticate (altered, or moved from another account or kind).
     public func openCredential(account: String, kind: CredentialKind, slot: String = "current") throws(VaultError) -> (SecureBytes, CredentialTimes)? {
         let row = try vault.read { db in
-            try Row.fetchOne(db, sql: """
+            try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT c.account_id, c.id, c.value, c.issued_at, c.expires_at FROM credentials c JOIN accounts a ON a.id = c.account_id
                 WHERE a.name = ? AND c.kind = ? AND c.slot = ?
-                """, arguments: [account, kind.rawValue, slot])
+                """), arguments: [account, kind.rawValue, slot])
         }
         guard let row else { return nil }
-        let accountID: String = row["account_id"], id: String = row["id"], blob: Data = row["value"]
-        guard let issued = Timestamp.parse(row["issued_at"]), let expires = Timestamp.parse(row["expires_at"]) else {
+        let accountID: String = row[0], id: String = row[1], blob: Data = row[2]
+        guard let issued = Timestamp.parse(row[3]), let expires = Timestamp.parse(row[4]) else {
             throw .damaged(path: vault.path, detail: "a credential of '\(account)' has an unreadable time")
         }
         do {
@@ -184,29 +238,71 @@ extension UnlockedVault {
     /// so that reading the state and claiming or storing happen atomically with respect to
     /// every other process using the vault.
     public func withIssuance<T>(account: String, kind: CredentialKind, _ body: (IssuanceTransaction) throws -> T) throws(VaultError) -> T {
-        try vault.write { db in
-            guard let row = try Row.fetchOne(db, sql: Vault.snapshotSQL + " WHERE k.kind = ? AND a.name = ?", arguments: [kind.rawValue, account]) else {
+        try issuanceWrite { db, auditor in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: Vault.snapshotSQL + " WHERE k.kind = ? AND a.name = ?"),
+                                             arguments: [kind.rawValue, account]) else {
                 throw VaultError.accountNotFound(name: account)
             }
-            return try body(IssuanceTransaction(db: db, vault: self, snapshot: Vault.snapshot(from: row)))
+            return try body(IssuanceTransaction(db: db, vault: self, auditor: auditor, snapshot: Vault.snapshot(from: row)))
         }
     }
-}
 
-extension UnlockedVault {
     /// ``withIssuance(account:kind:_:)`` for many accounts in one transaction: one commit
     /// (one fsync) instead of one per account, which is what lets a bulk run keep up with
     /// KIS at high concurrency. Unknown accounts are skipped.
     public func withIssuance<T>(accounts: [String], kind: CredentialKind, _ body: (IssuanceTransaction) throws -> T) throws(VaultError) -> [String: T] {
         guard !accounts.isEmpty else { return [:] }
-        return try vault.write { db in
+        return try issuanceWrite { db, auditor in
             var results: [String: T] = [:]
             let statement = try db.cachedStatement(sql: Vault.snapshotSQL + " WHERE k.kind = ? AND a.name = ?")
             for account in accounts {
                 guard let row = try Row.fetchOne(statement, arguments: [kind.rawValue, account]) else { continue }
-                results[account] = try body(IssuanceTransaction(db: db, vault: self, snapshot: Vault.snapshot(from: row)))
+                results[account] = try body(IssuanceTransaction(db: db, vault: self, auditor: auditor, snapshot: Vault.snapshot(from: row)))
             }
             return results
         }
+    }
+
+    /// Runs `body` for each of `claimed` in one IMMEDIATE transaction without reading the
+    /// issuance state again: for recording the answers to requests whose leases were
+    /// claimed with these snapshots (the lease is what keeps the state from moving in
+    /// between). Accounts removed since are skipped; returns how many were not.
+    @discardableResult
+    public func withClaimed(_ claimed: [IssuanceSnapshot], _ body: (IssuanceTransaction) throws -> Void) throws(VaultError) -> Int {
+        guard !claimed.isEmpty else { return 0 }
+        return try issuanceWrite { db, auditor in
+            let exists = try db.cachedStatement(sql: "SELECT 1 FROM accounts WHERE id = ?")
+            var count = 0
+            for snapshot in claimed where try Bool.fetchOne(exists, arguments: [snapshot.accountID]) != nil {
+                try body(IssuanceTransaction(db: db, vault: self, auditor: auditor, snapshot: snapshot))
+                count += 1
+            }
+            return count
+        }
+    }
+
+    /// A write transaction whose audit entries share one read and one write of the chain's
+    /// head.
+    private func issuanceWrite<T>(_ body: (Database, AuditAppender) throws -> T) throws(VaultError) -> T {
+        try vault.write { db in
+            let auditor = AuditAppender(keys: keys)
+            let result = try body(db, auditor)
+            try auditor.finish(db)
+            return result
+        }
+    }
+
+    /// Opens the appkey and appsecret read with a claim. They come as text because they go
+    /// into a request body next; no guarded buffer is mapped per call.
+    /// - Throws: ``VaultError/fieldAuthenticationFailed(account:field:)``.
+    public func openAppCredentials(_ sealed: SealedAppCredentials) throws(VaultError) -> (appkey: String, appsecret: String) {
+        func open(_ blob: Data, _ field: AccountField) throws(VaultError) -> String {
+            do {
+                return try keys.openText(blob, kind: AccountField.kind, recordID: sealed.accountID, field: field.rawValue)
+            } catch {
+                throw .fieldAuthenticationFailed(account: sealed.account, field: field.rawValue)
+            }
+        }
+        return (try open(sealed.appkey, .appkey), try open(sealed.appsecret, .appsecret))
     }
 }

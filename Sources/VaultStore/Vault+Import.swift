@@ -62,16 +62,17 @@ extension UnlockedVault {
             var problems = earlierProblems
             var summary = ImportSummary(added: 0, updated: 0)
             let now = Timestamp.string(Date())
+            let auditor = AuditAppender(keys: keys)
             for (candidate, fingerprint) in valid {
                 let account = candidate.account
                 do {
                     if update, let id = try String.fetchOne(db, sql: "SELECT id FROM accounts WHERE name = ?", arguments: [account.name]) {
                         try replace(db, id: id, with: account, now: now, fingerprint: fingerprint)
-                        try audit(db, action: "account.import", account: account.name, detail: "updated from \(source)")
+                        try auditor.append(db, entry: auditEntry(action: "account.import", account: account.name, detail: "updated from \(source)"))
                         summary.updated += 1
                     } else {
                         try insert(db, account, now: now, fingerprint: fingerprint)
-                        try audit(db, action: "account.import", account: account.name, detail: "added from \(source)")
+                        try auditor.append(db, entry: auditEntry(action: "account.import", account: account.name, detail: "added from \(source)"))
                         summary.added += 1
                     }
                 } catch let error as VaultError {
@@ -80,6 +81,7 @@ extension UnlockedVault {
             }
             // Throwing rolls the whole transaction back: all rows or none.
             if !problems.isEmpty { throw VaultError.importRejected(source: source, problems: problems) }
+            try auditor.finish(db)
             return summary
         }
     }

@@ -41,7 +41,11 @@ public final class VaultKeys: Sendable {
     }
 
     func seal(_ value: SecureBytes, kind: String, recordID: String, field: String) -> Data {
-        withFieldKey(kind: kind, recordID: recordID, field: field) { key in value.withUnsafeBytes { SecretBox.seal($0, key: key) } }
+        value.withUnsafeBytes { seal($0, kind: kind, recordID: recordID, field: field) }
+    }
+
+    func seal(_ value: UnsafeRawBufferPointer, kind: String, recordID: String, field: String) -> Data {
+        withFieldKey(kind: kind, recordID: recordID, field: field) { key in SecretBox.seal(value, key: key) }
     }
 
     func open(_ blob: Data, kind: String, recordID: String, field: String) throws(CryptoError) -> SecureBytes {

@@ -1,5 +1,5 @@
 import Foundation
-import KISAPI
+@testable import KISAPI
 import KISMock
 import Testing
 
@@ -168,6 +168,15 @@ import Testing
         #expect(env.real == "https://kis.example:9443" && env.mock == "http://127.0.0.1:1")
         #expect(try KISEndpoints.fromEnvironment([:]) == KISEndpoints())
         #expect(throws: KISConfigurationError.self) { try KISEndpoints.fromEnvironment(["KISVAULT_KIS_MOCK_URL": "http://192.168.0.5"]) }
+    }
+
+    @Test func requestBodiesAreJSONWhateverTheSecretHolds() throws {
+        let awkward = "q\"b\\n\nt\tc\u{01}\u{1F}del\u{7F}한글😀/"
+        let body = KISClient.jsonObject(["appkey": awkward, "secretkey": "plain", "grant_type": "client_credentials"])
+        #expect(body.hasPrefix(#"{"appkey":"q\"b\\n\nt\tc\u0001\u001f"#))
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: String])
+        #expect(parsed == ["appkey": awkward, "secretkey": "plain", "grant_type": "client_credentials"])
+        #expect(KISClient.jsonObject([:]) == "{}")
     }
 
     @Test func koreaTimeAndMasking() {

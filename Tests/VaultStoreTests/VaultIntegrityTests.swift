@@ -180,6 +180,8 @@ import VaultCrypto
         let text = Timestamp.string(date)
         #expect(text == "2025-11-25T03:04:05.678Z")
         #expect(Timestamp.parse(text) == date)
+        #expect(Timestamp.string(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.string(Date(timeIntervalSince1970: 1_709_251_199.999)) == "2024-02-29T23:59:59.999Z")
         #expect(Timestamp.parse("2025-11-25") == Date(timeIntervalSince1970: 1_764_028_800))
         #expect(Timestamp.parse("2025-11-25T03:04") == Date(timeIntervalSince1970: 1_764_039_840))
         #expect(Timestamp.parse("yesterday") == nil)
