@@ -144,15 +144,18 @@ public struct IssuanceTransaction {
 }
 
 extension Vault {
+    /// The issuance state of accounts for one kind: bind the kind as `?1`, and append a
+    /// WHERE clause whose own parameters start at `?2`. (The kind is a parameter rather
+    /// than a joined list of kinds: SQLite would build a temporary table for that list on
+    /// every execution, which made this the most expensive statement of a bulk claim.)
     static let snapshotSQL = """
-        SELECT a.id, a.name, a.environment, k.kind,
-               c.issued_at AS c_issued, c.expires_at AS c_expires, p.issued_at AS p_issued, p.expires_at AS p_expires,
+        SELECT a.id, a.name, a.environment, ?1,
+               c.issued_at, c.expires_at, p.issued_at, p.expires_at,
                i.lease_owner, i.lease_expires_at, i.last_request_at, i.rejected_code, i.rejected_message, i.last_error
         FROM accounts a
-        JOIN (SELECT 'approval' AS kind UNION ALL SELECT 'token') k
-        LEFT JOIN credentials c ON c.account_id = a.id AND c.kind = k.kind AND c.slot = 'current'
-        LEFT JOIN credentials p ON p.account_id = a.id AND p.kind = k.kind AND p.slot = 'previous'
-        LEFT JOIN issuance i ON i.account_id = a.id AND i.kind = k.kind
+        LEFT JOIN credentials c ON c.account_id = a.id AND c.kind = ?1 AND c.slot = 'current'
+        LEFT JOIN credentials p ON p.account_id = a.id AND p.kind = ?1 AND p.slot = 'previous'
+        LEFT JOIN issuance i ON i.account_id = a.id AND i.kind = ?1
         """
 
     /// Reads the columns of ``snapshotSQL`` by position: by name, GRDB compares each
@@ -175,10 +178,10 @@ extension Vault {
     /// Needs no passphrase.
     public func issuanceSnapshots(kind: CredentialKind, tag: String? = nil) throws(VaultError) -> [IssuanceSnapshot] {
         try read { db in
-            var sql = Self.snapshotSQL + " WHERE k.kind = ?"
+            var sql = Self.snapshotSQL
             var arguments: StatementArguments = [kind.rawValue]
             if let tag {
-                sql += " AND EXISTS (SELECT 1 FROM account_tags t WHERE t.account_id = a.id AND t.tag = ?)"
+                sql += " WHERE EXISTS (SELECT 1 FROM account_tags t WHERE t.account_id = a.id AND t.tag = ?2)"
                 arguments += [tag]
             }
             return try Row.fetchAll(db, sql: sql + " ORDER BY a.name", arguments: arguments).map(Self.snapshot(from:))
@@ -189,7 +192,7 @@ extension Vault {
     /// - Throws: ``VaultError/accountNotFound(name:)``.
     public func issuanceSnapshot(account: String, kind: CredentialKind) throws(VaultError) -> IssuanceSnapshot {
         let found = try read { db in
-            try Row.fetchOne(db, sql: Self.snapshotSQL + " WHERE k.kind = ? AND a.name = ?", arguments: [kind.rawValue, account])
+            try Row.fetchOne(db, sql: Self.snapshotSQL + " WHERE a.name = ?2", arguments: [kind.rawValue, account])
         }
         guard let found else { throw .accountNotFound(name: account) }
         return Self.snapshot(from: found)
@@ -239,7 +242,7 @@ extension UnlockedVault {
     /// every other process using the vault.
     public func withIssuance<T>(account: String, kind: CredentialKind, _ body: (IssuanceTransaction) throws -> T) throws(VaultError) -> T {
         try issuanceWrite { db, auditor in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: Vault.snapshotSQL + " WHERE k.kind = ? AND a.name = ?"),
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: Vault.snapshotSQL + " WHERE a.name = ?2"),
                                              arguments: [kind.rawValue, account]) else {
                 throw VaultError.accountNotFound(name: account)
             }
@@ -254,7 +257,7 @@ extension UnlockedVault {
         guard !accounts.isEmpty else { return [:] }
         return try issuanceWrite { db, auditor in
             var results: [String: T] = [:]
-            let statement = try db.cachedStatement(sql: Vault.snapshotSQL + " WHERE k.kind = ? AND a.name = ?")
+            let statement = try db.cachedStatement(sql: Vault.snapshotSQL + " WHERE a.name = ?2")
             for account in accounts {
                 guard let row = try Row.fetchOne(statement, arguments: [kind.rawValue, account]) else { continue }
                 results[account] = try body(IssuanceTransaction(db: db, vault: self, auditor: auditor, snapshot: Vault.snapshot(from: row)))

@@ -63,11 +63,11 @@ struct AccountSelection: ParsableArguments {
 
     func resolve(_ vault: Vault) throws -> [String] {
         if !accounts.isEmpty {
-            let known = Set(try vault.accounts().map(\.name))
+            let known = Set(try vault.accountNames())
             if let missing = accounts.first(where: { !known.contains($0) }) { throw VaultError.accountNotFound(name: missing) }
             return accounts
         }
-        return try vault.accounts(tag: tag).map(\.name)
+        return try vault.accountNames(tag: tag)
     }
 }
 
