@@ -137,7 +137,8 @@ let package = Package(
             name: "KisvaultCLITests",
             // The executables are dependencies so that `swift test` builds the binaries the
             // end-to-end tests run.
-            dependencies: ["KisvaultCLI", "KisvaultAgent", "VaultStore", "VaultCrypto", "VaultTestSupport", "KISMock", "kisvault", "kis-mock", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["KisvaultCLI", "KisvaultAgent", "VaultStore", "VaultCrypto", "VaultTestSupport", "KISMock", "kisvault", "kis-mock",
+                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
     ]

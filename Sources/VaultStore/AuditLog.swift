@@ -82,9 +82,13 @@ enum AuditLog {
         try appender.finish(db)
     }
 
+    /// The columns every audit query selects first, in the order ``record(_:)`` reads them.
+    static let columns = "seq, at, actor, keyslot, action, account, outcome, detail"
+
+    /// Reads ``columns`` by position (cheaper than by name on long logs).
     static func record(_ row: Row) -> AuditRecord {
-        AuditRecord(seq: row["seq"], at: row["at"], actor: row["actor"], keyslot: row["keyslot"], action: row["action"],
-                    account: row["account"], outcome: row["outcome"], detail: row["detail"])
+        AuditRecord(seq: row[0], at: row[1], actor: row[2], keyslot: row[3], action: row[4],
+                    account: row[5], outcome: row[6], detail: row[7])
     }
 }
 
@@ -137,8 +141,8 @@ extension Vault {
             if let account { clauses.append("account = ?"); arguments += [account] }
             if let since { clauses.append("at >= ?"); arguments += [Timestamp.string(since)] }
             let whereSQL = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
-            return try Row.fetchAll(db, sql: "SELECT seq, at, actor, keyslot, action, account, outcome, detail FROM audit\(whereSQL) ORDER BY seq", arguments: arguments)
-                .map(AuditLog.record)
+            return try Array(Row.fetchCursor(db, sql: "SELECT \(AuditLog.columns) FROM audit\(whereSQL) ORDER BY seq", arguments: arguments)
+                .map(AuditLog.record))
         }
     }
 }
@@ -152,11 +156,11 @@ extension UnlockedVault {
             var previous = [UInt8](repeating: 0, count: 32)
             var expectedSeq: Int64 = 1
             var count = 0
-            let rows = try Row.fetchCursor(db, sql: "SELECT seq, at, actor, keyslot, action, account, outcome, detail, mac FROM audit ORDER BY seq")
+            let rows = try Row.fetchCursor(db, sql: "SELECT \(AuditLog.columns), mac FROM audit ORDER BY seq")
             while let row = try rows.next() {
                 count += 1
                 let record = AuditLog.record(row)
-                let stored = [UInt8](row["mac"] as Data)
+                let stored = [UInt8](row[8] as Data)
                 if record.seq != expectedSeq {
                     problems.append("rows \(expectedSeq)...\(record.seq - 1) are missing (deleted)")
                 }

@@ -14,7 +14,8 @@ extension Vault {
                 arguments = [tag]
             }
             sql += " ORDER BY a.name"
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.summary(from:))
+            // A cursor reads each value straight from SQLite; fetchAll would copy every row first.
+            return try Array(Row.fetchCursor(db, sql: sql, arguments: arguments).map(Self.summary(from:)))
         }
     }
 

@@ -184,7 +184,8 @@ extension Vault {
                 sql += " WHERE EXISTS (SELECT 1 FROM account_tags t WHERE t.account_id = a.id AND t.tag = ?2)"
                 arguments += [tag]
             }
-            return try Row.fetchAll(db, sql: sql + " ORDER BY a.name", arguments: arguments).map(Self.snapshot(from:))
+            // A cursor reads each value straight from SQLite; fetchAll would copy every row first.
+            return try Array(Row.fetchCursor(db, sql: sql + " ORDER BY a.name", arguments: arguments).map(Self.snapshot(from:)))
         }
     }
 

@@ -7,6 +7,7 @@ extension AccountCommand {
     /// `kisvault account add`
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "add",
             abstract: "Add an account; its appkey and appsecret are read from the terminal or standard input.",
             discussion: """
                 On a terminal the appkey and appsecret are asked with echo off; otherwise they \
@@ -44,6 +45,7 @@ extension AccountCommand {
     /// `kisvault account list`
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List accounts (names, environments, tags; no passphrase needed).",
             discussion: "Example:\n  kisvault account list --tag prod --format json")
 
@@ -67,6 +69,7 @@ extension AccountCommand {
     /// `kisvault account show`
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Show one account, its secrets masked unless --reveal.",
             discussion: "Revealing is recorded in the audit log.\n\nExample:\n  kisvault account show alpha --reveal --format json")
 

@@ -7,6 +7,7 @@ extension AccountCommand {
     /// `kisvault account edit`
     struct Edit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "edit",
             abstract: "Change an account's environment, account number, HTS id, tags or credentials.",
             discussion: """
                 --rotate-secret reads a new appkey and appsecret as 'account add' does.
@@ -54,6 +55,7 @@ extension AccountCommand {
     /// `kisvault account rename`
     struct Rename: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rename",
             abstract: "Rename an account.",
             discussion: "Example:\n  kisvault account rename alpha alpha-main")
 
@@ -70,6 +72,7 @@ extension AccountCommand {
     /// `kisvault account remove`
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "remove",
             abstract: "Remove an account and everything stored for it.",
             discussion: "Asks for confirmation on a terminal unless --yes.\n\nExample:\n  kisvault account remove alpha --yes")
 

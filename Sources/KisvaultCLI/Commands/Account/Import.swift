@@ -7,6 +7,7 @@ extension AccountCommand {
     /// `kisvault account import`
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract: "Import accounts from CSV, JSON or the official sample's kis_devlp.yaml, all or none.",
             discussion: """
                 CSV has a header: name,environment,appkey,appsecret,account_no,hts_id,tags (tags \
@@ -68,6 +69,7 @@ extension AccountCommand {
     /// `kisvault account export`
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "export",
             abstract: "Export accounts as JSON in the import format; secrets only with --plaintext.",
             discussion: """
                 Without --plaintext only names, environments and tags are written. A file given \

@@ -26,6 +26,7 @@ struct AgentCommand: AsyncParsableCommand {
     /// `kisvault agent start`
     struct Start: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "start",
             abstract: "Unlock the vault and serve it on a Unix socket (detaches unless --foreground).",
             discussion: """
                 Prints the socket path and KISVAULT_AGENT_SOCK=... for eval. Scripts in any language \
@@ -131,6 +132,7 @@ struct AgentCommand: AsyncParsableCommand {
     /// `kisvault agent stop`
     struct Stop: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "stop",
             abstract: "Stop the agent; its keys are wiped and its socket removed.",
             discussion: "Example:\n  kisvault agent stop")
         @OptionGroup var socket: SocketOptions
@@ -145,6 +147,7 @@ struct AgentCommand: AsyncParsableCommand {
     /// `kisvault agent status`
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Show whether an agent runs, for which vault, and whether it is locked.",
             discussion: "Exits 4 when no agent answers, 3 when it is locked.\n\nExample:\n  kisvault agent status --format json")
         @OptionGroup var socket: SocketOptions
@@ -173,6 +176,7 @@ struct AgentCommand: AsyncParsableCommand {
 /// `kisvault lock`
 struct Lock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "lock",
         abstract: "Make the agent forget the vault's keys; it answers 'locked' until restarted.",
         discussion: "Example:\n  kisvault lock")
     @OptionGroup var socket: AgentCommand.SocketOptions

@@ -12,6 +12,7 @@ struct AuditCommand: AsyncParsableCommand {
     /// `kisvault audit list`
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List audit entries, oldest first (no passphrase needed).",
             discussion: "Example:\n  kisvault audit list --account alpha --since 2026-11-01")
 
@@ -42,6 +43,7 @@ struct AuditCommand: AsyncParsableCommand {
     /// `kisvault audit verify`
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Verify the audit chain; finds deleted, altered or reordered entries.",
             discussion: "Needs the passphrase (the chain key derives from the master key). Exits 1 when the chain is broken.\n\nExample:\n  kisvault audit verify")
 

@@ -15,6 +15,7 @@ struct ApprovalCommand: AsyncParsableCommand {
     /// `kisvault approval get`
     struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "get",
             abstract: "Print an approval key valid for at least --min-ttl, issuing one only if needed.",
             discussion: """
                 Prints the key alone on stdout. Many processes asking at once cause one request \
@@ -37,6 +38,7 @@ struct ApprovalCommand: AsyncParsableCommand {
     /// `kisvault approval issue`
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "issue",
             abstract: "Issue approval keys where missing or not fresh, for many accounts at once.",
             discussion: """
                 Accounts already fresh are skipped unless --force. Each key is committed as it \
@@ -60,6 +62,7 @@ struct ApprovalCommand: AsyncParsableCommand {
     /// `kisvault approval rotate`
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rotate",
             abstract: "Issue new approval keys even where the stored ones are fresh.",
             discussion: "Example:\n  kisvault approval rotate --tag prod")
         @OptionGroup var options: VaultOptions
@@ -76,6 +79,7 @@ struct ApprovalCommand: AsyncParsableCommand {
     /// `kisvault approval status`
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Show each account's approval key state (fresh, expiring, expired, none, rejected); no passphrase needed.",
             discussion: "Example:\n  kisvault approval status --tag prod --format json")
         @OptionGroup var options: VaultOptions

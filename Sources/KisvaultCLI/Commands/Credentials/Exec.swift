@@ -11,6 +11,7 @@ import Glibc
 /// `kisvault exec`
 struct Exec: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "exec",
         abstract: "Run a command with an account's credentials in its environment.",
         discussion: """
             Sets KIS_ENV, KIS_BASE_URL, KIS_WS_URL, KIS_APPKEY, KIS_APPSECRET, KIS_ACCOUNT_NO and \

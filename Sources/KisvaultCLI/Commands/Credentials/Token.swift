@@ -15,6 +15,7 @@ struct TokenCommand: AsyncParsableCommand {
     /// `kisvault token get`
     struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "get",
             abstract: "Print an access token valid for at least --min-ttl, issuing one only if needed.",
             discussion: """
                 Reuses the stored token across scripts and restarts (each real issuance texts the \
@@ -37,6 +38,7 @@ struct TokenCommand: AsyncParsableCommand {
     /// `kisvault token issue`
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "issue",
             abstract: "Issue access tokens where missing or not fresh, for many accounts at once.",
             discussion: "Example:\n  kisvault token issue --tag prod --concurrency 8")
         @OptionGroup var options: VaultOptions
@@ -53,6 +55,7 @@ struct TokenCommand: AsyncParsableCommand {
     /// `kisvault token rotate`
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rotate",
             abstract: "Issue new access tokens even where the stored ones are fresh.",
             discussion: """
                 KIS hands back the same token for six hours after an issuance, and refuses a \
@@ -77,6 +80,7 @@ struct TokenCommand: AsyncParsableCommand {
     /// `kisvault token revoke`
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "revoke",
             abstract: "Revoke the stored access token at KIS and forget it.",
             discussion: "Example:\n  kisvault token revoke alpha")
         @OptionGroup var options: VaultOptions
@@ -102,6 +106,7 @@ struct TokenCommand: AsyncParsableCommand {
     /// `kisvault token status`
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Show each account's access token state (fresh, expiring, expired, none, rejected); no passphrase needed.",
             discussion: "Example:\n  kisvault token status --format json")
         @OptionGroup var options: VaultOptions

@@ -13,6 +13,7 @@ struct KeyslotCommand: AsyncParsableCommand {
     /// `kisvault keyslot add`
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "add",
             abstract: "Add a keyslot that opens the vault with another passphrase.",
             discussion: """
                 Unlock with an existing passphrase; the new one is asked twice on the terminal \
@@ -39,6 +40,7 @@ struct KeyslotCommand: AsyncParsableCommand {
     /// `kisvault keyslot list`
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List the keyslots and their Argon2id parameters (no passphrase needed).",
             discussion: "Example:\n  kisvault keyslot list --format json")
 
@@ -60,6 +62,7 @@ struct KeyslotCommand: AsyncParsableCommand {
     /// `kisvault keyslot remove`
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "remove",
             abstract: "Remove a keyslot (never the last one).",
             discussion: "Example:\n  kisvault keyslot remove bob")
 

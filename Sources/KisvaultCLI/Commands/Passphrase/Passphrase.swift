@@ -12,6 +12,7 @@ struct PassphraseCommand: AsyncParsableCommand {
     /// `kisvault passphrase change`
     struct Change: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "change",
             abstract: "Change the passphrase of one keyslot.",
             discussion: """
                 Unlocks with the current passphrase (the usual sources), then rewraps the \

@@ -5,6 +5,7 @@ import VaultStore
 /// `kisvault doctor`
 struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "doctor",
         abstract: "Check the vault's format, keyslots, file modes, integrity and every sealed field.",
         discussion: """
             Without --skip-unlock the vault is unlocked so that every sealed field of every \

@@ -6,6 +6,7 @@ import VaultStore
 /// `kisvault init`
 struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "init",
         abstract: "Create a new vault protected by a passphrase.",
         discussion: """
             Creates the vault file (mode 0600, in a 0700 directory) with one keyslot. On a \
