@@ -32,31 +32,46 @@ public struct RetryPolicy: Sendable, Equatable {
 
 /// A token bucket shared by concurrent callers: at most `rate` acquisitions per second
 /// on average, bursts of up to `burst`. Used per host so a bulk run never floods KIS.
+///
+/// A caller that finds the bucket empty reserves the next free slot (the balance goes
+/// negative) and sleeps until exactly that slot, once. Waiters that slept and looked again
+/// would all wake together for every token and all but one sleep again: with 32 workers
+/// held at the limit, that herd cost more CPU than the requests.
 public actor RateLimiter {
     public let rate: Double
     public let burst: Double
     private var tokens: Double
     private var last: ContinuousClock.Instant
+    private let epoch: ContinuousClock.Instant
+    static let grid = 0.010
 
     public init(rate: Double, burst: Double? = nil) {
         self.rate = rate
         self.burst = burst ?? max(1, rate / 10)
         self.tokens = self.burst
         self.last = .now
+        self.epoch = last
     }
 
     /// Waits until a request may go.
+    /// - Throws: `CancellationError` when cancelled while waiting (its slot is given back).
     public func acquire() async throws {
-        while true {
-            let now = ContinuousClock.now
-            tokens = min(burst, tokens + Double((now - last) / .seconds(1)) * rate)
-            last = now
-            if tokens >= 1 {
-                tokens -= 1
-                return
-            }
-            let wait = (1 - tokens) / rate
-            try await Task.sleep(for: .seconds(wait))
+        let now = ContinuousClock.now
+        tokens = min(burst, tokens + Double((now - last) / .seconds(1)) * rate)
+        last = now
+        tokens -= 1
+        guard tokens < 0 else { return }
+        // Wake on a 10 ms grid rather than at the exact slot: waiters whose slots fall in
+        // one window wake together, one timer wake-up for several requests instead of one
+        // each. Never earlier than the slot, so the average rate holds; at most
+        // `rate / 100` go together, inside the burst.
+        let due = (now - epoch) / .seconds(1) - tokens / rate
+        let wake = epoch + .seconds((due / Self.grid).rounded(.up) * Self.grid)
+        do {
+            try await Task.sleep(until: wake, clock: .continuous)
+        } catch {
+            tokens += 1
+            throw error
         }
     }
 }
