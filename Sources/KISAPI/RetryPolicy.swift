@@ -36,13 +36,17 @@ public struct RetryPolicy: Sendable, Equatable {
 /// A caller that finds the bucket empty reserves the next free slot (the balance goes
 /// negative) and sleeps until exactly that slot, once. Waiters that slept and looked again
 /// would all wake together for every token and all but one sleep again: with 32 workers
-/// held at the limit, that herd cost more CPU than the requests.
-public actor RateLimiter {
+/// held at the limit, that herd cost more CPU than the requests. The bookkeeping is a few
+/// arithmetic operations under a lock, not an actor: no hop per request.
+public final class RateLimiter: @unchecked Sendable {
+    // @unchecked: the mutable state is only touched under `lock`.
     public let rate: Double
     public let burst: Double
     private var tokens: Double
     private var last: ContinuousClock.Instant
     private let epoch: ContinuousClock.Instant
+    private let lock = NSLock()
+    /// Waiters wake on a grid of this many seconds.
     static let grid = 0.010
 
     public init(rate: Double, burst: Double? = nil) {
@@ -56,22 +60,29 @@ public actor RateLimiter {
     /// Waits until a request may go.
     /// - Throws: `CancellationError` when cancelled while waiting (its slot is given back).
     public func acquire() async throws {
-        let now = ContinuousClock.now
-        tokens = min(burst, tokens + Double((now - last) / .seconds(1)) * rate)
-        last = now
-        tokens -= 1
-        guard tokens < 0 else { return }
-        // Wake on a 10 ms grid rather than at the exact slot: waiters whose slots fall in
-        // one window wake together, one timer wake-up for several requests instead of one
-        // each. Never earlier than the slot, so the average rate holds; at most
-        // `rate / 100` go together, inside the burst.
-        let due = (now - epoch) / .seconds(1) - tokens / rate
-        let wake = epoch + .seconds((due / Self.grid).rounded(.up) * Self.grid)
+        guard let wake = reserve() else { return }
         do {
             try await Task.sleep(until: wake, clock: .continuous)
         } catch {
-            tokens += 1
+            lock.withLock { tokens += 1 }
             throw error
+        }
+    }
+
+    /// Takes a token, or reserves the next slot and returns when to wake for it.
+    private func reserve() -> ContinuousClock.Instant? {
+        lock.withLock {
+            let now = ContinuousClock.now
+            tokens = min(burst, tokens + Double((now - last) / .seconds(1)) * rate)
+            last = now
+            tokens -= 1
+            guard tokens < 0 else { return nil }
+            // Wake on the grid rather than at the exact slot: waiters whose slots fall in
+            // one window wake together, one timer wake-up for several requests instead of
+            // one each. Never earlier than the slot, so the average rate holds; at most
+            // `rate * grid` go together, inside the burst.
+            let due = (now - epoch) / .seconds(1) - tokens / rate
+            return epoch + .seconds((due / Self.grid).rounded(.up) * Self.grid)
         }
     }
 }

@@ -84,12 +84,14 @@ public struct IssuanceTransaction {
     /// The account's sealed appkey and appsecret, for the request this transaction claims.
     /// - Throws: ``VaultError/accountNotFound(name:)`` if the account is gone.
     public func sealedAppCredentials() throws -> SealedAppCredentials {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT appkey, appsecret FROM accounts WHERE id = ?"),
-                                         arguments: [snapshot.accountID]) else {
-            throw VaultError.accountNotFound(name: snapshot.account)
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT appkey, appsecret FROM accounts WHERE id = ?"),
+                                       arguments: [snapshot.accountID])
+        // A cursor's row is read in place: the cursor must outlive the reads.
+        return try withExtendedLifetime(rows) {
+            guard let row = try rows.next() else { throw VaultError.accountNotFound(name: snapshot.account) }
+            return SealedAppCredentials(accountID: snapshot.accountID, account: snapshot.account, environment: snapshot.environment,
+                                        appkey: row[0], appsecret: row[1])
         }
-        return SealedAppCredentials(accountID: snapshot.accountID, account: snapshot.account, environment: snapshot.environment,
-                                    appkey: row[0], appsecret: row[1])
     }
 
     /// Releases the lease if `owner` still holds it.
@@ -174,6 +176,15 @@ extension Vault {
             rejectedCode: row[11], rejectedMessage: row[12], lastError: row[13])
     }
 
+    /// Runs the one-account form of ``snapshotSQL`` and reads the row in place, from a
+    /// cursor: `Row.fetchOne` would first copy it with all its column names.
+    static func fetchSnapshot(_ statement: Statement, kind: CredentialKind, account: String) throws -> IssuanceSnapshot? {
+        let rows = try Row.fetchCursor(statement, arguments: [kind.rawValue, account])
+        // The row is read in place: the cursor must outlive the reads (released earlier, it
+        // resets the statement and every column reads NULL).
+        return try withExtendedLifetime(rows) { try rows.next().map(snapshot(from:)) }
+    }
+
     /// The issuance state of every account (optionally with `tag`) for `kind`, by name.
     /// Needs no passphrase.
     public func issuanceSnapshots(kind: CredentialKind, tag: String? = nil) throws(VaultError) -> [IssuanceSnapshot] {
@@ -193,10 +204,10 @@ extension Vault {
     /// - Throws: ``VaultError/accountNotFound(name:)``.
     public func issuanceSnapshot(account: String, kind: CredentialKind) throws(VaultError) -> IssuanceSnapshot {
         let found = try read { db in
-            try Row.fetchOne(db, sql: Self.snapshotSQL + " WHERE a.name = ?2", arguments: [kind.rawValue, account])
+            try Self.fetchSnapshot(db.cachedStatement(sql: Self.snapshotSQL + " WHERE a.name = ?2"), kind: kind, account: account)
         }
         guard let found else { throw .accountNotFound(name: account) }
-        return Self.snapshot(from: found)
+        return found
     }
 }
 
@@ -243,11 +254,11 @@ extension UnlockedVault {
     /// every other process using the vault.
     public func withIssuance<T>(account: String, kind: CredentialKind, _ body: (IssuanceTransaction) throws -> T) throws(VaultError) -> T {
         try issuanceWrite { db, auditor in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: Vault.snapshotSQL + " WHERE a.name = ?2"),
-                                             arguments: [kind.rawValue, account]) else {
+            guard let snapshot = try Vault.fetchSnapshot(db.cachedStatement(sql: Vault.snapshotSQL + " WHERE a.name = ?2"),
+                                                         kind: kind, account: account) else {
                 throw VaultError.accountNotFound(name: account)
             }
-            return try body(IssuanceTransaction(db: db, vault: self, auditor: auditor, snapshot: Vault.snapshot(from: row)))
+            return try body(IssuanceTransaction(db: db, vault: self, auditor: auditor, snapshot: snapshot))
         }
     }
 
@@ -260,8 +271,8 @@ extension UnlockedVault {
             var results: [String: T] = [:]
             let statement = try db.cachedStatement(sql: Vault.snapshotSQL + " WHERE a.name = ?2")
             for account in accounts {
-                guard let row = try Row.fetchOne(statement, arguments: [kind.rawValue, account]) else { continue }
-                results[account] = try body(IssuanceTransaction(db: db, vault: self, auditor: auditor, snapshot: Vault.snapshot(from: row)))
+                guard let snapshot = try Vault.fetchSnapshot(statement, kind: kind, account: account) else { continue }
+                results[account] = try body(IssuanceTransaction(db: db, vault: self, auditor: auditor, snapshot: snapshot))
             }
             return results
         }
