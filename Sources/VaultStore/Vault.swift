@@ -67,7 +67,7 @@ public final class Vault: Sendable {
         }
         try? probe.close()
         do {
-            let pool = try DatabasePool(path: path, configuration: configuration(readonly: false, busyTimeout: busyTimeout))
+            let pool = try openPool(path: path, busyTimeout: busyTimeout)
             if version < Schema.currentVersion {
                 // An older vault is upgraded in place, in one transaction, on first write access.
                 try pool.writeWithoutTransaction { db in
@@ -119,7 +119,7 @@ public final class Vault: Sendable {
             throw .io(path: path, detail: "cannot derive the passphrase key: \(error)")
         }
         do {
-            let pool = try DatabasePool(path: temporary, configuration: configuration(readonly: false, busyTimeout: busyTimeout))
+            let pool = try openPool(path: temporary, busyTimeout: busyTimeout)
             try pool.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
                     try Migrations.apply(db)
@@ -181,11 +181,19 @@ public final class Vault: Sendable {
             // secure_delete: freed pages are zeroed, so an old ciphertext or a removed
             // account's row does not linger in free pages of the file.
             try db.execute(sql: "PRAGMA secure_delete = ON")
-            // FULL: a commit is on disk before we report success (a token KIS issued and
-            // we reported must survive a power cut).
-            try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         return config
+    }
+
+    /// The read-write connection pool, its writer at `synchronous = FULL`: a commit is on
+    /// disk before we report success (a token KIS issued and we reported must survive a
+    /// power cut). Set here, after the pool is open, because GRDB's pool switches its
+    /// writer to WAL with `synchronous = NORMAL` after `prepareDatabase` has run; NORMAL
+    /// in WAL mode may lose the last commits on power loss.
+    static func openPool(path: String, busyTimeout: Double) throws -> DatabasePool {
+        let pool = try DatabasePool(path: path, configuration: configuration(readonly: false, busyTimeout: busyTimeout))
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+        return pool
     }
 
     /// Rejects an empty file or one that is not SQLite before SQLite sees it (SQLite treats

@@ -175,6 +175,17 @@ import VaultCrypto
         try unlocked.addAccount(Fixtures.account("x", seed: 1))
     }
 
+    /// GRDB's pool sets its writer to `synchronous = NORMAL` when it enables WAL; the vault
+    /// must put it back to FULL, whether just created or opened again.
+    @Test func writerCommitsAreSynchronousFull() throws {
+        let dir = TemporaryDirectory()
+        let created = try Fixtures.makeVault(in: dir)
+        #expect(try created.vault.db.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
+        created.vault.close()
+        let reopened = try Vault.open(path: dir.file("vault.db"))
+        #expect(try reopened.db.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
+    }
+
     @Test func timestampsRoundTrip() {
         let date = Date(timeIntervalSince1970: 1_764_039_845.678)
         let text = Timestamp.string(date)
