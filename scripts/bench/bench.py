@@ -138,10 +138,23 @@ try:
     results["bulk_1000"] = {"kisvault_wall_s": wall, "minus_one_kdf_s": run_only, "ideal_s": ideal,
                             "ratio_to_ideal": run_only / ideal, "sequential_baseline_s": sequential,
                             "speedup_vs_sequential": sequential / run_only}
-    # CPU per issued and stored credential, without the KDF (a vault with the cheapest KDF).
-    vc = new_vault("cpu", "insecure-test", accts1k)
-    _, cpu_cheap, _, _ = run([KV, "approval", "issue", "--all", "--concurrency", "32", "--quiet"], env(vc, KISVAULT_KIS_BASE_URL=url))
-    results["cpu_per_credential_ms"] = cpu_cheap / 1000 * 1000
+    # CPU per issued and stored credential, without the KDF (vaults with the cheapest KDF):
+    # the whole process's user + sys time over 1,000, on a fresh vault each time, seven
+    # times (one run varies by +-10% on these shared machines; the median is reported with
+    # the range). Then the same command again on each vault, where every key is fresh and
+    # nothing is issued: what the process costs whatever it issues (start-up, unlock,
+    # selecting the accounts, the report).
+    per_run, fixed = [], []
+    for i in range(7):
+        vc = new_vault(f"cpu{i}", "insecure-test", accts1k)
+        e = env(vc, KISVAULT_KIS_BASE_URL=url)
+        per_run.append(run([KV, "approval", "issue", "--all", "--concurrency", "32", "--quiet"], e)[1])
+        fixed.append(run([KV, "approval", "issue", "--all", "--concurrency", "32", "--quiet"], e)[1])
+    # Seconds of CPU for 1,000 credentials are numerically milliseconds per credential.
+    results["cpu_per_credential_ms"] = {
+        "median": statistics.median(per_run), "min": min(per_run), "max": max(per_run),
+        "process_with_nothing_to_issue_ms": statistics.median(fixed) * 1000,
+        "median_without_that": statistics.median(per_run) - statistics.median(fixed)}
 finally:
     mock.terminate()
     mock.wait()
