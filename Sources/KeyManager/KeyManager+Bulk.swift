@@ -91,7 +91,7 @@ extension KeyManager {
         let snapshots = Dictionary(uniqueKeysWithValues: try vault.vault.issuanceSnapshots(kind: kind).map { ($0.account, $0) })
 
         var results: [String: BulkItemResult] = [:]
-        var queue: [String] = []
+        var toIssue: [(id: String, name: String)] = []
         let now = configuration.now()
         for name in accounts {
             guard let snapshot = snapshots[name] else {
@@ -110,14 +110,14 @@ extension KeyManager {
                 results[name] = BulkItemResult(account: name, status: .wouldIssue)
                 progress.record(.wouldIssue)
             } else {
-                queue.append(name)
+                toIssue.append((snapshot.accountID, name))
             }
         }
 
         // Work in the order the rows are stored (by account id), not by name: accounts
         // claimed and committed together then share B-tree pages, so each transaction
         // writes a few pages to the WAL instead of one or two per account.
-        queue.sort { snapshots[$0]!.accountID < snapshots[$1]!.accountID }
+        let queue = toIssue.sorted { $0.id < $1.id }.map(\.name)
         let dispenser = ClaimDispenser(manager: self, accounts: queue, kind: kind, chunk: max(options.concurrency, 8), accept: accept)
         let committer = Committer(manager: self, batch: options.commitBatch, delay: options.commitDelay)
         let issuedStatus: BulkItemResult.Status = options.mode == .rotate ? .rotated : .issued
