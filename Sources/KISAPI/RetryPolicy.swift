@@ -69,6 +69,9 @@ public final class RateLimiter: @unchecked Sendable {
         }
     }
 
+    /// Tokens in the bucket; negative while slots are reserved (for tests).
+    var balance: Double { lock.withLock { tokens } }
+
     /// Takes a token, or reserves the next slot and returns when to wake for it.
     private func reserve() -> ContinuousClock.Instant? {
         lock.withLock {

@@ -221,11 +221,6 @@ extension UnlockedVault {
         return SealedCredential(accountID: account.accountID, kind: account.kind, id: id, blob: blob)
     }
 
-    /// ``sealCredential(_:for:)`` for a value held in guarded memory.
-    public func sealCredential(_ value: SecureBytes, for account: IssuanceSnapshot) -> SealedCredential {
-        value.withUnsafeBytes { sealCredential($0, for: account) }
-    }
-
     /// Opens the stored credential in `slot` (`current` or `previous`) with its times, or nil.
     /// - Throws: ``VaultError/fieldAuthenticationFailed(account:field:)`` when the sealed
     ///   value does not authenticate (altered, or moved from another account or kind).
