@@ -18,7 +18,16 @@ public struct AccessToken: Sendable, Equatable {
 
 /// Parsing KIS's `access_token_token_expired`.
 public enum KoreaTime {
+    /// The Gregorian calendar in Korea's zone: UTC+9, no daylight saving.
+    static let calendar: Calendar = {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(secondsFromGMT: 9 * 3600)!
+        return calendar
+    }()
+
     /// Parses `yyyy-MM-dd HH:mm:ss`, which KIS writes in Korea time (UTC+9, no DST).
+    /// Strict about the shape (a `T`, a zone or a missing field is refused); once per
+    /// token, so Foundation's calendar does the date arithmetic.
     public static func parse(_ text: String) -> Date? {
         let b = Array(text.utf8)
         guard b.count == 19, b[4] == 45, b[7] == 45, b[10] == 32, b[13] == 58, b[16] == 58 else { return nil }
@@ -29,13 +38,6 @@ public enum KoreaTime {
         }
         guard let y = n(0, 4), let mo = n(5, 2), let d = n(8, 2), let h = n(11, 2), let mi = n(14, 2), let s = n(17, 2),
               (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
-        // Days from civil (proleptic Gregorian), then shift from UTC+9 to UTC.
-        let yy = mo <= 2 ? y - 1 : y
-        let era = (yy >= 0 ? yy : yy - 399) / 400
-        let yoe = yy - era * 400
-        let doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        return Date(timeIntervalSince1970: Double(days * 86_400 + h * 3600 + mi * 60 + s - 9 * 3600))
+        return calendar.date(from: DateComponents(year: y, month: mo, day: d, hour: h, minute: mi, second: s))
     }
 }
