@@ -83,9 +83,7 @@ public final class KISClient: Sendable {
     public func approvalKey(environment: KISEnvironment, appkey: String, secret: String) async throws(KISError) -> ApprovalKey {
         let body = try await post(environment: environment, path: "/oauth2/Approval",
                                   fields: ["grant_type": "client_credentials", "appkey": appkey, "secretkey": secret])
-        guard let key = body["approval_key"] as? String, !key.isEmpty else {
-            throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/Approval without an approval_key", httpStatus: 200)
-        }
+        let key = try Self.requiredText("approval_key", in: body, path: "/oauth2/Approval")
         let now = Date()
         return ApprovalKey(key: key, issuedAt: now, expiresAt: now.addingTimeInterval(86_400))
     }
@@ -97,9 +95,7 @@ public final class KISClient: Sendable {
     public func accessToken(environment: KISEnvironment, appkey: String, secret: String) async throws(KISError) -> AccessToken {
         let body = try await post(environment: environment, path: "/oauth2/tokenP",
                                   fields: ["grant_type": "client_credentials", "appkey": appkey, "appsecret": secret])
-        guard let token = body["access_token"] as? String, !token.isEmpty else {
-            throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/tokenP without an access_token", httpStatus: 200)
-        }
+        let token = try Self.requiredText("access_token", in: body, path: "/oauth2/tokenP")
         let now = Date()
         let expires: Date
         if let text = body["access_token_token_expired"] as? String, let date = KoreaTime.parse(text) {
@@ -110,6 +106,15 @@ public final class KISClient: Sendable {
             throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/tokenP without an expiry", httpStatus: 200)
         }
         return AccessToken(token: token, tokenType: body["token_type"] as? String ?? "Bearer", issuedAt: now, expiresAt: expires)
+    }
+
+    /// The non-empty string `field` of a successful answer, or a malformed-response error
+    /// naming the field (never its value).
+    static func requiredText(_ field: String, in body: [String: Any], path: String) throws(KISError) -> String {
+        guard let text = body[field] as? String, !text.isEmpty else {
+            throw KISError(kind: .malformedResponse, message: "KIS answered \(path) without an \(field)", httpStatus: 200)
+        }
+        return text
     }
 
     /// Revokes an access token (`POST /oauth2/revokeP`).

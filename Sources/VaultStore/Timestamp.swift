@@ -14,7 +14,7 @@ public enum Timestamp {
         let hh = Int(seconds / 3600), mm = Int(seconds % 3600 / 60), ss = Int(seconds % 60)
         // Written digit by digit: a bulk run writes several timestamps per account, and
         // `String(format:)` cost more than the rest of this function many times over.
-        var bytes = [UInt8](repeating: 0, count: 24)
+        var bytes = Array("0000-00-00T00:00:00.000Z".utf8)
         func put(_ value: Int, at start: Int, width: Int) {
             var v = value
             for i in stride(from: start + width - 1, through: start, by: -1) {
@@ -29,9 +29,6 @@ public enum Timestamp {
         put(mm, at: 14, width: 2)
         put(ss, at: 17, width: 2)
         put(millis, at: 20, width: 3)
-        for (i, c) in [(4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, "Z")] as [(Int, Unicode.Scalar)] {
-            bytes[i] = UInt8(c.value)
-        }
         return String(decoding: bytes, as: UTF8.self)
     }
 

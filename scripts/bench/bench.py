@@ -10,6 +10,8 @@ BIN, PWHASH = sys.argv[1], sys.argv[2]
 KV, MOCK = os.path.join(BIN, "kisvault"), os.path.join(BIN, "kis-mock")
 WORK = tempfile.mkdtemp(prefix="kisvault-bench-")
 MODERATE = ("3", str(256 * 1024 * 1024))
+# The bulk run every key-manager figure measures.
+ISSUE_ALL = [KV, "approval", "issue", "--all", "--concurrency", "32", "--quiet"]
 results = {}
 
 
@@ -125,7 +127,7 @@ finally:
 mock, url = start_mock(accts1k, 50)
 try:
     vb = new_vault("bulk", "moderate", accts1k)
-    wall, cpu, _, _ = run([KV, "approval", "issue", "--all", "--concurrency", "32", "--quiet"], env(vb, KISVAULT_KIS_BASE_URL=url))
+    wall, cpu, _, _ = run(ISSUE_ALL, env(vb, KISVAULT_KIS_BASE_URL=url))
     ideal = -(-1000 // 32) * 0.050
     rows = [l.split(",") for l in open(accts1k).read().splitlines()[1:]]
     t = time.perf_counter()
@@ -148,8 +150,8 @@ try:
     for i in range(7):
         vc = new_vault(f"cpu{i}", "insecure-test", accts1k)
         e = env(vc, KISVAULT_KIS_BASE_URL=url)
-        per_run.append(run([KV, "approval", "issue", "--all", "--concurrency", "32", "--quiet"], e)[1])
-        fixed.append(run([KV, "approval", "issue", "--all", "--concurrency", "32", "--quiet"], e)[1])
+        per_run.append(run(ISSUE_ALL, e)[1])
+        fixed.append(run(ISSUE_ALL, e)[1])
     # Seconds of CPU for 1,000 credentials are numerically milliseconds per credential.
     results["cpu_per_credential_ms"] = {
         "median": statistics.median(per_run), "min": min(per_run), "max": max(per_run),
@@ -163,7 +165,7 @@ finally:
 mock, url = start_mock(big, 5)
 try:
     vm = new_vault("mem", "insecure-test", big)
-    results["rss_10k_run_mib"] = rss_of([KV, "approval", "issue", "--all", "--concurrency", "32", "--quiet"], env(vm, KISVAULT_KIS_BASE_URL=url)) / 1024
+    results["rss_10k_run_mib"] = rss_of(ISSUE_ALL, env(vm, KISVAULT_KIS_BASE_URL=url)) / 1024
     results["rss_10k_run_with_moderate_kdf_mib"] = rss_of([KV, "approval", "issue", "--all", "--force", "--concurrency", "32", "--quiet"],
                                                           env(v10k, KISVAULT_KIS_BASE_URL=url)) / 1024
     # 6. `approval get` on a cached key, process start to exit.
