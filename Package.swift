@@ -31,6 +31,8 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        // Fills a closed stdin/stdout/stderr before the Swift runtime opens anything.
+        .target(name: "CStdStreams"),
         .target(
             name: "VaultCrypto",
             dependencies: ["CSodium"],
@@ -86,7 +88,7 @@ let package = Package(
         .target(
             name: "KisvaultCLI",
             dependencies: [
-                "AccountFile", "VaultCrypto", "VaultStore", "KISAPI", "KeyManager", "KisvaultAgent",
+                "AccountFile", "VaultCrypto", "VaultStore", "KISAPI", "KeyManager", "KisvaultAgent", "CStdStreams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

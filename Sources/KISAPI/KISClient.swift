@@ -84,6 +84,9 @@ public final class KISClient: Sendable {
         let body = try await post(environment: environment, path: "/oauth2/Approval",
                                   fields: ["grant_type": "client_credentials", "appkey": appkey, "secretkey": secret])
         let key = try Self.requiredText("approval_key", in: body, path: "/oauth2/Approval")
+        guard KISShapes.isApprovalKey(key) else {
+            throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/Approval with an approval_key that is not in KIS's shape (\(key.utf8.count) bytes; expected up to \(KISShapes.maxApprovalKey) of letters, digits and -_.+/=); nothing was stored", httpStatus: 200)
+        }
         let now = Date()
         return ApprovalKey(key: key, issuedAt: now, expiresAt: now.addingTimeInterval(86_400))
     }
@@ -96,6 +99,9 @@ public final class KISClient: Sendable {
         let body = try await post(environment: environment, path: "/oauth2/tokenP",
                                   fields: ["grant_type": "client_credentials", "appkey": appkey, "appsecret": secret])
         let token = try Self.requiredText("access_token", in: body, path: "/oauth2/tokenP")
+        guard KISShapes.isAccessToken(token) else {
+            throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/tokenP with an access_token that is not in KIS's shape (\(token.utf8.count) bytes; expected a JWT of up to \(KISShapes.maxAccessToken)); nothing was stored", httpStatus: 200)
+        }
         let now = Date()
         let expires: Date
         if let text = body["access_token_token_expired"] as? String, let date = KoreaTime.parse(text) {
@@ -105,7 +111,8 @@ public final class KISClient: Sendable {
         } else {
             throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/tokenP without an expiry", httpStatus: 200)
         }
-        return AccessToken(token: token, tokenType: body["token_type"] as? String ?? "Bearer", issuedAt: now, expiresAt: expires)
+        let tokenType = (body["token_type"] as? String).flatMap { KISShapes.isWord($0) ? $0 : nil } ?? "Bearer"
+        return AccessToken(token: token, tokenType: tokenType, issuedAt: now, expiresAt: expires)
     }
 
     /// The non-empty string `field` of a successful answer, or a malformed-response error
@@ -215,12 +222,10 @@ public final class KISClient: Sendable {
         if let object {
             // KIS's two error shapes: OAuth endpoints and data endpoints.
             if let code = object["error_code"] as? String {
-                throw KISError(kind: KISError.kind(forCode: code, status: status), code: code,
-                               message: object["error_description"] as? String ?? "KIS refused \(path)", httpStatus: status)
+                throw error(code: code, message: object["error_description"], status: status, path: path)
             }
             if let rt = object["rt_cd"] as? String, rt != "0", let code = object["msg_cd"] as? String {
-                throw KISError(kind: KISError.kind(forCode: code, status: status), code: code,
-                               message: object["msg1"] as? String ?? "KIS refused \(path)", httpStatus: status)
+                throw error(code: code, message: object["msg1"], status: status, path: path)
             }
             if (200..<300).contains(status) { return object }
         }
@@ -232,6 +237,19 @@ public final class KISClient: Sendable {
         let shape = body.isEmpty ? "an empty body"
             : body.first == UInt8(ascii: "<") ? "an HTML page (a proxy error?)" : "a body that is not complete JSON"
         throw KISError(kind: .malformedResponse, message: "KIS answered \(path) with HTTP \(status) and \(shape)", httpStatus: status)
+    }
+
+    /// A KIS error from one of its two shapes. The code and message come from the server
+    /// and reach terminals and the vault: a code that is not KIS's shape (`EGW00133`) is
+    /// not trusted, and the message loses its control characters and is cut to
+    /// ``KISShapes/maxMessage`` characters.
+    static func error(code: String, message: Any?, status: Int, path: String) -> KISError {
+        let text = (message as? String).map(KISShapes.cleanMessage) ?? "KIS refused \(path)"
+        guard KISShapes.isCode(code) else {
+            return KISError(kind: status >= 500 ? .retryable : .permanent, code: nil,
+                            message: "KIS refused \(path) with an error code not in KIS's shape: \(text)", httpStatus: status)
+        }
+        return KISError(kind: KISError.kind(forCode: code, status: status), code: code, message: text, httpStatus: status)
     }
 
     static func transportError(_ error: any Error, host: String, path: String) -> KISError {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The two KIS hosts. An account belongs to exactly one; a real appkey does not work on
 /// the mock host and vice versa.
@@ -55,27 +58,111 @@ public struct KISEndpoints: Sendable, Equatable {
         return endpoints
     }
 
-    /// Refuses anything but `https://`, except `http://` to a loopback host: a secret never
+    /// Refuses anything but `https://`, except `http://` to loopback: a secret never
     /// crosses a network unencrypted.
     public func validate() throws(KISConfigurationError) {
         for url in [real, mock] { try Self.validate(url) }
     }
 
+    /// The rule for one URL (SECURITY.md, "Never over plain HTTP"):
+    /// - `https://` to any host;
+    /// - `http://` only to a literal loopback address (`127.0.0.0/8` in dotted-quad form,
+    ///   `[::1]`), or to `localhost` when every address it resolves to is loopback. The
+    ///   host *name* is never trusted: `127.0.0.1.evil.test` is a name, not an address;
+    /// - no `user:password@` part (KIS uses none, and it would end up in messages).
+    /// Error messages show the URL without any credentials it carried.
     static func validate(_ text: String) throws(KISConfigurationError) {
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased(), !host.isEmpty else {
-            throw KISConfigurationError(description: "'\(text)' is not a URL; use https://host[:port]")
+        let shown = redactedURL(text)
+        guard let parts = URLComponents(string: text), let scheme = parts.scheme?.lowercased(),
+              let host = parts.host?.lowercased(), !host.isEmpty else {
+            throw KISConfigurationError(description: "'\(shown)' is not a URL; use https://host[:port]")
+        }
+        if parts.user != nil || parts.password != nil {
+            throw KISConfigurationError(description: "refusing \(shown): a URL for KIS must not carry a user name or password")
         }
         switch scheme {
         case "https":
             return
         case "http":
-            let loopback = host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
-            guard loopback else {
-                throw KISConfigurationError(description: "refusing plain http:// to \(host): secrets would cross the network unencrypted; use https:// (http is allowed only for loopback test servers)")
+            guard isLoopback(host: host) else {
+                throw KISConfigurationError(description: "refusing plain http:// to \(Self.printable(host)): secrets would cross the network unencrypted; use https:// (http is allowed only to 127.0.0.1, [::1] or localhost, for local test servers)")
             }
         default:
-            throw KISConfigurationError(description: "unsupported scheme '\(scheme)' in \(text); use https://")
+            throw KISConfigurationError(description: "unsupported scheme '\(Self.printable(scheme))' in \(shown); use https://")
         }
+    }
+
+    /// True for a literal loopback address, or `localhost` resolving to loopback only.
+    public static func isLoopback(host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if let loopback = literalLoopback(bare) { return loopback }
+        guard bare == "localhost" || bare == "localhost." else { return false }
+        // Resolved now, as the HTTP client will resolve it: every address must be loopback,
+        // so an /etc/hosts entry pointing localhost elsewhere is refused.
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(bare, nil, &hints, &list) == 0, let first = list else { return false }
+        defer { freeaddrinfo(first) }
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        var any = false
+        while let entry = cursor {
+            defer { cursor = entry.pointee.ai_next }
+            guard let address = entry.pointee.ai_addr else { continue }
+            any = true
+            switch Int32(address.pointee.sa_family) {
+            case AF_INET:
+                let ok = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) >> 24 == 127 }
+                if !ok { return false }
+            case AF_INET6:
+                let ok = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer -> Bool in
+                    withUnsafeBytes(of: pointer.pointee.sin6_addr) { bytes in bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1 }
+                }
+                if !ok { return false }
+            default:
+                return false
+            }
+        }
+        return any
+    }
+
+    /// For an IP literal: whether it is loopback. Nil for anything that is not a literal
+    /// in the strict forms `inet_pton` accepts (so `127.1` or `0x7f.1` are names, refused).
+    static func literalLoopback(_ host: String) -> Bool? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, host, &v6) == 1 {
+            return withUnsafeBytes(of: v6) { $0.prefix(15).allSatisfy { $0 == 0 } && $0[15] == 1 }
+        }
+        return nil
+    }
+
+    /// `text` with any `user:password@` removed from its authority, and control characters
+    /// escaped: what a message may show of a URL.
+    public static func redactedURL(_ text: String) -> String {
+        var shown = text
+        if let schemeEnd = shown.range(of: "://") {
+            let authorityStart = schemeEnd.upperBound
+            let rest = shown[authorityStart...]
+            let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? shown.endIndex
+            if let at = shown[authorityStart..<authorityEnd].lastIndex(of: "@") {
+                shown.replaceSubrange(authorityStart...at, with: "***@")
+            }
+        } else if let at = shown.lastIndex(of: "@") {
+            shown.replaceSubrange(shown.startIndex...at, with: "***@")
+        }
+        return printable(shown)
+    }
+
+    /// Control characters as `\xNN`, and at most 200 characters.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(200) {
+            if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) { out += "\\x" + String(scalar.value, radix: 16) }
+            else { out.unicodeScalars.append(scalar) }
+        }
+        return text.unicodeScalars.count > 200 ? out + "…" : out
     }
 }
 

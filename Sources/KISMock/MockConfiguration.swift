@@ -14,6 +14,11 @@ public enum MockFault: String, Sendable, CaseIterable, Codable {
     case drop
     /// No answer until well past any sane client timeout.
     case stall
+    /// HTTP 200 whose approval key or token carries terminal escapes and a newline, as a
+    /// hostile server (or a man in the middle of a test URL) might send.
+    case hostileKey = "hostile-key"
+    /// HTTP 403 EGW00103 whose `error_description` carries terminal escapes.
+    case hostileError = "hostile-error"
 }
 
 /// How a mock server behaves.

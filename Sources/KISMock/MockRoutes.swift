@@ -120,6 +120,12 @@ struct MockRoutes: Sendable {
             // mid-response, which a client sees as a dropped connection.
             return Response(status: .ok, headers: [.contentType: "application/json", .contentLength: "100"],
                             body: ResponseBody { _ in throw CancellationError() })
+        case .hostileKey:
+            let poison = "abc\n\u{1b}]0;PWNED\u{07}\u{1b}[2J" + String(repeating: "x", count: 40)
+            return json(200, ["approval_key": poison, "access_token": poison, "token_type": "Bearer\u{1b}[31m",
+                              "expires_in": 86_400, "access_token_token_expired": MockTokens.koreaTime(state.now().addingTimeInterval(86_400))])
+        case .hostileError:
+            return json(403, ["error_code": "EGW00103", "error_description": "bad key\u{1b}]0;PWNED\u{07}\u{1b}[31m\nkisvault: all good\u{9b}2J"])
         case .stall:
             try await Task.sleep(for: .milliseconds(Int(state.configuration.stallSeconds * 1000)))
             return oauthError(504, "EGW00002")

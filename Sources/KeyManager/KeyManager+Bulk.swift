@@ -121,11 +121,20 @@ extension KeyManager {
         let dispenser = ClaimDispenser(manager: self, accounts: queue, kind: kind, chunk: max(options.concurrency, 8), accept: accept)
         let committer = Committer(manager: self, batch: options.commitBatch, delay: options.commitDelay)
         let issuedStatus: BulkItemResult.Status = options.mode == .rotate ? .rotated : .issued
-        let workerResults = try await withThrowingTaskGroup(of: [BulkItemResult].self) { group in
+        let workerResults = await withTaskGroup(of: [BulkItemResult].self) { group in
             for _ in 0..<max(1, min(options.concurrency, queue.count)) {
                 group.addTask {
                     var mine: [BulkItemResult] = []
-                    while let (name, claim) = try await dispenser.next() {
+                    // A vault that cannot be written (a full disk) stops the run: every
+                    // further request would be a credential issued at KIS (for a real
+                    // account, a text to its owner) that cannot be kept.
+                    while await !committer.hasFailed {
+                        let next: (String, Step)?
+                        do { next = try await dispenser.next() } catch {
+                            await committer.noteFailure(error)
+                            break
+                        }
+                        guard let (name, claim) = next else { break }
                         let result = await self.bulkOne(name: name, claim: claim, kind: kind, issuedStatus: issuedStatus,
                                                         committer: committer, accept: accept)
                         progress.record(result.status)
@@ -135,11 +144,28 @@ extension KeyManager {
                 }
             }
             var all: [BulkItemResult] = []
-            for try await part in group { all += part }
+            for await part in group { all += part }
             return all
         }
-        try await committer.flush()
+        try? await committer.flush()
         for result in workerResults { results[result.account] = result }
+        if let failure = await committer.failure {
+            // Say per account what the failure cost: issued at KIS but never stored, or
+            // never attempted. Everything else in the report was committed.
+            let lost = await committer.lost
+            let reason = (failure as? VaultError)?.description ?? "\(failure)"
+            for (id, name) in toIssue {
+                if let result = results[name], result.status == .issued || result.status == .rotated {
+                    guard lost.contains(id) else { continue }
+                    results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-stored",
+                                                   message: "issued at KIS but not stored: \(reason)")
+                } else if results[name] == nil {
+                    results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-attempted",
+                                                   message: "not attempted: the vault could not be written")
+                    progress.record(.failed)
+                }
+            }
+        }
         return accounts.compactMap { results[$0] }
     }
 
@@ -165,7 +191,12 @@ extension KeyManager {
                 switch result {
                 case .issued(let text, let times):
                     // Sealed here, in the worker: the committer holds only ciphertext.
-                    try await committer.submit(claim.snapshot, .issued(seal(text, for: claim), times))
+                    do {
+                        try await committer.submit(claim.snapshot, .issued(seal(text, for: claim), times))
+                    } catch {
+                        return BulkItemResult(account: name, status: .failed, errorCode: "not-stored",
+                                              message: "issued at KIS but not stored: \((error as? VaultError)?.description ?? "\(error)")")
+                    }
                     return BulkItemResult(account: name, status: issuedStatus, expiresAt: Timestamp.string(times.expiresAt))
                 case .failed(let error) where error.isRateLimited:
                     _ = try? record(claim, result: result)
@@ -235,7 +266,17 @@ actor Committer {
     let delay: TimeInterval
     var pending: [(IssuanceSnapshot, Outcome)] = []
     var scheduled = false
-    var failure: (any Error)?
+    /// The first failure to write the vault; nothing is committed after it.
+    private(set) var failure: (any Error)?
+    /// Accounts (by id) whose issued credential was in a batch that failed to commit.
+    private(set) var lost: Set<String> = []
+
+    var hasFailed: Bool { failure != nil }
+
+    /// Records a vault failure met elsewhere (claiming leases): the run stops.
+    func noteFailure(_ error: any Error) {
+        if failure == nil { failure = error }
+    }
 
     init(manager: KeyManager, batch: Int, delay: TimeInterval) {
         self.manager = manager
@@ -268,12 +309,21 @@ actor Committer {
         let items = pending
         pending = []
         let outcomes = Dictionary(items.map { ($0.0.accountID, $0.1) }, uniquingKeysWith: { a, _ in a })
-        try manager.vault.withClaimed(items.map(\.0)) { tx in
-            switch outcomes[tx.snapshot.accountID] {
-            case .issued(let sealed, let times): try manager.store(tx, sealed, times)
-            case .failed(let error): try manager.fail(tx, error)
-            case nil: break
+        do {
+            try manager.vault.withClaimed(items.map(\.0)) { tx in
+                switch outcomes[tx.snapshot.accountID] {
+                case .issued(let sealed, let times): try manager.store(tx, sealed, times)
+                case .failed(let error): try manager.fail(tx, error)
+                case nil: break
+                }
             }
+        } catch {
+            // The batch's transaction rolled back whole: its issued credentials are lost.
+            failure = error
+            for (snapshot, outcome) in items {
+                if case .issued = outcome { lost.insert(snapshot.accountID) }
+            }
+            throw error
         }
     }
 }

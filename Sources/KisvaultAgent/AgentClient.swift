@@ -7,6 +7,9 @@ import Glibc
 /// loop to start, so `kisvault approval get` through the agent costs one connect, one
 /// write and one read.
 public enum AgentClient {
+    /// The largest answer read from the socket.
+    public static let maxAnswerBytes = 16 * 1024 * 1024
+
     /// An answer from the agent.
     public struct Response: Sendable {
         public var status: Int
@@ -54,6 +57,9 @@ public enum AgentClient {
             if n < 0 { if errno == EINTR { continue }; throw .protocolError("no answer from the agent (timed out)") }
             if n == 0 { break }
             received.append(contentsOf: buffer[0..<n])
+            // The agent's answers are a few KiB (a listing of 10,000 accounts about 2 MiB):
+            // anything far past that is not our agent.
+            guard received.count <= maxAnswerBytes else { throw .protocolError("the agent's answer is larger than \(maxAnswerBytes) bytes") }
             if let parsed = try parse(received), parsed.complete { return parsed.response }
         }
         guard let parsed = try parse(received) else { throw .protocolError("the agent closed the connection without an answer") }

@@ -1,4 +1,5 @@
 import Foundation
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,11 +18,11 @@ public enum AgentPaths {
     /// Creates the socket's directory 0700 if missing; refuses one that another user owns
     /// or that others can enter (someone could swap the socket).
     public static func prepareDirectory(for socket: String) throws(AgentError) {
-        let dir = (socket as NSString).deletingLastPathComponent
+        let dir = PathName.directory(of: socket)
         var info = stat()
         if lstat(dir, &info) != 0 {
-            let parent = (dir as NSString).deletingLastPathComponent
-            if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+            let parent = PathName.directory(of: dir)
+            if parent != dir { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
             guard mkdir(dir, 0o700) == 0 || errno == EEXIST else {
                 throw .setup("cannot create the agent's directory \(dir): \(String(cString: strerror(errno)))")
             }

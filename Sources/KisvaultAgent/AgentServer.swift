@@ -76,6 +76,7 @@ public final class AgentServer: Sendable {
     public func run(onListening: @escaping @Sendable () -> Void) async throws {
         let router = Router(context: AgentContext.self)
         router.middlewares.add(PeerCheck(logger: state.logger))
+        router.middlewares.add(JSONErrors(vault: state.vaultPath, endpoints: state.endpoints))
         routes(router)
         let ticker = Task { [state] in
             while !Task.isCancelled {
@@ -85,6 +86,9 @@ public final class AgentServer: Sendable {
         }
         let app = Application(
             router: router,
+            // A connection idle for 30 s is closed: scripts open one per request, and a
+            // client that connects and sends nothing must not hold a descriptor forever.
+            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
             configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "kisvault-agent"),
             onServerRunning: { _ in onListening() },
             logger: state.logger)
@@ -116,11 +120,13 @@ public final class AgentServer: Sendable {
     func routes(_ router: Router<AgentContext>) {
         let state = self.state
         router.get("/v1/status") { _, _ in
-            Self.json(200, [
+            state.checkVault()
+            return Self.json(200, [
                 "locked": state.isLocked, "lock_reason": state.lockReason ?? NSNull(), "vault": state.vaultPath,
                 "pid": Int(getpid()), "started_at": Timestamp.string(state.started),
                 "idle_lock_seconds": state.idleLock ?? NSNull(), "max_lock_seconds": state.maxLock ?? NSNull(),
-            ], vault: state.vaultPath)
+                "kis_urls": ["real": state.endpoints.real, "mock": state.endpoints.mock],
+            ], vault: state.vaultPath, endpoints: state.endpoints)
         }
         router.get("/v1/accounts") { _, _ in
             do {
@@ -129,9 +135,9 @@ public final class AgentServer: Sendable {
                 let accounts = try manager.vault.vault.accounts().map { a -> [String: Any] in
                     ["name": a.name, "environment": a.environment.rawValue, "tags": a.tags, "created_at": a.createdAt, "updated_at": a.updatedAt]
                 }
-                return Self.json(200, ["accounts": accounts], vault: state.vaultPath)
+                return Self.json(200, ["accounts": accounts], vault: state.vaultPath, endpoints: state.endpoints)
             } catch {
-                return Self.failure(Self.classify(error), vault: state.vaultPath)
+                return Self.failure(Self.classify(error), vault: state.vaultPath, endpoints: state.endpoints)
             }
         }
         router.get("/v1/accounts/:name/approval-key") { request, context in
@@ -153,14 +159,14 @@ public final class AgentServer: Sendable {
                 ]
                 body["account_no"] = secrets.accountNumber?.utf8String()
                 body["hts_id"] = secrets.htsID?.utf8String()
-                return Self.json(200, body, vault: state.vaultPath)
+                return Self.json(200, body, vault: state.vaultPath, endpoints: state.endpoints)
             } catch {
-                return Self.failure(Self.classify(error), vault: state.vaultPath)
+                return Self.failure(Self.classify(error), vault: state.vaultPath, endpoints: state.endpoints)
             }
         }
         router.post("/v1/lock") { _, _ in
             state.lockNow(reason: "locked on request")
-            return Self.json(200, ["locked": true], vault: state.vaultPath)
+            return Self.json(200, ["locked": true], vault: state.vaultPath, endpoints: state.endpoints)
         }
         let stopper = self.stopper
         router.post("/v1/stop") { _, _ in
@@ -170,7 +176,7 @@ public final class AgentServer: Sendable {
                 try? await Task.sleep(for: .milliseconds(50))
                 stopper.stop(reason: "stopped on request")
             }
-            return Self.json(200, ["stopping": true], vault: state.vaultPath)
+            return Self.json(200, ["stopping": true], vault: state.vaultPath, endpoints: state.endpoints)
         }
     }
 
@@ -178,7 +184,7 @@ public final class AgentServer: Sendable {
         let name = context.parameters.get("name") ?? ""
         let minTTLText = request.uri.queryParameters.get("min_ttl") ?? "600"
         guard let minTTL = Double(minTTLText), (0..<86_400).contains(minTTL) else {
-            return failure(AgentFailure(.badRequest, "min_ttl must be seconds from 0 to 86399, not '\(minTTLText)'"), vault: state.vaultPath)
+            return failure(AgentFailure(.badRequest, "min_ttl must be seconds from 0 to 86399, not '\(minTTLText)'"), vault: state.vaultPath, endpoints: state.endpoints)
         }
         do {
             let manager = try state.begin()
@@ -189,9 +195,9 @@ public final class AgentServer: Sendable {
                 "issued_at": Timestamp.string(issued.times.issuedAt),
                 "expires_at": Timestamp.string(issued.times.expiresAt),
                 "from_cache": issued.fromCache,
-            ], vault: state.vaultPath)
+            ], vault: state.vaultPath, endpoints: state.endpoints)
         } catch {
-            return failure(classify(error), vault: state.vaultPath)
+            return failure(classify(error), vault: state.vaultPath, endpoints: state.endpoints)
         }
     }
 
@@ -221,15 +227,45 @@ public final class AgentServer: Sendable {
         }
     }
 
-    static func json(_ status: Int, _ object: [String: Any], vault: String? = nil) -> Response {
+    static let kisRealHeader = HTTPField.Name("x-kisvault-kis-real")!
+    static let kisMockHeader = HTTPField.Name("x-kisvault-kis-mock")!
+
+    /// A JSON answer. Every answer names the vault (`x-kisvault-vault`) and the KIS URLs
+    /// the agent talks to (`x-kisvault-kis-real`, `-mock`), so a CLI configured for other
+    /// hosts (a `kis-mock`) never takes a credential from an agent that asks KIS's real ones.
+    static func json(_ status: Int, _ object: [String: Any], vault: String? = nil, endpoints: KISEndpoints? = nil) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         var headers: HTTPFields = [.contentType: "application/json"]
         if let vault, let name = HTTPField.Name("x-kisvault-vault") { headers[name] = vault }
+        if let endpoints {
+            headers[kisRealHeader] = endpoints.real
+            headers[kisMockHeader] = endpoints.mock
+        }
         return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func failure(_ failure: AgentFailure, vault: String? = nil) -> Response {
-        json(failure.code.status, ["error": failure.code.rawValue, "message": failure.message], vault: vault)
+    static func failure(_ failure: AgentFailure, vault: String? = nil, endpoints: KISEndpoints? = nil) -> Response {
+        json(failure.code.status, ["error": failure.code.rawValue, "message": failure.message], vault: vault, endpoints: endpoints)
+    }
+}
+
+/// Unknown routes and methods answer in the API's error shape, not an empty 404.
+struct JSONErrors: RouterMiddleware {
+    typealias Context = AgentContext
+    let vault: String
+    let endpoints: KISEndpoints
+
+    func handle(_ request: Request, context: AgentContext, next: (Request, AgentContext) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            let code: AgentFailure.Code = error.status == .notFound ? .notFound : .badRequest
+            let path = String(request.uri.path.prefix(200))
+            let message = error.status == .notFound ? "no such request: \(request.method) \(path) (see docs/CLI.md, \"The agent\")"
+                : "\(request.method) \(path): \(error.status.reasonPhrase)"
+            return AgentServer.json(error.status == .notFound ? 404 : error.status.code,
+                                    ["error": code.rawValue, "message": message], vault: vault, endpoints: endpoints)
+        }
     }
 }
 

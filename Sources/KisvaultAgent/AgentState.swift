@@ -1,4 +1,5 @@
 import Foundation
+import KISAPI
 import KeyManager
 import Logging
 import VaultStore
@@ -21,16 +22,23 @@ final class AgentState: @unchecked Sendable {
     let idleLock: TimeInterval?
     let maxLock: TimeInterval?
     let vaultPath: String
+    /// The KIS URLs the agent's client talks to.
+    let endpoints: KISEndpoints
     private let vaultIdentity: (dev_t, ino_t)?
+    /// The vault's `-wal` as it was at unlock: deleting it while the agent runs would make
+    /// every later write go into an unlinked file that no other process sees.
+    private var walIdentity: (dev_t, ino_t)?
     let logger: Logger
 
     init(manager: KeyManager, vaultPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger) {
         self.manager = manager
         self.vaultPath = vaultPath
+        self.endpoints = manager.client.configuration.endpoints
         self.idleLock = idleLock
         self.maxLock = maxLock
         self.logger = logger
         vaultIdentity = Self.identity(vaultPath)
+        walIdentity = Self.identity(vaultPath + "-wal")
         manager.vault.protectKeys()
     }
 
@@ -49,16 +57,37 @@ final class AgentState: @unchecked Sendable {
     func begin() throws(AgentFailure) -> KeyManager {
         lock.lock(); defer { lock.unlock() }
         guard let manager else { throw AgentFailure(.locked, "the agent is locked (\(lockReason ?? "locked")); unlock by restarting it: kisvault agent start") }
-        if let identity = vaultIdentity, let now = Self.identity(vaultPath), now == identity {
-            // still the file we unlocked
-        } else {
-            lockLocked(reason: "the vault file was replaced or removed")
-            throw AgentFailure(.vaultChanged, "the vault file \(vaultPath) was replaced or removed; the agent locked itself: restart it")
+        if let problem = vaultProblemLocked() {
+            lockLocked(reason: problem)
+            throw AgentFailure(.vaultChanged, "\(problem); the agent locked itself: stop it with 'kisvault agent stop', run 'kisvault doctor', then start it again")
         }
         if active == 0 { manager.vault.unprotectKeys() }
         active += 1
         lastActivity = Date()
         return manager
+    }
+
+    /// Locks the agent if its vault file or write-ahead log is no longer the one it
+    /// unlocked (`/v1/status` asks this before it answers, so it never says "unlocked"
+    /// about a deleted vault).
+    func checkVault() {
+        lock.lock(); defer { lock.unlock() }
+        guard manager != nil, let problem = vaultProblemLocked() else { return }
+        lockLocked(reason: problem)
+    }
+
+    /// What is wrong with the files the agent serves, or nil while they are the ones it opened.
+    private func vaultProblemLocked() -> String? {
+        guard let identity = vaultIdentity, let now = Self.identity(vaultPath), now == identity else {
+            return "the vault file \(vaultPath) was replaced or removed"
+        }
+        let wal = Self.identity(vaultPath + "-wal")
+        if let known = walIdentity {
+            guard let wal, wal == known else { return "the vault's write-ahead log \(vaultPath)-wal was deleted or replaced" }
+        } else {
+            walIdentity = wal
+        }
+        return nil
     }
 
     func end(_ manager: KeyManager) {

@@ -37,6 +37,10 @@ public struct Kisvault: AsyncParsableCommand {
             arguments.removeFirst()
             _ = setsid()
         }
+        if let problem = ArgumentLimits.problem(arguments) {
+            Terminal.note(problem)
+            return KisvaultExit.usage.rawValue
+        }
         do {
             var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -54,14 +58,25 @@ public struct Kisvault: AsyncParsableCommand {
             let code = exitCode(for: error)
             let message = fullMessage(for: error)
             if code == .success {
-                Terminal.out(message)
+                // Help and --version: data on stdout, checked like every other write.
+                do { try Terminal.out(message) } catch { return report(error).rawValue }
                 return 0
             }
             if code == .validationFailure {
-                Terminal.err(message)
+                Terminal.err(usageMessage(message))
                 return KisvaultExit.usage.rawValue
             }
             return report(error).rawValue
         }
+    }
+
+    /// argument-parser's usage error with kisvault's `kisvault:` prefix on its first line
+    /// (STYLE.md, "Output"), the usage lines after it as they are.
+    static func usageMessage(_ message: String) -> String {
+        var lines = message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let first = lines.first else { return "kisvault: usage error" }
+        let body = first.hasPrefix("Error: ") ? String(first.dropFirst("Error: ".count)) : first
+        lines[0] = "kisvault: " + Terminal.escape(body)
+        return lines.joined(separator: "\n")
     }
 }

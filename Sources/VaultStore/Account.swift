@@ -106,6 +106,26 @@ public enum AccountValidation {
         }
     }
 
+    /// Most tags one account may carry.
+    public static let maxTags = 32
+    /// Longest HTS id (KIS's are a few letters and digits).
+    public static let maxHTSIDLength = 32
+
+    /// Checks an HTS id: 1 to ``maxHTSIDLength`` printable ASCII characters, no spaces.
+    public static func checkHTSID(name: String, _ value: SecureBytes) throws(VaultError) {
+        let printable = value.withUnsafeBytes { $0.allSatisfy { (33...126).contains($0) } }
+        guard (1...maxHTSIDLength).contains(value.count), printable else {
+            throw .invalidAccount(name: name, reason: "the HTS id must be 1 to \(maxHTSIDLength) printable ASCII characters without spaces (it is \(value.count) bytes)")
+        }
+    }
+
+    /// Checks the number of distinct tags an account would carry.
+    public static func checkTagCount(name: String, _ count: Int) throws(VaultError) {
+        guard count <= maxTags else {
+            throw .invalidAccount(name: name, reason: "\(count) tags; an account carries at most \(maxTags)")
+        }
+    }
+
     /// Checks an account number: `12345678-01` or 10 digits.
     public static func checkAccountNumber(name: String, _ value: String) throws(VaultError) {
         let digits = value.filter(\.isNumber)

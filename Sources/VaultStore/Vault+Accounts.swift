@@ -84,11 +84,13 @@ extension UnlockedVault {
 
     func validate(_ account: NewAccount) throws(VaultError) {
         try Names.validate(account.name, what: "account name")
+        try AccountValidation.checkTagCount(name: account.name, Set(account.tags).count)
         for tag in account.tags { try Names.validate(tag, what: "tag") }
         try AccountValidation.check(name: account.name, appkey: account.secrets.appkey, appsecret: account.secrets.appsecret)
         if let number = account.secrets.accountNumber {
             try AccountValidation.checkAccountNumber(name: account.name, number.utf8String())
         }
+        if let hts = account.secrets.htsID { try AccountValidation.checkHTSID(name: account.name, hts) }
     }
 
     /// Inserts a validated account inside the caller's transaction.
@@ -154,7 +156,9 @@ extension UnlockedVault {
     /// against the one-account-per-appkey rule.
     @discardableResult
     public func editAccount(_ name: String, _ changes: AccountChanges) throws(VaultError) -> AccountSummary {
+        try AccountValidation.checkTagCount(name: name, Set(changes.addTags).count)
         for tag in changes.addTags { try Names.validate(tag, what: "tag") }
+        if case .some(.some(let hts)) = changes.htsID { try AccountValidation.checkHTSID(name: name, hts) }
         if let credentials = changes.credentials {
             try AccountValidation.check(name: name, appkey: credentials.appkey, appsecret: credentials.appsecret)
         }
@@ -196,6 +200,10 @@ extension UnlockedVault {
                                arguments: [fingerprint, seal(credentials.appkey, id, .appkey), seal(credentials.appsecret, id, .appsecret), now, id])
                 try didRotateSecrets(db, accountID: id)
                 changed.append("appkey+appsecret")
+            }
+            if !changes.addTags.isEmpty {
+                let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM account_tags WHERE account_id = ?", arguments: [id]) ?? 0
+                try AccountValidation.checkTagCount(name: name, count)
             }
             try db.execute(sql: "UPDATE accounts SET updated_at = ? WHERE id = ?", arguments: [now, id])
             try audit(db, action: "account.edit", account: name, detail: changed.joined(separator: " "))

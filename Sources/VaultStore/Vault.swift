@@ -95,10 +95,10 @@ public final class Vault: Sendable {
         actor: String, busyTimeout: Double = 5
     ) throws(VaultError) -> UnlockedVault {
         try Names.validate(label, what: "keyslot label")
-        if FileManager.default.fileExists(atPath: path) || isSymlink(path) { throw .vaultExists(path: path) }
-        let directory = (path as NSString).deletingLastPathComponent
-        try makeDirectory(directory.isEmpty ? "." : directory)
-        let temporary = (directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).init-\(hexString(randomBytes(6)))"
+        try checkCreatable(path: path)
+        let directory = PathName.directory(of: path)
+        try makeDirectory(directory)
+        let temporary = directory + "/.\(PathName.base(of: path)).init-\(hexString(randomBytes(6)))"
         let fd = Foundation.open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let e = errno
@@ -147,6 +147,18 @@ public final class Vault: Sendable {
         removeTemporary()
         let vault = try open(path: path, mode: .readWrite, busyTimeout: busyTimeout)
         return UnlockedVault(vault: vault, keys: keys, keyslotLabel: label, actor: actor)
+    }
+
+    /// Whether `init` may create a vault at `path`: nothing is there, and no SQLite file of
+    /// an earlier vault lies beside it. SQLite would take a `-wal` left beside the path (a
+    /// vault deleted while a process still had it open) as the new vault's own log and
+    /// replay the old vault's pages into it: a vault that lists another's rows and cannot
+    /// be unlocked.
+    /// - Throws: ``VaultError/vaultExists(path:)``, ``VaultError/staleFiles(path:files:)``.
+    public static func checkCreatable(path: String) throws(VaultError) {
+        if FileManager.default.fileExists(atPath: path) || isSymlink(path) { throw .vaultExists(path: path) }
+        let stale = ["-wal", "-shm", "-journal"].map { path + $0 }.filter { FileManager.default.fileExists(atPath: $0) || isSymlink($0) }
+        if !stale.isEmpty { throw .staleFiles(path: path, files: stale) }
     }
 
     /// Closes the database connections. Further use throws.
@@ -230,8 +242,8 @@ public final class Vault: Sendable {
             if !isDir.boolValue { throw .io(path: directory, detail: "not a directory") }
             return
         }
-        let parent = (directory as NSString).deletingLastPathComponent
-        if !parent.isEmpty && parent != directory { try makeDirectory(parent) }
+        let parent = PathName.directory(of: directory)
+        if parent != directory { try makeDirectory(parent) }
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             let e = errno
             if e == EACCES || e == EROFS || e == EPERM { throw .readOnly(path: directory) }
@@ -276,7 +288,7 @@ public final class Vault: Sendable {
             case .SQLITE_READONLY, .SQLITE_PERM:
                 return .readOnly(path: path)
             case .SQLITE_CANTOPEN:
-                return access((path as NSString).deletingLastPathComponent, W_OK) == 0 && access(path, W_OK) == 0
+                return access(PathName.directory(of: path), W_OK) == 0 && access(path, W_OK) == 0
                     ? .io(path: path, detail: "SQLite cannot open the file") : .readOnly(path: path)
             case .SQLITE_CORRUPT:
                 return .damaged(path: path, detail: "SQLite reports corruption")
@@ -285,7 +297,13 @@ public final class Vault: Sendable {
             case .SQLITE_FULL:
                 return .io(path: path, detail: "the disk is full; nothing was written")
             case .SQLITE_IOERR:
-                return .io(path: path, detail: "I/O error")
+                // The most likely cause on a vault: its -wal was deleted while another
+                // process (an agent) kept the vault open; SQLite then sees a -shm that
+                // describes a log that is not there.
+                if FileManager.default.fileExists(atPath: path + "-shm") && !FileManager.default.fileExists(atPath: path + "-wal") {
+                    return .walMissing(path: path)
+                }
+                return .io(path: path, detail: "I/O error (SQLite \(error.extendedResultCode.rawValue))")
             default:
                 // The message is SQLite's, with no bound values (GRDB hides arguments
                 // unless publicStatementArguments is set), so it carries no secret.

@@ -41,6 +41,11 @@ public enum VaultError: Error, Sendable, Equatable {
     case busy(path: String, timeoutSeconds: Double)
     /// An import file had problems; nothing was written.
     case importRejected(source: String, problems: [ImportProblem])
+    /// `init` found SQLite files of an earlier vault (`-wal`, `-shm`, `-journal`) beside
+    /// the path, which SQLite would read as the new vault's.
+    case staleFiles(path: String, files: [String])
+    /// The vault's write-ahead log was deleted while a process had the vault open.
+    case walMissing(path: String)
     /// Any other file-system or SQLite failure.
     case io(path: String, detail: String)
 }
@@ -108,6 +113,10 @@ extension VaultError: CustomStringConvertible {
             let head = "nothing imported from \(source): \(problems.count) problem\(problems.count == 1 ? "" : "s")"
             return ([head] + problems.prefix(50).map { "  \($0)" }
                 + (problems.count > 50 ? ["  ... and \(problems.count - 50) more"] : [])).joined(separator: "\n")
+        case .staleFiles(let path, let files):
+            return "refusing to create \(path): \(files.joined(separator: ", ")) of an earlier vault \(files.count == 1 ? "is" : "are") still there, and SQLite would read \(files.count == 1 ? "it" : "them") as the new vault's; stop any kisvault agent or process using the old vault, then remove \(files.count == 1 ? "it" : "them") (or choose another --vault path)"
+        case .walMissing(let path):
+            return "the vault's write-ahead log \(path)-wal is missing while \(path)-shm is there: it was deleted while a process (a kisvault agent?) had the vault open, and what that process wrote since is in the deleted file; stop that process ('kisvault agent stop'), then run 'kisvault doctor'"
         case .io(let path, let detail):
             return "cannot use \(path): \(detail)"
         }

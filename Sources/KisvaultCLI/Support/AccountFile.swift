@@ -58,6 +58,22 @@ struct AccountFileParser {
             return
         }
         let columns = header.fields.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        // A misspelt column (`acount_no`) would import nothing from it and say nothing; a
+        // repeated one would silently take one of the two. Both are refused by name.
+        var seen: Set<String> = []
+        var headerProblems: [String] = []
+        for column in columns {
+            if !accountFileColumns.contains(column) {
+                headerProblems.append(column.isEmpty ? "an empty column name" : "unknown column '\(column)'")
+            } else if !seen.insert(column).inserted {
+                headerProblems.append("column '\(column)' appears more than once")
+            }
+        }
+        guard headerProblems.isEmpty else {
+            problems.append(ImportProblem(location: "line \(header.line)", account: nil,
+                                          reason: "\(headerProblems.prefix(10).joined(separator: ", ")); the columns are \(accountFileColumns.joined(separator: ","))"))
+            return
+        }
         let missing = ["name", "environment", "appkey", "appsecret"].filter { !columns.contains($0) }
         guard missing.isEmpty else {
             problems.append(ImportProblem(location: "line \(header.line)", account: nil,
@@ -85,6 +101,11 @@ struct AccountFileParser {
 
     /// A JSON array of objects with the CSV's column names; `tags` an array or a string.
     mutating func parseJSON(_ data: Data) {
+        if let depth = Self.nestingTooDeep(data) {
+            problems.append(ImportProblem(location: "the file", account: nil,
+                                          reason: "JSON nested more than \(depth) levels deep; an account file is an array of flat objects"))
+            return
+        }
         guard let root = try? JSONSerialization.jsonObject(with: data) else {
             problems.append(ImportProblem(location: "the file", account: nil, reason: "not valid JSON (truncated, or a stray character?)"))
             return
@@ -101,7 +122,10 @@ struct AccountFileParser {
             }
             var fields: [String: String] = [:]
             var bad: String?
-            for (key, value) in object where key != "tags" {
+            if let unknown = object.keys.filter({ !accountFileColumns.contains($0) }).sorted().first {
+                bad = "unknown field '\(unknown)'; the fields are \(accountFileColumns.joined(separator: ", "))"
+            }
+            for (key, value) in object where key != "tags" && accountFileColumns.contains(key) {
                 switch value {
                 case let s as String: fields[key] = s
                 case is NSNull: break
@@ -117,7 +141,7 @@ struct AccountFileParser {
             default: bad = "tags must be an array of strings"
             }
             if let bad {
-                problems.append(ImportProblem(location: location, account: fields["name"], reason: bad))
+                problems.append(ImportProblem(location: location, account: (object["name"] as? String).flatMap { $0.isEmpty ? nil : $0 }, reason: bad))
                 continue
             }
             add(location: location, fields: fields, tags: tags)
@@ -128,18 +152,17 @@ struct AccountFileParser {
     /// `paper_app`/`paper_sec` become `<base>-mock`, with `my_acct_stock` + `my_prod`
     /// (real) or `my_paper_stock` + `my_prod` (mock) as the account number and `my_htsid`.
     mutating func parseKISYAML(_ text: String, base: String) {
-        let root: Any?
-        do { root = try Yams.load(yaml: text) } catch {
-            problems.append(ImportProblem(location: "the file", account: nil, reason: "not valid YAML"))
-            return
-        }
-        guard let map = root as? [String: Any] else {
-            problems.append(ImportProblem(location: "the file", account: nil, reason: "expected the kis_devlp.yaml mapping (my_app, my_sec, ...)"))
+        // Composed, never loaded: `Yams.load` expands every alias into a copy, so nine
+        // levels of `&a [*a, *a, ...]` grow to gigabytes. The composed tree shares aliased
+        // nodes, and only the top-level scalars are read; anchors and aliases, which
+        // kis_devlp.yaml never uses, are refused outright.
+        let map: [String: String]
+        do { map = try Self.flatYAMLMapping(text) } catch {
+            problems.append(ImportProblem(location: "the file", account: nil, reason: error.reason))
             return
         }
         func value(_ key: String) -> String? {
-            guard let v = map[key] else { return nil }
-            let s = "\(v)".trimmingCharacters(in: .whitespaces)
+            guard let s = map[key]?.trimmingCharacters(in: .whitespaces) else { return nil }
             return s.isEmpty ? nil : s
         }
         let product = value("my_prod") ?? "01"
@@ -165,5 +188,72 @@ struct AccountFileParser {
             problems.append(ImportProblem(location: "the file", account: nil, reason: "no my_app/my_sec or paper_app/paper_sec keys: is this kis_devlp.yaml?"))
         }
     }
-}
 
+    /// A problem with a whole file, before any row is read.
+    struct FileProblem: Error { var reason: String }
+
+    /// The keys kis_devlp.yaml's values are read from.
+    static let kisYAMLKeys: Set<String> = ["my_app", "my_sec", "paper_app", "paper_sec", "my_htsid", "my_acct_stock", "my_paper_stock", "my_prod"]
+
+    /// The top-level `key: scalar` pairs of a YAML mapping. A known key whose value is not
+    /// a scalar, a repeated key, and any anchor or alias are refused.
+    static func flatYAMLMapping(_ text: String) throws(FileProblem) -> [String: String] {
+        let parser: Parser
+        let root: Node?
+        do {
+            parser = try Parser(yaml: text)
+            root = try parser.singleRoot()
+        } catch {
+            throw FileProblem(reason: "not valid YAML (or more than one document)")
+        }
+        return try withExtendedLifetime(parser) { () throws(FileProblem) -> [String: String] in
+            guard let mapping = root?.mapping else {
+                throw FileProblem(reason: "expected the kis_devlp.yaml mapping (my_app, my_sec, ...)")
+            }
+            if root?.anchor != nil { throw FileProblem(reason: "YAML anchors and aliases are not accepted; kis_devlp.yaml has none") }
+            var out: [String: String] = [:]
+            for (keyNode, valueNode) in mapping {
+                guard let key = keyNode.scalar?.string else { throw FileProblem(reason: "a key that is not plain text") }
+                if keyNode.anchor != nil || valueNode.anchor != nil {
+                    throw FileProblem(reason: "YAML anchors and aliases are not accepted (at '\(key)'); kis_devlp.yaml has none")
+                }
+                guard out[key] == nil else { throw FileProblem(reason: "the key '\(key)' appears more than once") }
+                if let scalar = valueNode.scalar {
+                    out[key] = scalar.string
+                } else if kisYAMLKeys.contains(key) {
+                    throw FileProblem(reason: "the value of '\(key)' is not a single value")
+                } else {
+                    out[key] = ""
+                }
+            }
+            return out
+        }
+    }
+
+    /// The limit of ``nestingTooDeep(_:)``.
+    static let maxJSONDepth = 32
+
+    /// ``maxJSONDepth`` when `data` nests arrays and objects deeper than that, else nil.
+    /// Checked before JSONSerialization, which gives up on deep nesting with an error that
+    /// reads like a truncated file.
+    static func nestingTooDeep(_ data: Data) -> Int? {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in data {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > maxJSONDepth { return maxJSONDepth }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return nil
+    }
+}

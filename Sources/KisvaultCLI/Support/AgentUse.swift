@@ -1,4 +1,5 @@
 import Foundation
+import KISAPI
 import KisvaultAgent
 import VaultStore
 
@@ -27,6 +28,13 @@ enum AgentUse {
         }
         guard let served = response.headers["x-kisvault-vault"], sameFile(served, vaultPath) else {
             options.debug("the agent at \(socket) serves another vault; unlocking here")
+            return .unavailable
+        }
+        // An agent started for other KIS hosts (KIS's real ones, while this command is
+        // pointed at a kis-mock, or the reverse) must not answer for this command.
+        if let mine = try? KISEndpoints.fromEnvironment(),
+           response.headers["x-kisvault-kis-real"] != mine.real || response.headers["x-kisvault-kis-mock"] != mine.mock {
+            options.debug("the agent at \(socket) talks to other KIS URLs (\(response.headers["x-kisvault-kis-real"] ?? "?"), \(response.headers["x-kisvault-kis-mock"] ?? "?")) than this command (\(mine.real), \(mine.mock)); unlocking here")
             return .unavailable
         }
         let body = response.json ?? [:]

@@ -2,16 +2,30 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import VaultStore
 
 /// Writing a file so that readers see the old content or the whole new one, never a part.
 enum AtomicFile {
     /// Writes `data` to a 0600 temporary file beside `path`, fsyncs it, and renames it over
     /// `path`. On any failure the temporary file is removed and `path` is untouched.
+    ///
+    /// Only a regular file is ever replaced: a destination that exists as anything else (a
+    /// device such as `/dev/null`, a FIFO, a directory, a socket) or is a symbolic link is
+    /// refused, because a rename would replace the node itself, not write through it.
+    ///
+    /// - Throws: ``CLIError/badInput(_:)`` for a destination that is not a regular file,
+    ///   ``CLIError/io(_:)`` when the directory is missing or the write fails.
     static func write(_ data: Data, to path: String) throws(CLIError) {
-        let directory = (path as NSString).deletingLastPathComponent
-        let temporary = (directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = Glibc.open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .badInput("cannot write \(path): \(String(cString: strerror(errno)))") }
+        try checkDestination(path)
+        let name = PathName.base(of: path)
+        let directory = PathName.directory(of: path)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw .io("cannot write \(path): the directory \(directory) does not exist; create it first")
+        }
+        let temporary = directory + "/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = Glibc.open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw .io("cannot write \(path): \(String(cString: strerror(errno)))") }
         var ok = data.withUnsafeBytes { buffer -> Bool in
             var offset = 0
             while offset < buffer.count {
@@ -24,10 +38,34 @@ enum AtomicFile {
         ok = ok && fsync(fd) == 0
         let savedErrno = errno
         _ = Glibc.close(fd)
-        guard ok, rename(temporary, path) == 0 else {
-            let e = ok ? errno : savedErrno
+        guard ok else {
             unlink(temporary)
-            throw .badInput("cannot write \(path): \(String(cString: strerror(e)))")
+            throw .io("cannot write \(path): \(String(cString: strerror(savedErrno))); nothing was written")
         }
+        // Checked again just before the rename: the window in which a device or link could
+        // be put in the destination's place is as small as it can be without renameat2.
+        do { try checkDestination(path) } catch { unlink(temporary); throw error }
+        guard rename(temporary, path) == 0 else {
+            let e = errno
+            unlink(temporary)
+            throw .io("cannot write \(path): \(String(cString: strerror(e))); nothing was written")
+        }
+    }
+
+    /// Refuses a destination that exists and is not a regular file, or is a symbolic link.
+    static func checkDestination(_ path: String) throws(CLIError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        let what: String
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFLNK: what = "a symbolic link"
+        case S_IFDIR: what = "a directory"
+        case S_IFCHR, S_IFBLK: what = "a device"
+        case S_IFIFO: what = "a FIFO"
+        case S_IFSOCK: what = "a socket"
+        default: what = "not a regular file"
+        }
+        throw .badInput("refusing to write \(path): it is \(what), and only a regular file is replaced; name a regular file, or '-' for standard output")
     }
 }

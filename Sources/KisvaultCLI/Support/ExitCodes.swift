@@ -36,6 +36,13 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
     case badInput(String)
     /// The user declined a confirmation.
     case declined(String)
+    /// Standard output is closed or a write to it failed (a full disk, a closed pipe).
+    case output(String)
+    /// A file kisvault was asked to write or read could not be (a missing directory, a
+    /// device): an I/O failure, not bad input.
+    case io(String)
+    /// The passphrase source exists but cannot be read, or gave an empty passphrase.
+    case passphraseSource(String)
 
     public var description: String {
         switch self {
@@ -47,15 +54,16 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
             return "the passphrase is empty; choose a real passphrase"
         case .badInput(let text):
             return text
-        case .declined(let text):
+        case .declined(let text), .output(let text), .io(let text), .passphraseSource(let text):
             return text
         }
     }
 
     var exit: KisvaultExit {
         switch self {
-        case .noPassphrase: return .locked
+        case .noPassphrase, .passphraseSource: return .locked
         case .passphraseMismatch, .emptyPassphrase, .badInput, .declined: return .usage
+        case .output, .io: return .failure
         }
     }
 }
@@ -68,9 +76,9 @@ extension VaultError {
             return .notFound
         case .wrongPassphrase, .foreignKeyslot:
             return .locked
-        case .vaultExists, .accountExists, .duplicateAppkey, .invalidAccount, .invalidName, .keyslotExists, .lastKeyslot, .importRejected:
+        case .vaultExists, .staleFiles, .accountExists, .duplicateAppkey, .invalidAccount, .invalidName, .keyslotExists, .lastKeyslot, .importRejected:
             return .usage
-        case .notAVault, .newerFormat, .damaged, .fieldAuthenticationFailed, .readOnly, .busy, .io:
+        case .notAVault, .newerFormat, .damaged, .fieldAuthenticationFailed, .readOnly, .busy, .io, .walMissing:
             return .failure
         }
     }

@@ -11,20 +11,28 @@ enum SecretInput {
     /// smaller, and the cap keeps a wrong `--passphrase-file /dev/zero` from eating memory.
     static let limit = 16 * 1024
 
-    /// Reads everything from `fd` (up to ``limit``) into guarded memory.
-    static func readAll(fd: Int32) throws(CLIError) -> SecureBytes {
+    /// Reads everything from `fd` (up to ``limit``) into guarded memory. `source` names it
+    /// in messages ("standard input", "--passphrase-fd 3", "passphrase file F").
+    static func readAll(fd: Int32, source: String) throws(CLIError) -> SecureBytes {
+        if fd <= 2 && StandardStreams.wasClosed(fd) || fcntl(fd, F_GETFD) == -1 {
+            throw .passphraseSource("\(source) is not open")
+        }
+        var info = stat()
+        if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+            throw .passphraseSource("cannot read \(source): it is a directory")
+        }
         let buffer = SecureBytes(count: limit)
         var total = 0
         while total < limit {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, limit - total) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw .badInput("cannot read file descriptor \(fd): \(String(cString: strerror(errno)))")
+                throw .passphraseSource("cannot read \(source): \(String(cString: strerror(errno)))")
             }
             if n == 0 { break }
             total += n
         }
-        if total == limit { throw .badInput("secret input is larger than \(limit) bytes: is it the right file?") }
+        if total == limit { throw .badInput("\(source) holds more than \(limit) bytes: is it the right file?") }
         return slice(buffer, 0, total)
     }
 
@@ -68,15 +76,15 @@ enum SecretInput {
     static func passphrase(file path: String) throws(CLIError) -> SecureBytes {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            throw .badInput("cannot read passphrase file \(path): \(String(cString: strerror(errno)))")
+            throw .passphraseSource("cannot read passphrase file \(path): \(String(cString: strerror(errno)))")
         }
         defer { _ = Glibc.close(fd) }
-        return firstLine(try readAll(fd: fd))
+        return firstLine(try readAll(fd: fd, source: "passphrase file \(path)"))
     }
 
     /// Reads a passphrase from an inherited file descriptor.
     static func passphrase(fd: Int32) throws(CLIError) -> SecureBytes {
-        firstLine(try readAll(fd: fd))
+        firstLine(try readAll(fd: fd, source: "--passphrase-fd \(fd)"))
     }
 
     /// Asks on the controlling terminal with echo off. Nil when there is no terminal.
@@ -122,7 +130,14 @@ enum SecretInput {
             }
             return (key, secret)
         }
-        let lines = lines(try readAll(fd: 0))
+        guard !StandardStreams.wasClosed(0) else {
+            throw .badInput("standard input is closed; account '\(account)': pipe the appkey and appsecret as two lines on standard input")
+        }
+        let lines: [SecureBytes]
+        do { lines = self.lines(try readAll(fd: 0, source: "standard input")) } catch {
+            // Standard input is data here, not a passphrase source: a usage problem.
+            throw .badInput("account '\(account)': \(error.description)")
+        }
         guard lines.count >= 2 else {
             throw .badInput("account '\(account)': expected the appkey and the appsecret as two lines on standard input, got \(lines.count) line\(lines.count == 1 ? "" : "s")")
         }

@@ -48,15 +48,31 @@ public struct VaultOptions: ParsableArguments {
     }
 
     /// The passphrase from the first source given: `--passphrase-fd`, `--passphrase-file`,
-    /// `KISVAULT_PASSPHRASE`, else a no-echo prompt on the terminal.
-    func passphrase(prompt: String = "Passphrase: ") throws(CLIError) -> SecureBytes {
-        if let passphraseFD { return try SecretInput.passphrase(fd: passphraseFD) }
-        if let passphraseFile { return try SecretInput.passphrase(file: passphraseFile) }
-        if let env = getenv("KISVAULT_PASSPHRASE") {
-            return SecureBytes(copying: UnsafeRawBufferPointer(start: env, count: strlen(env)))
+    /// `KISVAULT_PASSPHRASE`, else a no-echo prompt on the terminal. An empty one is no
+    /// passphrase (exit 3), said as such rather than tried and reported as wrong; with
+    /// `creating`, a new vault's, it is bad input (exit 2).
+    func passphrase(prompt: String = "Passphrase: ", creating: Bool = false) throws(CLIError) -> SecureBytes {
+        let value: SecureBytes
+        let source: String
+        if let passphraseFD {
+            value = try SecretInput.passphrase(fd: passphraseFD)
+            source = "--passphrase-fd \(passphraseFD)"
+        } else if let passphraseFile {
+            value = try SecretInput.passphrase(file: passphraseFile)
+            source = "passphrase file \(passphraseFile)"
+        } else if let env = getenv("KISVAULT_PASSPHRASE") {
+            value = SecureBytes(copying: UnsafeRawBufferPointer(start: env, count: strlen(env)))
+            source = "KISVAULT_PASSPHRASE"
+        } else {
+            guard let typed = try SecretInput.prompt(prompt) else { throw .noPassphrase }
+            value = typed
+            source = "the terminal"
         }
-        guard let typed = try SecretInput.prompt(prompt) else { throw .noPassphrase }
-        return typed
+        guard value.count > 0 else {
+            if creating { throw .emptyPassphrase }
+            throw .passphraseSource("the passphrase from \(source) is empty")
+        }
+        return value
     }
 
     /// Opens and unlocks the vault.

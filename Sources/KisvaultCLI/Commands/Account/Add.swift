@@ -59,7 +59,7 @@ extension AccountCommand {
                 struct Item: Encodable { var name: String; var environment: String; var tags: [String]; var createdAt: String; var updatedAt: String }
                 try Terminal.json(accounts.map { Item(name: $0.name, environment: $0.environment.rawValue, tags: $0.tags, createdAt: $0.createdAt, updatedAt: $0.updatedAt) })
             } else {
-                Terminal.out(table(["NAME", "ENV", "TAGS", "CREATED"], accounts.map {
+                try Terminal.out(table(["NAME", "ENV", "TAGS", "CREATED"], accounts.map {
                     [$0.name, $0.environment.rawValue, $0.tags.joined(separator: ","), $0.createdAt]
                 }))
             }
@@ -98,7 +98,7 @@ extension AccountCommand {
             if output.json {
                 try Terminal.json(item)
             } else {
-                Terminal.out("""
+                try Terminal.out("""
                     name:        \(item.name)
                     environment: \(item.environment)
                     tags:        \(item.tags.joined(separator: ","))

@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import VaultCrypto
 import VaultStore
 
@@ -36,15 +39,7 @@ extension AccountCommand {
 
         func run() throws {
             let vault = try options.open(.readWrite)
-            let data: Data
-            if file == "-" {
-                data = FileHandle.standardInput.readDataToEndOfFile()
-            } else {
-                guard let read = FileManager.default.contents(atPath: file) else {
-                    throw CLIError.badInput("cannot read import file \(file): missing or unreadable")
-                }
-                data = read
-            }
+            let data = try InputFile.read(file == "-" ? nil : file, limit: InputFile.maxImportBytes, what: "import file")
             let format = inputFormat.flatMap(AccountFileFormat.init(rawValue:)) ?? AccountFileFormat.detect(name: file, data: data)
             var parser = AccountFileParser()
             switch format {
@@ -82,7 +77,7 @@ extension AccountCommand {
 
         @OptionGroup var options: VaultOptions
         @Flag(help: "Include appkeys, appsecrets, account numbers and HTS ids in clear text.") var plaintext = false
-        @Option(help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file")) var output: String?
+        @Option(help: ArgumentHelp("Write to this file ('-': standard output, the default); only a regular file is replaced.", valueName: "file")) var output: String?
 
         struct Item: Encodable {
             var name: String, environment: String, tags: [String]
@@ -91,14 +86,15 @@ extension AccountCommand {
 
         func run() throws {
             let items: [Item]
+            var unlocked: UnlockedVault?
             if plaintext {
-                let unlocked = try options.unlock(.readWrite)
-                items = try unlocked.exportAccounts().map { summary, secrets in
+                let opened = try options.unlock(.readWrite)
+                unlocked = opened
+                items = try opened.exportAccounts().map { summary, secrets in
                     Item(name: summary.name, environment: summary.environment.rawValue, tags: summary.tags,
                          appkey: secrets.appkey.utf8String(), appsecret: secrets.appsecret.utf8String(),
                          accountNo: secrets.accountNumber?.utf8String(), htsId: secrets.htsID?.utf8String())
                 }
-                try unlocked.recordAudit(action: "account.export", detail: "plaintext, \(items.count) accounts")
             } else {
                 items = try options.open(.readOnly).accounts().map {
                     Item(name: $0.name, environment: $0.environment.rawValue, tags: $0.tags)
@@ -110,13 +106,25 @@ extension AccountCommand {
             encoder.keyEncodingStrategy = .convertToSnakeCase
             var data = try encoder.encode(items)
             data.append(10)
-            if let output {
-                try AtomicFile.write(data, to: output)
-                Terminal.note("exported \(items.count) accounts to \(output)")
+            defer { data.resetBytes(in: 0..<data.count) }
+            let toFile = output.flatMap { $0 == "-" ? nil : $0 }
+            // The export happens first and the audit row records it afterwards: a row
+            // saying "exported" is written only once the secrets really left the vault.
+            if let toFile {
+                try AtomicFile.write(data, to: toFile)
             } else {
-                Terminal.out(String(decoding: data, as: UTF8.self))
+                try Terminal.out(String(decoding: data, as: UTF8.self))
             }
-            data.resetBytes(in: 0..<data.count)
+            if let unlocked {
+                do {
+                    try unlocked.recordAudit(action: "account.export", detail: "plaintext, \(items.count) accounts")
+                } catch {
+                    // Not audited means not exported: take the file back (stdout cannot be).
+                    if let toFile { unlink(toFile) }
+                    throw error
+                }
+            }
+            if let toFile { Terminal.note("exported \(items.count) accounts to \(toFile)") }
         }
     }
 }

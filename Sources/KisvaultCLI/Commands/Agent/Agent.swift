@@ -88,7 +88,8 @@ struct AgentCommand: AsyncParsableCommand {
                                      idleLock: idleLock.seconds, maxLock: maxLock.seconds, logger: logger)
             let vaultPath = options.path
             try await server.run {
-                Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")
+                // The agent serves whether or not its starter reads this line.
+                try? Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")
                 Terminal.note("agent serving \(vaultPath) on \(socketPath) (pid \(getpid()))")
             }
             _ = lockFD
@@ -118,7 +119,7 @@ struct AgentCommand: AsyncParsableCommand {
             close(pipeFDs[1])
             for _ in 0..<200 {
                 if (try? AgentClient.request(socket: socketPath, method: "GET", target: "/v1/status", timeout: 1)) != nil {
-                    Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")
+                    try Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")
                     Terminal.note("agent started (pid \(process.processIdentifier)), serving \(options.path)")
                     return
                 }
@@ -157,10 +158,10 @@ struct AgentCommand: AsyncParsableCommand {
             let response = try AgentClient.request(socket: socket.path, method: "GET", target: "/v1/status")
             let status = response.json ?? [:]
             if output.json {
-                Terminal.out(String(decoding: response.body, as: UTF8.self))
+                try Terminal.out(String(decoding: response.body, as: UTF8.self))
             } else {
                 let locked = status["locked"] as? Bool == true
-                Terminal.out("""
+                try Terminal.out("""
                     socket:  \(socket.path)
                     vault:   \(status["vault"] as? String ?? "?")
                     pid:     \(status["pid"] as? Int ?? 0)

@@ -33,7 +33,7 @@ struct AuditCommand: AsyncParsableCommand {
             if output.json {
                 try Terminal.json(records)
             } else {
-                Terminal.out(table(["SEQ", "AT", "ACTOR", "KEYSLOT", "ACTION", "ACCOUNT", "OUTCOME", "DETAIL"], records.map {
+                try Terminal.out(table(["SEQ", "AT", "ACTOR", "KEYSLOT", "ACTION", "ACCOUNT", "OUTCOME", "DETAIL"], records.map {
                     [String($0.seq), $0.at, $0.actor, $0.keyslot ?? "-", $0.action, $0.account ?? "-", $0.outcome, $0.detail]
                 }))
             }
@@ -56,9 +56,9 @@ struct AuditCommand: AsyncParsableCommand {
                 struct Report: Encodable { var rows: Int; var intact: Bool; var problems: [String] }
                 try Terminal.json(Report(rows: result.rows, intact: result.isIntact, problems: result.problems))
             } else if result.isIntact {
-                Terminal.out("audit chain intact: \(result.rows) entries")
+                try Terminal.out("audit chain intact: \(result.rows) entries")
             } else {
-                Terminal.out(result.problems.joined(separator: "\n"))
+                try Terminal.out(result.problems.joined(separator: "\n"))
             }
             if !result.isIntact {
                 Terminal.note("the audit log was tampered with: \(result.problems.count) problem\(result.problems.count == 1 ? "" : "s")")

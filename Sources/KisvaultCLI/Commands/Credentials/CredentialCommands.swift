@@ -17,8 +17,8 @@ struct GetCredential {
                   let expires = (body["expires_at"] as? String).flatMap(Timestamp.parse) else {
                 throw AgentCallError(code: "vault_error", message: "the agent's answer lacks the \(kind.noun)")
             }
-            print(IssuedCredential(value: SecureBytes(utf8: value), times: CredentialTimes(issuedAt: issued, expiresAt: expires),
-                                   fromCache: body["from_cache"] as? Bool ?? true), output: output)
+            try print(IssuedCredential(value: SecureBytes(utf8: value), times: CredentialTimes(issuedAt: issued, expiresAt: expires),
+                                   fromCache: body["from_cache"] as? Bool ?? true), output: output, account: account)
             return
         case .failed(let error):
             throw error
@@ -31,21 +31,28 @@ struct GetCredential {
         let manager = try managerOptions.manager(vault: unlocked)
         let issued = try await manager.get(account: account, kind: kind, minTTL: minTTL)
         await manager.client.shutdown()
-        print(issued, output: output)
+        try print(issued, output: output, account: account)
     }
 
-    func print(_ issued: IssuedCredential, output: OutputOptions) {
+    func print(_ issued: IssuedCredential, output: OutputOptions, account: String) throws {
+        // What KIS handed out is checked before it is stored; this catches a value stored
+        // by an older kisvault (or sent by an agent) that is not in KIS's shape, before a
+        // control character in it reaches a terminal or a script's header.
+        let text = issued.value.utf8String()
+        guard kind == .approval ? KISShapes.isApprovalKey(text) : KISShapes.isAccessToken(text) else {
+            throw CLIError.badInput("the stored \(kind.noun) of '\(account)' is not in KIS's shape (\(issued.value.count) bytes); it was not printed: replace it with 'kisvault \(kind == .approval ? "approval" : "token") rotate \(account)'")
+        }
         if output.json {
             let object: [String: Any] = [
-                kind.jsonField: issued.value.utf8String(),
+                kind.jsonField: text,
                 "issued_at": Timestamp.string(issued.times.issuedAt),
                 "expires_at": Timestamp.string(issued.times.expiresAt),
                 "from_cache": issued.fromCache,
             ]
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
-            Terminal.out(String(decoding: data, as: UTF8.self))
+            try Terminal.out(String(decoding: data, as: UTF8.self))
         } else {
-            Terminal.out(issued.value.utf8String())
+            try Terminal.out(text)
         }
     }
 }
@@ -127,7 +134,13 @@ struct BulkCommand {
             }
         }
         await manager.client.shutdown()
-        report(results, output: output)
+        try report(results, output: output)
+        let notStored = results.filter { $0.errorCode == "not-stored" }.count
+        let notAttempted = results.filter { $0.errorCode == "not-attempted" }.count
+        if notStored + notAttempted > 0 {
+            let stored = results.filter { $0.status == .issued || $0.status == .rotated }.count
+            Terminal.note("the vault could not be written part-way: \(stored) stored, \(notStored) issued at KIS but not stored, \(notAttempted) not attempted; fix the cause (see the report), then run the same command again")
+        }
         if results.contains(where: { $0.status == .failed }) {
             let failed = results.filter { $0.status == .failed }.count
             Terminal.note("\(failed) of \(results.count) accounts failed; run the same command again to retry them")
@@ -140,14 +153,14 @@ struct BulkCommand {
         return message
     }
 
-    func report(_ results: [BulkItemResult], output: OutputOptions) {
+    func report(_ results: [BulkItemResult], output: OutputOptions) throws {
         var summary: [String: Int] = [:]
         for r in results { summary[r.status.rawValue, default: 0] += 1 }
         if output.json {
             struct Report: Encodable { var kind: String; var mode: String; var summary: [String: Int]; var results: [BulkItemResult] }
-            try? Terminal.json(Report(kind: kind.rawValue, mode: mode.rawValue, summary: summary, results: results))
+            try Terminal.json(Report(kind: kind.rawValue, mode: mode.rawValue, summary: summary, results: results))
         } else {
-            Terminal.out(table(["ACCOUNT", "STATUS", "EXPIRES", "ERROR"], results.map {
+            try Terminal.out(table(["ACCOUNT", "STATUS", "EXPIRES", "ERROR"], results.map {
                 [$0.account, $0.status.rawValue, $0.expiresAt ?? "-", Self.errorText($0)]
             }))
             Terminal.note(summary.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
@@ -180,7 +193,7 @@ struct StatusCommand {
         if output.json {
             try Terminal.json(items)
         } else {
-            Terminal.out(table(["ACCOUNT", "ENV", "STATE", "ISSUED", "EXPIRES", "ERROR"], items.map {
+            try Terminal.out(table(["ACCOUNT", "ENV", "STATE", "ISSUED", "EXPIRES", "ERROR"], items.map {
                 [$0.account, $0.environment, $0.state, $0.issuedAt ?? "-", $0.expiresAt ?? "-", ($0.errorCode.map { "\($0) " } ?? "") + ($0.error ?? "")]
             }))
         }

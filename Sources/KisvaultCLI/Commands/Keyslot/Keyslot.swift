@@ -52,7 +52,7 @@ struct KeyslotCommand: AsyncParsableCommand {
             if output.json {
                 try Terminal.json(slots)
             } else {
-                Terminal.out(table(["LABEL", "KDF", "OPSLIMIT", "MEMLIMIT", "CREATED"], slots.map {
+                try Terminal.out(table(["LABEL", "KDF", "OPSLIMIT", "MEMLIMIT", "CREATED"], slots.map {
                     [$0.label, $0.kdf.algorithm, String($0.kdf.opslimit), String($0.kdf.memlimit), $0.createdAt]
                 }))
             }

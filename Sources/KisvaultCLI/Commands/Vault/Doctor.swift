@@ -32,7 +32,7 @@ struct Doctor: AsyncParsableCommand {
         if output.json {
             try Terminal.json(checks)
         } else {
-            Terminal.out(table(["CHECK", "STATUS", "DETAIL"], checks.map { [$0.check, $0.status.rawValue, $0.detail] }))
+            try Terminal.out(table(["CHECK", "STATUS", "DETAIL"], checks.map { [$0.check, $0.status.rawValue, $0.detail] }))
         }
         if checks.contains(where: { $0.status == .fail }) {
             Terminal.note("some checks failed; see above")

@@ -27,10 +27,10 @@ struct Init: AsyncParsableCommand {
 
     func run() throws {
         let path = options.path
-        if FileManager.default.fileExists(atPath: path) { throw VaultError.vaultExists(path: path) }
+        try Vault.checkCreatable(path: path)
         let passphrase: SecureBytes
         if options.passphraseFD != nil || options.passphraseFile != nil || ProcessInfo.processInfo.environment["KISVAULT_PASSPHRASE"] != nil {
-            passphrase = try options.passphrase()
+            passphrase = try options.passphrase(creating: true)
         } else {
             passphrase = try askTwice(what: "the new vault")
         }
