@@ -8,7 +8,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # (curl, setpriv from util-linux, script from bsdutils, pkill from procps).
 DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config curl util-linux bsdutils procps
 
-.PHONY: deps build test install demo bench clean
+.PHONY: deps build test install demo bench fuzz clean
 
 deps:
 	@missing=""; \
@@ -41,6 +41,11 @@ demo: deps
 
 bench: deps
 	bash scripts/bench.sh
+
+# libFuzzer on the parsers of untrusted input, 10 minutes per target (FUZZ_SECONDS);
+# the corpus it keeps is in Tests/Fuzz/corpus and `make test` replays it.
+fuzz: deps
+	bash scripts/fuzz.sh
 
 clean:
 	rm -rf .build

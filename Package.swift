@@ -50,6 +50,7 @@ let package = Package(
         // The account file format shared by `kisvault account import` and `kis-mock`.
         .target(
             name: "AccountFile",
+            dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .target(
@@ -91,7 +92,6 @@ let package = Package(
                 "AccountFile", "VaultCrypto", "VaultStore", "KISAPI", "KeyManager", "KisvaultAgent", "CStdStreams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),
@@ -128,6 +128,12 @@ let package = Package(
         .testTarget(
             name: "KISAPITests",
             dependencies: ["KISAPI", "KISMock"],
+            swiftSettings: strict
+        ),
+        // Replays the corpus `make fuzz` keeps (Tests/Fuzz/corpus).
+        .testTarget(
+            name: "FuzzCorpusTests",
+            dependencies: ["AccountFile", "KISAPI"],
             swiftSettings: strict
         ),
         .testTarget(

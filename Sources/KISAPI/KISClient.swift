@@ -83,12 +83,7 @@ public final class KISClient: Sendable {
     public func approvalKey(environment: KISEnvironment, appkey: String, secret: String) async throws(KISError) -> ApprovalKey {
         let body = try await post(environment: environment, path: "/oauth2/Approval",
                                   fields: ["grant_type": "client_credentials", "appkey": appkey, "secretkey": secret])
-        let key = try Self.requiredText("approval_key", in: body, path: "/oauth2/Approval")
-        guard KISShapes.isApprovalKey(key) else {
-            throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/Approval with an approval_key that is not in KIS's shape (\(key.utf8.count) bytes; expected up to \(KISShapes.maxApprovalKey) of letters, digits and -_.+/=); nothing was stored", httpStatus: 200)
-        }
-        let now = Date()
-        return ApprovalKey(key: key, issuedAt: now, expiresAt: now.addingTimeInterval(86_400))
+        return try KISResponse.approvalKey(from: body, now: Date())
     }
 
     /// Issues (or, within KIS's 6-hour window, re-fetches) a REST access token
@@ -98,30 +93,7 @@ public final class KISClient: Sendable {
     public func accessToken(environment: KISEnvironment, appkey: String, secret: String) async throws(KISError) -> AccessToken {
         let body = try await post(environment: environment, path: "/oauth2/tokenP",
                                   fields: ["grant_type": "client_credentials", "appkey": appkey, "appsecret": secret])
-        let token = try Self.requiredText("access_token", in: body, path: "/oauth2/tokenP")
-        guard KISShapes.isAccessToken(token) else {
-            throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/tokenP with an access_token that is not in KIS's shape (\(token.utf8.count) bytes; expected a JWT of up to \(KISShapes.maxAccessToken)); nothing was stored", httpStatus: 200)
-        }
-        let now = Date()
-        let expires: Date
-        if let text = body["access_token_token_expired"] as? String, let date = KoreaTime.parse(text) {
-            expires = date
-        } else if let seconds = (body["expires_in"] as? NSNumber)?.doubleValue, seconds > 0 {
-            expires = now.addingTimeInterval(seconds)
-        } else {
-            throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/tokenP without an expiry", httpStatus: 200)
-        }
-        let tokenType = (body["token_type"] as? String).flatMap { KISShapes.isWord($0) ? $0 : nil } ?? "Bearer"
-        return AccessToken(token: token, tokenType: tokenType, issuedAt: now, expiresAt: expires)
-    }
-
-    /// The non-empty string `field` of a successful answer, or a malformed-response error
-    /// naming the field (never its value).
-    static func requiredText(_ field: String, in body: [String: Any], path: String) throws(KISError) -> String {
-        guard let text = body[field] as? String, !text.isEmpty else {
-            throw KISError(kind: .malformedResponse, message: "KIS answered \(path) without an \(field)", httpStatus: 200)
-        }
-        return text
+        return try KISResponse.accessToken(from: body, now: Date())
     }
 
     /// Revokes an access token (`POST /oauth2/revokeP`).
@@ -178,7 +150,7 @@ public final class KISClient: Sendable {
         } catch {
             throw Self.transportError(error, host: base, path: path)
         }
-        return try Self.decode(status: status, body: Data(bytes.readableBytesView), path: path)
+        return try KISResponse.decode(status: status, body: Data(bytes.readableBytesView), path: path)
     }
 
     /// A flat JSON object of strings, keys sorted. Written by hand, byte by byte: it is
@@ -214,42 +186,6 @@ public final class KISClient: Sendable {
             }
         }
         out.append(UInt8(ascii: "\""))
-    }
-
-    /// Turns a response into its JSON object or a classified ``KISError``.
-    static func decode(status: Int, body: Data, path: String) throws(KISError) -> [String: Any] {
-        let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
-        if let object {
-            // KIS's two error shapes: OAuth endpoints and data endpoints.
-            if let code = object["error_code"] as? String {
-                throw error(code: code, message: object["error_description"], status: status, path: path)
-            }
-            if let rt = object["rt_cd"] as? String, rt != "0", let code = object["msg_cd"] as? String {
-                throw error(code: code, message: object["msg1"], status: status, path: path)
-            }
-            if (200..<300).contains(status) { return object }
-        }
-        if object != nil {
-            // Well-formed JSON, but neither a success nor one of KIS's error shapes.
-            throw KISError(kind: status >= 500 ? .retryable : .permanent,
-                           message: "KIS answered \(path) with HTTP \(status) and JSON in neither of its error shapes", httpStatus: status)
-        }
-        let shape = body.isEmpty ? "an empty body"
-            : body.first == UInt8(ascii: "<") ? "an HTML page (a proxy error?)" : "a body that is not complete JSON"
-        throw KISError(kind: .malformedResponse, message: "KIS answered \(path) with HTTP \(status) and \(shape)", httpStatus: status)
-    }
-
-    /// A KIS error from one of its two shapes. The code and message come from the server
-    /// and reach terminals and the vault: a code that is not KIS's shape (`EGW00133`) is
-    /// not trusted, and the message loses its control characters and is cut to
-    /// ``KISShapes/maxMessage`` characters.
-    static func error(code: String, message: Any?, status: Int, path: String) -> KISError {
-        let text = (message as? String).map(KISShapes.cleanMessage) ?? "KIS refused \(path)"
-        guard KISShapes.isCode(code) else {
-            return KISError(kind: status >= 500 ? .retryable : .permanent, code: nil,
-                            message: "KIS refused \(path) with an error code not in KIS's shape: \(text)", httpStatus: status)
-        }
-        return KISError(kind: KISError.kind(forCode: code, status: status), code: code, message: text, httpStatus: status)
     }
 
     static func transportError(_ error: any Error, host: String, path: String) -> KISError {

@@ -92,7 +92,7 @@ public enum MockAccounts {
             accounts.append(MockAccount(name: name, environment: env, appkey: key, appsecret: secret,
                                         accountNo: row["account_no"].flatMap { $0.isEmpty ? nil : $0 },
                                         htsId: row["hts_id"].flatMap { $0.isEmpty ? nil : $0 },
-                                        tags: (row["tags"] ?? "").split(separator: ";").map(String.init)))
+                                        tags: AccountRecord.splitTags(row["tags"] ?? "")))
         }
         return accounts
     }

@@ -250,7 +250,7 @@ public final class KeyManager: Sendable {
             case .approval:
                 let key = try await client.approvalKey(environment: environment, appkey: appkey, secret: secret)
                 let issued = configuration.now()
-                return .issued(key.key, CredentialTimes(issuedAt: issued, expiresAt: issued.addingTimeInterval(86_400)))
+                return .issued(key.key, CredentialTimes(issuedAt: issued, expiresAt: issued.addingTimeInterval(KISFacts.approvalKeyLifetime)))
             case .token:
                 let token = try await client.accessToken(environment: environment, appkey: appkey, secret: secret)
                 return .issued(token.token, CredentialTimes(issuedAt: configuration.now(), expiresAt: token.expiresAt))

@@ -23,7 +23,8 @@ public enum AgentClient {
     /// Sends one request and reads the whole answer.
     /// - Throws: ``AgentError/notRunning(_:)`` when nothing listens at `socket`;
     ///   ``AgentError/protocolError(_:)`` for an answer that is not HTTP.
-    public static func request(socket path: String, method: String, target: String, timeout: TimeInterval = 30) throws(AgentError) -> Response {
+    public static func request(socket path: String, method: String, target: String, headers extra: [String: String] = [:],
+                               timeout: TimeInterval = 30) throws(AgentError) -> Response {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw .notRunning(path) }
         defer { _ = Glibc.close(fd) }
@@ -41,7 +42,8 @@ public enum AgentClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard connected == 0 else { throw .notRunning(path) }
-        let head = "\(method) \(target) HTTP/1.1\r\nHost: kisvault-agent\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        let fields = extra.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
+        let head = "\(method) \(target) HTTP/1.1\r\nHost: kisvault-agent\r\nConnection: close\r\n\(fields)Content-Length: 0\r\n\r\n"
         var out = Array(head.utf8)
         var sent = 0
         while sent < out.count {

@@ -183,7 +183,7 @@ public final class AgentServer: Sendable {
     static func credential(_ state: AgentState, _ kind: CredentialKind, _ request: Request, _ context: AgentContext) async -> Response {
         let name = context.parameters.get("name") ?? ""
         let minTTLText = request.uri.queryParameters.get("min_ttl") ?? "600"
-        guard let minTTL = Double(minTTLText), (0..<86_400).contains(minTTL) else {
+        guard let minTTL = Double(minTTLText), (0..<KISFacts.shortestLifetime).contains(minTTL) else {
             return failure(AgentFailure(.badRequest, "min_ttl must be seconds from 0 to 86399, not '\(minTTLText)'"), vault: state.vaultPath, endpoints: state.endpoints)
         }
         do {
@@ -256,6 +256,14 @@ struct JSONErrors: RouterMiddleware {
     let endpoints: KISEndpoints
 
     func handle(_ request: Request, context: AgentContext, next: (Request, AgentContext) async throws -> Response) async throws -> Response {
+        // A caller that names its KIS URLs gets nothing from an agent aimed at other hosts:
+        // refused before any work, so the agent never issues at a host the caller did
+        // not ask for (a CLI pointed at kis-mock, an agent at KIS's real host).
+        let real = request.headers[AgentServer.kisRealHeader], mock = request.headers[AgentServer.kisMockHeader]
+        if real != nil || mock != nil, real != endpoints.real || mock != endpoints.mock {
+            return AgentServer.failure(AgentFailure(.kisURLsDiffer, "this agent talks to \(endpoints.real) and \(endpoints.mock), not to the KIS URLs of the request"),
+                                       vault: vault, endpoints: endpoints)
+        }
         do {
             return try await next(request, context)
         } catch let error as HTTPError {

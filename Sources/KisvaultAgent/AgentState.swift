@@ -131,6 +131,8 @@ struct AgentFailure: Error {
         case locked, notFound = "not_found", badRequest = "bad_request", forbidden
         case kisRejected = "kis_rejected", kisUnavailable = "kis_unavailable"
         case vaultChanged = "vault_changed", vaultError = "vault_error"
+        /// The caller talks to other KIS hosts than the agent; nothing was done.
+        case kisURLsDiffer = "kis_urls_differ"
 
         var status: Int {
             switch self {
@@ -140,7 +142,7 @@ struct AgentFailure: Error {
             case .forbidden: return 403
             case .kisRejected: return 502
             case .kisUnavailable: return 503
-            case .vaultChanged: return 409
+            case .vaultChanged, .kisURLsDiffer: return 409
             case .vaultError: return 500
             }
         }

@@ -15,10 +15,11 @@ public enum PathName {
         return String(directory)
     }
 
-    /// The last component: `"x/y"` → `"y"`, `"y"` → `"y"`, `"x/y/"` → `"y"`.
+    /// The last component: `"x/y"` → `"y"`, `"y"` → `"y"`, `"x/y/"` → `"y"`, `"/"` → `"/"`.
     public static func base(of path: String) -> String {
         var trimmed = Substring(path)
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        if trimmed == "/" { return "/" }
         guard let slash = trimmed.lastIndex(of: "/") else { return String(trimmed) }
         return String(trimmed[trimmed.index(after: slash)...])
     }

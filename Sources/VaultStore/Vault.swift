@@ -300,9 +300,7 @@ public final class Vault: Sendable {
                 // The most likely cause on a vault: its -wal was deleted while another
                 // process (an agent) kept the vault open; SQLite then sees a -shm that
                 // describes a log that is not there.
-                if FileManager.default.fileExists(atPath: path + "-shm") && !FileManager.default.fileExists(atPath: path + "-wal") {
-                    return .walMissing(path: path)
-                }
+                if walShorterThanIndex(path) { return .walMissing(path: path) }
                 return .io(path: path, detail: "I/O error (SQLite \(error.extendedResultCode.rawValue))")
             default:
                 // The message is SQLite's, with no bound values (GRDB hides arguments
@@ -315,6 +313,26 @@ public final class Vault: Sendable {
         }
         return .io(path: path, detail: "\(error)")
     }
+}
+
+/// True when the vault's `-shm` (the WAL index) describes more log than its `-wal` holds:
+/// the log was deleted (or truncated) while a process had the vault open, and SQLite can
+/// only say "I/O error". The index header (sqlite.org/walformat.html) has the page size
+/// at offset 14 (u16, 1 meaning 65536) and the last valid frame at offset 16 (u32), in the
+/// machine's byte order; each frame is a 24-byte header and a page, after a 32-byte header.
+func walShorterThanIndex(_ path: String) -> Bool {
+    guard let handle = FileHandle(forReadingAtPath: path + "-shm") else { return false }
+    defer { try? handle.close() }
+    guard let header = try? handle.read(upToCount: 48), header.count == 48 else { return false }
+    let (pageField, frameField) = header.withUnsafeBytes {
+        ($0.loadUnaligned(fromByteOffset: 14, as: UInt16.self), $0.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+    }
+    let page = pageField == 1 ? 65_536 : Int(pageField)
+    let frames = Int(frameField)
+    guard frames > 0, page >= 512 else { return false }
+    var info = stat()
+    let walSize = stat(path + "-wal", &info) == 0 ? Int(info.st_size) : 0
+    return walSize < 32 + frames * (24 + page)
 }
 
 /// Applies the frozen migrations in order, keeping `user_version` in step.

@@ -116,17 +116,30 @@ import Testing
                 case .empty: #expect(error.kind == .malformedResponse && error.message.contains("empty body"))
                 case .drop, .stall: #expect(error.kind == .unavailable, "\(error)")
                 case .serverError: break
+                case .hostileKey: #expect(error.kind == .malformedResponse && error.message.contains("not in KIS's shape"))
+                case .hostileError:
+                    // KIS's rejection, its text without the escapes, newline and C1 control.
+                    #expect(error.kind == .credentialsRejected && error.code == "EGW00103")
+                    #expect(error.message.hasPrefix("bad key") && !error.message.contains("\n"))
                 }
-                #expect(error.isRetryable)
+                #expect(!error.message.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) })
+                #expect(error.isRetryable == (fault != .hostileError))
                 #expect(!leaks(error, [a.appkey, a.appsecret]))
             }
-            #expect(try await mock.requests("/oauth2/Approval") == 2)
-            #expect(client.requestsSent == 2)
+            // A rejection is not retried; transport and format faults are, once.
+            // A well-formed answer whose key is not in KIS's shape is not retried either: it
+            // is what that server says, not a transport fault.
+            let expected = fault == .hostileError || fault == .hostileKey ? 1 : 2
+            #expect(try await mock.requests("/oauth2/Approval") == expected)
+            #expect(client.requestsSent == expected)
         }
     }
 
     @Test func serverErrorFaultAlternatesCodes() async throws {
-        try await withMock(configure: { $0.failRate = 1; $0.faults = [.serverError] }) { mock, client, accounts in
+        // A time budget no busy machine can exhaust: the count of attempts is the policy's,
+        // not the scheduler's.
+        try await withMock(configure: { $0.failRate = 1; $0.faults = [.serverError] },
+                           retry: RetryPolicy(maxAttempts: 3, baseDelay: 0.01, maxDelay: 0.02, maxTotal: 120)) { mock, client, accounts in
             var codes = Set<String>()
             for a in accounts.prefix(4) {
                 do { _ = try await client.approvalKey(environment: .mock, appkey: a.appkey, secret: a.appsecret) } catch let error as KISError {

@@ -57,10 +57,10 @@ import Testing
                     return refused
                 }
             }
-            // Within at most two one-second windows, 5 requests against a limit of 2 and
-            // 45 against a limit of 20 must see refusals.
-            #expect(await burst(accounts.first { $0.environment == "mock" }!, 5, .mock) >= 1)
-            #expect(await burst(accounts.first { $0.environment == "real" }!, 45, .real) >= 5)
+            // Bursts well past the limits (2 and 20 a second) must see refusals, however
+            // slowly a loaded machine sends them: 20 against 2, 200 against 20.
+            #expect(await burst(accounts.first { $0.environment == "mock" }!, 20, .mock) >= 1)
+            #expect(await burst(accounts.first { $0.environment == "real" }!, 200, .real) >= 1)
         }
     }
 

@@ -52,7 +52,8 @@ final class CLISandbox: @unchecked Sendable {
 
     /// Runs `kisvault ARGS` (or another built tool) and waits for it.
     @discardableResult
-    func run(_ arguments: [String], stdin: String = "", env: [String: String?] = [:], tool: String = "kisvault", wrapper: [String] = [], timeout: Double = 60) throws -> CLIResult {
+    func run(_ arguments: [String], stdin: String = "", env: [String: String?] = [:], tool: String = "kisvault", wrapper: [String] = [],
+             timeout: Double = 60, cwd: String? = nil, stdinFile: String? = nil) throws -> CLIResult {
         let id = UUID().uuidString
         let inPath = dir + "/stdin-" + id, outPath = dir + "/stdout-" + id, errPath = dir + "/stderr-" + id
         _ = FileManager.default.createFile(atPath: inPath, contents: Data(stdin.utf8))
@@ -71,7 +72,8 @@ final class CLISandbox: @unchecked Sendable {
         var environment = self.environment
         for (k, v) in env { environment[k] = v }
         process.environment = environment
-        process.standardInput = FileHandle(forReadingAtPath: inPath)
+        process.standardInput = FileHandle(forReadingAtPath: stdinFile ?? inPath)
+        process.currentDirectoryURL = URL(fileURLWithPath: cwd ?? dir)
         process.standardOutput = FileHandle(forWritingAtPath: outPath)
         process.standardError = FileHandle(forWritingAtPath: errPath)
         try process.run()
@@ -93,11 +95,11 @@ final class CLISandbox: @unchecked Sendable {
     /// blocking wait on Swift's small cooperative pool would starve an in-process mock.
     @discardableResult
     func runAsync(_ arguments: [String], stdin: String = "", env: [String: String?] = [:], tool: String = "kisvault",
-                  wrapper: [String] = [], timeout: Double = 60) async throws -> CLIResult {
+                  wrapper: [String] = [], timeout: Double = 60, cwd: String? = nil, stdinFile: String? = nil) async throws -> CLIResult {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
                 continuation.resume(with: Result {
-                    try self.run(arguments, stdin: stdin, env: env, tool: tool, wrapper: wrapper, timeout: timeout)
+                    try self.run(arguments, stdin: stdin, env: env, tool: tool, wrapper: wrapper, timeout: timeout, cwd: cwd, stdinFile: stdinFile)
                 })
             }
         }

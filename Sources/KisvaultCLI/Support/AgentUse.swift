@@ -21,7 +21,13 @@ enum AgentUse {
         guard explicit || FileManager.default.fileExists(atPath: socket) else { return .unavailable }
         let response: AgentClient.Response
         do {
-            response = try AgentClient.request(socket: socket, method: "GET", target: target)
+            // The command's own KIS URLs go with the request: an agent aimed at other hosts
+            // refuses before doing anything (kis_urls_differ).
+            var headers: [String: String] = [:]
+            if let mine = try? KISEndpoints.fromEnvironment() {
+                headers = ["x-kisvault-kis-real": mine.real, "x-kisvault-kis-mock": mine.mock]
+            }
+            response = try AgentClient.request(socket: socket, method: "GET", target: target, headers: headers)
         } catch {
             options.debug("agent at \(socket) unusable (\(error)); unlocking here")
             return .unavailable
@@ -40,7 +46,7 @@ enum AgentUse {
         let body = response.json ?? [:]
         if response.status == 200 { return .answered(body) }
         let code = body["error"] as? String ?? "vault_error"
-        if code == "locked" || code == "vault_changed" {
+        if code == "locked" || code == "vault_changed" || code == "kis_urls_differ" {
             options.debug("the agent is locked; unlocking here")
             return .unavailable
         }

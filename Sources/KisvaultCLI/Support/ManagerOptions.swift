@@ -85,7 +85,7 @@ struct MinTTLOptions: ParsableArguments {
     var minTTL = DurationArgument(seconds: 600, text: "10m")
 
     func validate() throws {
-        guard minTTL.seconds < 86_400 else {
+        guard minTTL.seconds < KISFacts.shortestLifetime else {
             throw ValidationError("--min-ttl \(minTTL) is not shorter than an approval key or access token lives (24h): none could satisfy it")
         }
     }

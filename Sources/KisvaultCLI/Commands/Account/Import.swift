@@ -41,16 +41,9 @@ extension AccountCommand {
             let vault = try options.open(.readWrite)
             let data = try InputFile.read(file == "-" ? nil : file, limit: InputFile.maxImportBytes, what: "import file")
             let format = inputFormat.flatMap(AccountFileFormat.init(rawValue:)) ?? AccountFileFormat.detect(name: file, data: data)
-            var parser = AccountFileParser()
-            switch format {
-            case .json: parser.parseJSON(data)
-            case .csv, .kisYAML:
-                guard let text = String(data: data, encoding: .utf8) else {
-                    throw CLIError.badInput("\(file) is not UTF-8 text")
-                }
-                if format == .csv { parser.parseCSV(text) } else { parser.parseKISYAML(text, base: name) }
-            }
             let source = file == "-" ? "standard input" : file
+            var parser = AccountFileParser()
+            try parser.read(data, format: format, base: name, source: source)
             // Report parse problems before asking for the passphrase.
             if !parser.problems.isEmpty && parser.candidates.isEmpty {
                 throw VaultError.importRejected(source: source, problems: parser.problems)
