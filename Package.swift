@@ -130,6 +130,11 @@ let package = Package(
             dependencies: ["KISAPI", "KISMock"],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "KisvaultAgentTests",
+            dependencies: ["KisvaultAgent", "KeyManager", "KISAPI", "VaultStore", "VaultCrypto", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // Replays the corpus `make fuzz` keeps (Tests/Fuzz/corpus).
         .testTarget(
             name: "FuzzCorpusTests",

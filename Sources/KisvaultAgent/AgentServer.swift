@@ -59,15 +59,20 @@ struct PeerCheck: RouterMiddleware {
 public final class AgentServer: Sendable {
     let state: AgentState
     let socketPath: String
+    let connectionIdleTimeout: TimeInterval
     let stopper = Stopper()
 
     /// - Parameters:
     ///   - manager: the manager over the unlocked vault; the agent owns it from here on.
     ///   - idleLock: lock after this long without a request.
     ///   - maxLock: lock this long after start, whatever happens.
-    public init(manager: KeyManager, vaultPath: String, socketPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger) {
+    ///   - connectionIdleTimeout: close a connection idle this long (scripts open one per
+    ///     request; one that connects and sends nothing must not hold a descriptor forever).
+    public init(manager: KeyManager, vaultPath: String, socketPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger,
+                connectionIdleTimeout: TimeInterval = 30) {
         state = AgentState(manager: manager, vaultPath: vaultPath, idleLock: idleLock, maxLock: maxLock, logger: logger)
         self.socketPath = socketPath
+        self.connectionIdleTimeout = connectionIdleTimeout
     }
 
     /// Serves until SIGTERM/SIGINT or `POST /v1/stop`, then wipes the keys and removes the
@@ -86,9 +91,7 @@ public final class AgentServer: Sendable {
         }
         let app = Application(
             router: router,
-            // A connection idle for 30 s is closed: scripts open one per request, and a
-            // client that connects and sends nothing must not hold a descriptor forever.
-            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(connectionIdleTimeout * 1000)))),
             configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "kisvault-agent"),
             onServerRunning: { _ in onListening() },
             logger: state.logger)

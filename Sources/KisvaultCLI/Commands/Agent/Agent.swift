@@ -158,15 +158,18 @@ struct AgentCommand: AsyncParsableCommand {
             let response = try AgentClient.request(socket: socket.path, method: "GET", target: "/v1/status")
             let status = response.json ?? [:]
             if output.json {
-                try Terminal.out(String(decoding: response.body, as: UTF8.self))
+                try Terminal.json(object: status)
             } else {
                 let locked = status["locked"] as? Bool == true
+                let urls = status["kis_urls"] as? [String: String] ?? [:]
+                func text(_ key: String) -> String { Terminal.escape(status[key] as? String ?? "?") }
                 try Terminal.out("""
-                    socket:  \(socket.path)
-                    vault:   \(status["vault"] as? String ?? "?")
+                    socket:  \(Terminal.escape(socket.path))
+                    vault:   \(text("vault"))
                     pid:     \(status["pid"] as? Int ?? 0)
-                    started: \(status["started_at"] as? String ?? "?")
-                    state:   \(locked ? "locked (\(status["lock_reason"] as? String ?? ""))" : "unlocked")
+                    started: \(text("started_at"))
+                    kis:     real \(Terminal.escape(urls["real"] ?? "?")), mock \(Terminal.escape(urls["mock"] ?? "?"))
+                    state:   \(locked ? "locked (\(text("lock_reason")))" : "unlocked")
                     """)
             }
             if status["locked"] as? Bool == true { throw ExitCode(KisvaultExit.locked.rawValue) }
