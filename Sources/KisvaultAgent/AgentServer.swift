@@ -111,7 +111,9 @@ public final class AgentServer: Sendable {
             for source in signals { source.cancel() }
             ticker.cancel()
             state.lockNow(reason: "stopped")
-            unlink(socketPath)
+            // Our own socket, unless something else took its place meanwhile.
+            var info = stat()
+            if lstat(socketPath, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(socketPath) }
         }
         do {
             try await server.value

@@ -93,6 +93,12 @@ import FoundationNetworking
         #expect(lstat(fifo, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO)
         #expect(lstat(link, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK)
         #expect(try await auditActions(box).contains("account.export") == false)
+        // The same class elsewhere: an agent socket path that names a file never deletes it.
+        try FileManager.default.createDirectory(atPath: box.dir + "/private", withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        let notASocket = box.write("private/notasocket", "keep me\n")
+        let agent = try await box.runAsync(["agent", "start", "--foreground", "--socket", notASocket], timeout: 20)
+        #expect(agent.status == 1 && agent.stderr.contains("not a socket"), "\(agent.stderr)")
+        #expect(try String(contentsOfFile: notASocket, encoding: .utf8) == "keep me\n")
         // '-' is standard output.
         let dash = try await box.runAsync(["account", "export", "--output", "-"])
         #expect(dash.status == 0 && dash.stdout.contains("\"alpha\""))

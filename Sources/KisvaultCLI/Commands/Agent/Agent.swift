@@ -80,8 +80,15 @@ struct AgentCommand: AsyncParsableCommand {
             guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
                 throw AgentError.alreadyRunning("another agent holds \(lockFile)")
             }
-            // A socket left by a killed agent: nothing answered above, so it is stale.
-            unlink(socketPath)
+            // A socket left by a killed agent: nothing answered above, so it is stale. Only
+            // a socket is removed: a --socket naming a file of the user's must not delete it.
+            var info = stat()
+            if lstat(socketPath, &info) == 0 {
+                guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+                    throw AgentError.setup("\(socketPath) exists and is not a socket; refusing to replace it: choose another --socket path")
+                }
+                unlink(socketPath)
+            }
             var logger = Logger(label: "kisvault-agent")
             logger.logLevel = options.verbose ? .info : .notice
             let server = AgentServer(manager: try manager.manager(vault: unlocked), vaultPath: options.path, socketPath: socketPath,
