@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Declared because the agent names HTTP fields itself; Hummingbird brings it anyway.
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // The only door to libsodium (Debian's libsodium-dev 1.0.18).
@@ -58,6 +60,8 @@ let package = Package(
             dependencies: [
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -67,12 +71,13 @@ let package = Package(
                 "AccountFile",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
         .target(
             name: "KeyManager",
-            dependencies: ["VaultStore", "KISAPI"],
+            dependencies: ["VaultStore", "VaultCrypto", "KISAPI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // The agent: an unlocked vault served on a Unix socket, and the client the CLI uses.
@@ -81,6 +86,7 @@ let package = Package(
             dependencies: [
                 "KeyManager", "VaultStore", "VaultCrypto", "KISAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import VaultCrypto
+import VaultStore
+
+extension AccountCommand {
+    /// `kisvault account list`
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List accounts (names, environments, tags; no passphrase needed).",
+            discussion: "Example:\n  kisvault account list --tag prod --format json")
+
+        @OptionGroup var options: VaultOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Only accounts with this tag.") var tag: String?
+
+        func run() throws {
+            let accounts = try options.open(.readOnly).accounts(tag: tag)
+            if output.json {
+                struct Item: Encodable { var name: String; var environment: String; var tags: [String]; var createdAt: String; var updatedAt: String }
+                try Terminal.json(accounts.map { Item(name: $0.name, environment: $0.environment.rawValue, tags: $0.tags, createdAt: $0.createdAt, updatedAt: $0.updatedAt) })
+            } else {
+                try Terminal.out(table(["NAME", "ENV", "TAGS", "CREATED"], accounts.map {
+                    [$0.name, $0.environment.rawValue, $0.tags.joined(separator: ","), $0.createdAt]
+                }))
+            }
+        }
+    }
+}

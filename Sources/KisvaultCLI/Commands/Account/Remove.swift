@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import VaultCrypto
+import VaultStore
+
+extension AccountCommand {
+    /// `kisvault account remove`
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "remove",
+            abstract: "Remove an account and everything stored for it.",
+            discussion: "Asks for confirmation on a terminal unless --yes.\n\nExample:\n  kisvault account remove alpha --yes")
+
+        @OptionGroup var options: VaultOptions
+        @Argument(help: "The account's name.") var name: String
+        @Flag(help: "Do not ask for confirmation.") var yes = false
+
+        func run() throws {
+            let vault = try options.open(.readWrite)
+            _ = try vault.account(named: name)
+            if !yes {
+                guard Terminal.isTerminal(0) else {
+                    throw CLIError.declined("refusing to remove '\(name)' without confirmation: pass --yes")
+                }
+                Terminal.err("Remove account '\(name)' and its stored credentials? Type its name to confirm: ")
+                guard readLine(strippingNewline: true) == name else { throw CLIError.declined("not removed: the name did not match") }
+            }
+            try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot).removeAccount(name)
+            Terminal.note("removed account '\(name)'")
+        }
+    }
+}

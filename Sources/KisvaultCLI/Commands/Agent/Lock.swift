@@ -1,0 +1,23 @@
+import ArgumentParser
+import Foundation
+import KisvaultAgent
+import Logging
+import VaultCrypto
+import VaultStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `kisvault lock`
+struct Lock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lock",
+        abstract: "Make the agent forget the vault's keys; it answers 'locked' until restarted.",
+        discussion: "Example:\n  kisvault lock")
+    @OptionGroup var socket: AgentCommand.SocketOptions
+
+    func run() throws {
+        _ = try AgentClient.request(socket: socket.path, method: "POST", target: "/v1/lock")
+        Terminal.note("agent locked")
+    }
+}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import KISAPI
+import KeyManager
+import VaultCrypto
+import VaultStore
+
+extension ApprovalCommand {
+    /// `kisvault approval issue`
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "issue",
+            abstract: "Issue approval keys where missing or not fresh, for many accounts at once.",
+            discussion: """
+                Accounts already fresh are skipped unless --force. Each key is committed as it \
+                lands; a killed run loses nothing committed, and running it again finishes the rest. \
+                Exits 7 if any account failed.
+
+                Example:
+                  kisvault approval issue --all --concurrency 32 --format json
+                """)
+        @OptionGroup var options: VaultOptions
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var manager: ManagerOptions
+        @OptionGroup var selection: AccountSelection
+        @OptionGroup var bulk: BulkRunOptions
+
+        func run() async throws {
+            try await BulkCommand(kind: .approval, mode: .issue).run(options: options, output: output, manager: manager, selection: selection, bulk: bulk)
+        }
+    }
+}

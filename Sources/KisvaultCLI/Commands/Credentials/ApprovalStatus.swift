@@ -1,0 +1,23 @@
+import ArgumentParser
+import Foundation
+import KISAPI
+import KeyManager
+import VaultCrypto
+import VaultStore
+
+extension ApprovalCommand {
+    /// `kisvault approval status`
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "status",
+            abstract: "Show each account's approval key state (fresh, expiring, expired, none, rejected); no passphrase needed.",
+            discussion: "Example:\n  kisvault approval status --tag prod --format json")
+        @OptionGroup var options: VaultOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Only accounts with this tag.") var tag: String?
+
+        func run() throws {
+            try StatusCommand(kind: .approval).run(options: options, output: output, tag: tag, expiringWithin: 600)
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import ArgumentParser
+import Foundation
+import KISAPI
+import KeyManager
+import VaultCrypto
+import VaultStore
+
+extension TokenCommand {
+    /// `kisvault token get`
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "get",
+            abstract: "Print an access token valid for at least --min-ttl, issuing one only if needed.",
+            discussion: """
+                Reuses the stored token across scripts and restarts (each real issuance texts the \
+                account owner), and never asks KIS twice in a minute for one appkey.
+
+                Example:
+                  curl -H "authorization: Bearer $(kisvault token get alpha)" ...
+                """)
+        @OptionGroup var options: VaultOptions
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var manager: ManagerOptions
+        @Argument(help: "The account.") var account: String
+        @OptionGroup var minTTL: MinTTLOptions
+
+        func run() async throws {
+            try await GetCredential(kind: .token).run(options: options, output: output, manager: manager, account: account, minTTL: minTTL.seconds)
+        }
+    }
+}

@@ -1,0 +1,25 @@
+import ArgumentParser
+import Foundation
+import KISAPI
+import KeyManager
+import VaultCrypto
+import VaultStore
+
+extension TokenCommand {
+    /// `kisvault token issue`
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "issue",
+            abstract: "Issue access tokens where missing or not fresh, for many accounts at once.",
+            discussion: "Example:\n  kisvault token issue --tag prod --concurrency 8")
+        @OptionGroup var options: VaultOptions
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var manager: ManagerOptions
+        @OptionGroup var selection: AccountSelection
+        @OptionGroup var bulk: BulkRunOptions
+
+        func run() async throws {
+            try await BulkCommand(kind: .token, mode: .issue).run(options: options, output: output, manager: manager, selection: selection, bulk: bulk)
+        }
+    }
+}

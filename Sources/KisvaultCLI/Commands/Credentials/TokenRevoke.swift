@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import KISAPI
+import KeyManager
+import VaultCrypto
+import VaultStore
+
+extension TokenCommand {
+    /// `kisvault token revoke`
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "revoke",
+            abstract: "Revoke the stored access token at KIS and forget it.",
+            discussion: "Example:\n  kisvault token revoke alpha")
+        @OptionGroup var options: VaultOptions
+        @OptionGroup var manager: ManagerOptions
+        @Argument(help: "The account.") var account: String
+
+        func run() async throws {
+            let vault = try options.open(.readWrite)
+            _ = try vault.account(named: account)
+            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
+            let keyManager = try manager.manager(vault: unlocked)
+            do {
+                try await keyManager.revoke(account: account)
+            } catch {
+                await keyManager.client.shutdown()
+                throw error
+            }
+            await keyManager.client.shutdown()
+            Terminal.note("revoked the access token of '\(account)'")
+        }
+    }
+}

@@ -1,0 +1,23 @@
+import ArgumentParser
+import Foundation
+import KISAPI
+import KeyManager
+import VaultCrypto
+import VaultStore
+
+extension TokenCommand {
+    /// `kisvault token status`
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "status",
+            abstract: "Show each account's access token state (fresh, expiring, expired, none, rejected); no passphrase needed.",
+            discussion: "Example:\n  kisvault token status --format json")
+        @OptionGroup var options: VaultOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Only accounts with this tag.") var tag: String?
+
+        func run() throws {
+            try StatusCommand(kind: .token).run(options: options, output: output, tag: tag, expiringWithin: 600)
+        }
+    }
+}

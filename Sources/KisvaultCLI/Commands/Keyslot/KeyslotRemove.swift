@@ -1,0 +1,22 @@
+import ArgumentParser
+import Foundation
+import VaultCrypto
+import VaultStore
+
+extension KeyslotCommand {
+    /// `kisvault keyslot remove`
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "remove",
+            abstract: "Remove a keyslot (never the last one).",
+            discussion: "Example:\n  kisvault keyslot remove bob")
+
+        @OptionGroup var options: VaultOptions
+        @Argument(help: "The label of the keyslot to remove.") var label: String
+
+        func run() throws {
+            try options.unlock().removeKeyslot(label: label)
+            Terminal.note("removed keyslot '\(label)'")
+        }
+    }
+}
