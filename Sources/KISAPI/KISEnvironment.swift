@@ -33,10 +33,18 @@ public enum KISEnvironment: String, Sendable, CaseIterable, Codable {
 public struct KISEndpoints: Sendable, Equatable {
     public var real: String
     public var mock: String
+    /// The WebSocket URLs. Unless set on their own they follow the REST URLs: KIS's
+    /// WebSocket hosts for KIS's REST hosts, else the same host and port (`ws://` for
+    /// `http://`, `wss://` for `https://`), so a `kis-mock` gets its own.
+    public var realWebSocket: String
+    public var mockWebSocket: String
 
-    public init(real: String = KISEnvironment.real.defaultBaseURL, mock: String = KISEnvironment.mock.defaultBaseURL) {
+    public init(real: String = KISEnvironment.real.defaultBaseURL, mock: String = KISEnvironment.mock.defaultBaseURL,
+                realWebSocket: String? = nil, mockWebSocket: String? = nil) {
         self.real = real
         self.mock = mock
+        self.realWebSocket = realWebSocket ?? Self.webSocket(following: real, environment: .real)
+        self.mockWebSocket = mockWebSocket ?? Self.webSocket(following: mock, environment: .mock)
     }
 
     /// One base URL for both environments (a single `kis-mock`).
@@ -46,14 +54,35 @@ public struct KISEndpoints: Sendable, Equatable {
         environment == .real ? real : mock
     }
 
+    public func webSocketURL(for environment: KISEnvironment) -> String {
+        environment == .real ? realWebSocket : mockWebSocket
+    }
+
+    /// The WebSocket URL that goes with a REST base URL.
+    static func webSocket(following rest: String, environment: KISEnvironment) -> String {
+        if rest == environment.defaultBaseURL { return environment.webSocketURL }
+        guard var parts = URLComponents(string: rest) else { return rest }
+        parts.scheme = parts.scheme?.lowercased() == "http" ? "ws" : "wss"
+        parts.path = ""
+        parts.query = nil
+        parts.fragment = nil
+        return parts.string ?? rest
+    }
+
     /// The endpoints from the environment: `KISVAULT_KIS_BASE_URL` for both, then
     /// `KISVAULT_KIS_REAL_URL` / `KISVAULT_KIS_MOCK_URL` per environment.
     /// - Throws: ``KISConfigurationError`` for a URL that is not https (or http on loopback).
+    /// The WebSocket URLs follow the REST ones unless `KISVAULT_KIS_WS_URL` (both) or
+    /// `KISVAULT_KIS_REAL_WS_URL` / `KISVAULT_KIS_MOCK_WS_URL` name them.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws(KISConfigurationError) -> KISEndpoints {
-        var endpoints = KISEndpoints()
-        if let both = env["KISVAULT_KIS_BASE_URL"], !both.isEmpty { endpoints = KISEndpoints(both: both) }
-        if let real = env["KISVAULT_KIS_REAL_URL"], !real.isEmpty { endpoints.real = real }
-        if let mock = env["KISVAULT_KIS_MOCK_URL"], !mock.isEmpty { endpoints.mock = mock }
+        func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
+        let both = value("KISVAULT_KIS_BASE_URL")
+        let bothWS = value("KISVAULT_KIS_WS_URL")
+        let endpoints = KISEndpoints(
+            real: value("KISVAULT_KIS_REAL_URL") ?? both ?? KISEnvironment.real.defaultBaseURL,
+            mock: value("KISVAULT_KIS_MOCK_URL") ?? both ?? KISEnvironment.mock.defaultBaseURL,
+            realWebSocket: value("KISVAULT_KIS_REAL_WS_URL") ?? bothWS,
+            mockWebSocket: value("KISVAULT_KIS_MOCK_WS_URL") ?? bothWS)
         try endpoints.validate()
         return endpoints
     }
@@ -62,6 +91,7 @@ public struct KISEndpoints: Sendable, Equatable {
     /// crosses a network unencrypted.
     public func validate() throws(KISConfigurationError) {
         for url in [real, mock] { try Self.validate(url) }
+        for url in [realWebSocket, mockWebSocket] { try Self.validate(url, webSocket: true) }
     }
 
     /// The rule for one URL (SECURITY.md, "Never over plain HTTP"):
@@ -71,7 +101,10 @@ public struct KISEndpoints: Sendable, Equatable {
     ///   host *name* is never trusted: `127.0.0.1.evil.test` is a name, not an address;
     /// - no `user:password@` part (KIS uses none, and it would end up in messages).
     /// Error messages show the URL without any credentials it carried.
-    static func validate(_ text: String) throws(KISConfigurationError) {
+    ///
+    /// WebSocket URLs follow the same rule with `wss://` and `ws://`, and `ws://` is also
+    /// allowed to KIS's own WebSocket hosts, which KIS serves only unencrypted (KIS-API.md).
+    static func validate(_ text: String, webSocket: Bool = false) throws(KISConfigurationError) {
         let shown = redactedURL(text)
         guard let parts = URLComponents(string: text), let scheme = parts.scheme?.lowercased(),
               let host = parts.host?.lowercased(), !host.isEmpty else {
@@ -80,15 +113,17 @@ public struct KISEndpoints: Sendable, Equatable {
         if parts.user != nil || parts.password != nil {
             throw KISConfigurationError(description: "refusing \(shown): a URL for KIS must not carry a user name or password")
         }
+        let secure = webSocket ? "wss" : "https", plain = webSocket ? "ws" : "http"
+        if webSocket && scheme == "ws" && KISEnvironment.allCases.contains(where: { $0.webSocketURL == text }) { return }
         switch scheme {
-        case "https":
+        case secure:
             return
-        case "http":
+        case plain:
             guard isLoopback(host: host) else {
-                throw KISConfigurationError(description: "refusing plain http:// to \(Self.printable(host)): secrets would cross the network unencrypted; use https:// (http is allowed only to 127.0.0.1, [::1] or localhost, for local test servers)")
+                throw KISConfigurationError(description: "refusing plain \(plain):// to \(Self.printable(host)): secrets would cross the network unencrypted; use \(secure):// (\(plain) is allowed only to 127.0.0.1, [::1] or localhost, for local test servers)")
             }
         default:
-            throw KISConfigurationError(description: "unsupported scheme '\(Self.printable(scheme))' in \(shown); use https://")
+            throw KISConfigurationError(description: "unsupported scheme '\(Self.printable(scheme))' in \(shown); use \(secure)://")
         }
     }
 

@@ -44,4 +44,14 @@ import Testing
         #expect(!cleaned.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) || $0.value == 0x202e })
         #expect(cleaned.count == KISShapes.maxMessage + 1 && cleaned.hasSuffix("…"))
     }
+
+    @Test func webSocketURLsFollowTheRESTURLs() throws {
+        let defaults = try KISEndpoints.fromEnvironment([:])
+        #expect(defaults.realWebSocket == "ws://ops.koreainvestment.com:21000" && defaults.mockWebSocket == "ws://ops.koreainvestment.com:31000")
+        let mock = try KISEndpoints.fromEnvironment(["KISVAULT_KIS_BASE_URL": "http://127.0.0.1:8080"])
+        #expect(mock.realWebSocket == "ws://127.0.0.1:8080" && mock.mockWebSocket == "ws://127.0.0.1:8080")
+        let split = try KISEndpoints.fromEnvironment(["KISVAULT_KIS_REAL_URL": "https://gw.example.test:9443/x", "KISVAULT_KIS_MOCK_WS_URL": "ws://[::1]:7"])
+        #expect(split.realWebSocket == "wss://gw.example.test:9443" && split.mockWebSocket == "ws://[::1]:7")
+        #expect(throws: KISConfigurationError.self) { try KISEndpoints.fromEnvironment(["KISVAULT_KIS_WS_URL": "ws://127.0.0.1.evil.test:1"]) }
+    }
 }

@@ -172,6 +172,13 @@ import FoundationNetworking
                              "env | sort | grep -E '^(KIS_|KISVAULT_PASSPHRASE)' | cut -d= -f1; test \"$KIS_APPKEY\" = \"\(a.appkey)\" && exit 42"])
         #expect(r.status == 42, "\(r.stderr)")
         #expect(r.stdout == "KIS_ACCESS_TOKEN\nKIS_ACCOUNT_NO\nKIS_APPKEY\nKIS_APPROVAL_KEY\nKIS_APPSECRET\nKIS_BASE_URL\nKIS_ENV\nKIS_WS_URL\n")
+        // KIS_WS_URL follows the REST URL (a kis-mock's host and port), or its own variable.
+        let ws = try await box.runAsync(["exec", a.name, "--", "/bin/sh", "-c", "echo $KIS_BASE_URL $KIS_WS_URL"])
+        #expect(ws.stdout == "\(mock.baseURL) \(mock.baseURL.replacingOccurrences(of: "http://", with: "ws://"))\n", "\(ws.stdout) \(ws.stderr)")
+        let own = try await box.runAsync(["exec", a.name, "--", "/bin/sh", "-c", "echo $KIS_WS_URL"], env: ["KISVAULT_KIS_WS_URL": "ws://127.0.0.1:4242"])
+        #expect(own.stdout == "ws://127.0.0.1:4242\n")
+        let plainWS = try await box.runAsync(["exec", a.name, "--", "/bin/true"], env: ["KISVAULT_KIS_REAL_WS_URL": "ws://ops.example.test:21000"])
+        #expect(plainWS.status == 2 && plainWS.stderr.contains("refusing plain ws://"), "\(plainWS.stderr)")
         let missing = try await box.runAsync(["exec", a.name, "--", "/no/such/program"])
         #expect(missing.status == 2 && missing.stderr.contains("cannot run"))
         await mock.stop()

@@ -45,7 +45,7 @@ struct Exec: AsyncParsableCommand {
             let kisEnvironment = environment == .real ? KISEnvironment.real : .mock
             var out = [
                 "KIS_ENV": environment.rawValue, "KIS_BASE_URL": endpoints.baseURL(for: kisEnvironment),
-                "KIS_WS_URL": kisEnvironment.webSocketURL, "KIS_APPKEY": appkey, "KIS_APPSECRET": appsecret,
+                "KIS_WS_URL": endpoints.webSocketURL(for: kisEnvironment), "KIS_APPKEY": appkey, "KIS_APPSECRET": appsecret,
             ]
             out["KIS_ACCOUNT_NO"] = accountNumber
             out["KIS_HTS_ID"] = htsID
