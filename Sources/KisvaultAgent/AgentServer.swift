@@ -151,13 +151,19 @@ public final class AgentServer: Sendable {
         router.get("/v1/accounts/:name/access-token") { request, context in
             await Self.credential(state, .token, request, context)
         }
-        router.get("/v1/accounts/:name/app-credentials") { _, context in
+        router.get("/v1/accounts/:name/app-credentials") { request, context in
             let name = context.parameters.get("name") ?? ""
             do {
                 let manager = try state.begin()
                 defer { state.end(manager) }
                 let secrets = try manager.vault.secrets(of: name)
                 let summary = try manager.vault.vault.account(named: name)
+                // Every hand-out of an appkey and appsecret is audited, as `exec` and
+                // `account show --reveal` are when they unlock by themselves; no row, no
+                // hand-out. One row per request: these are asked once per program start.
+                let forExec = request.uri.queryParameters.get("for") == "exec"
+                try manager.vault.recordAudit(action: forExec ? "exec" : "account.reveal", account: name,
+                                              detail: forExec ? "via agent" : "app-credentials via agent")
                 var body: [String: Any] = [
                     "environment": summary.environment.rawValue,
                     "appkey": secrets.appkey.utf8String(), "appsecret": secrets.appsecret.utf8String(),

@@ -76,6 +76,13 @@ import FoundationNetworking
                                            "test \"$KIS_APPKEY\" = \"\(accounts[0].appkey)\" && test -n \"$KIS_ACCESS_TOKEN\" && exit 9"],
                                           env: ["KISVAULT_PASSPHRASE": nil])
         #expect(exec.status == 9, "\(exec.stderr)")
+        // Each hand-out of the appkey and appsecret through the agent is audited.
+        let handedOut = try await Self.get(box, "/v1/accounts/\(name)/app-credentials")
+        #expect(handedOut.status == 200)
+        let audit = try await box.runAsync(["audit", "list", "--account", name, "--format", "json"])
+        let rows = try JSONSerialization.jsonObject(with: Data(audit.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(rows.contains { $0["action"] as? String == "exec" && $0["detail"] as? String == "via agent" }, "\(audit.stdout)")
+        #expect(rows.contains { $0["action"] as? String == "account.reveal" && $0["detail"] as? String == "app-credentials via agent" })
         #expect(try await Self.get(box, "/v1/nothing-here").status == 404)
         try await Self.stop(box)
         #expect(!FileManager.default.fileExists(atPath: Self.socket(box)))

@@ -86,7 +86,7 @@ struct Exec: AsyncParsableCommand {
             case .unavailable: return nil
             }
         }
-        guard let app = try ask("/v1/accounts/\(account)/app-credentials"),
+        guard let app = try ask("/v1/accounts/\(account)/app-credentials?for=exec"),
               let appkey = app["appkey"] as? String, let appsecret = app["appsecret"] as? String else { return nil }
         var env = variables(AccountEnvironment(rawValue: app["environment"] as? String ?? "") ?? .mock, appkey, appsecret,
                             app["account_no"] as? String, app["hts_id"] as? String)
