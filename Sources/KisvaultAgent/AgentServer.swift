@@ -212,30 +212,12 @@ public final class AgentServer: Sendable {
         }
     }
 
-    /// Maps any error to the API's stable codes.
+    /// Maps any error to the API's stable codes (``ErrorCode``, the table the CLI's exit
+    /// codes come from too).
     static func classify(_ error: any Error) -> AgentFailure {
-        switch error {
-        case let error as AgentFailure:
-            return error
-        case let error as VaultError:
-            if case .accountNotFound = error { return AgentFailure(.notFound, error.description) }
-            return AgentFailure(.vaultError, error.description)
-        case let error as KeyManagerError:
-            switch error {
-            case .kis(_, let kis) where kis.kind == .credentialsRejected || kis.kind == .permanent || kis.kind == .tokenInvalid:
-                return AgentFailure(.kisRejected, error.description)
-            case .previouslyRejected:
-                return AgentFailure(.kisRejected, error.description)
-            case .nothingStored:
-                return AgentFailure(.notFound, error.description)
-            case .configuration:
-                return AgentFailure(.badRequest, error.description)
-            default:
-                return AgentFailure(.kisUnavailable, error.description)
-            }
-        default:
-            return AgentFailure(.vaultError, "\(error)")
-        }
+        if let error = error as? AgentFailure { return error }
+        guard let code = ErrorCode.of(error) else { return AgentFailure(.vaultError, "\(error)") }
+        return AgentFailure(code, "\(error)")
     }
 
     static let kisRealHeader = HTTPField.Name("x-kisvault-kis-real")!
@@ -256,7 +238,7 @@ public final class AgentServer: Sendable {
     }
 
     static func failure(_ failure: AgentFailure, vault: String? = nil, endpoints: KISEndpoints? = nil) -> Response {
-        json(failure.code.status, ["error": failure.code.rawValue, "message": failure.message], vault: vault, endpoints: endpoints)
+        json(failure.code.httpStatus, ["error": failure.code.rawValue, "message": failure.message], vault: vault, endpoints: endpoints)
     }
 }
 

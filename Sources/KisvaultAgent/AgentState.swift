@@ -125,33 +125,15 @@ final class AgentState: @unchecked Sendable {
     }
 }
 
-/// An error answer of the agent's API: a stable code, an HTTP status, a message.
+/// An error answer of the agent's API: a stable code (its HTTP status from ``ErrorCode``)
+/// and a message.
 struct AgentFailure: Error {
-    enum Code: String {
-        case locked, notFound = "not_found", badRequest = "bad_request", forbidden
-        case kisRejected = "kis_rejected", kisUnavailable = "kis_unavailable"
-        case vaultChanged = "vault_changed", vaultError = "vault_error"
-        /// The caller talks to other KIS hosts than the agent; nothing was done.
-        case kisURLsDiffer = "kis_urls_differ"
+    typealias Code = ErrorCode
 
-        var status: Int {
-            switch self {
-            case .locked: return 423
-            case .notFound: return 404
-            case .badRequest: return 400
-            case .forbidden: return 403
-            case .kisRejected: return 502
-            case .kisUnavailable: return 503
-            case .vaultChanged, .kisURLsDiffer: return 409
-            case .vaultError: return 500
-            }
-        }
-    }
-
-    var code: Code
+    var code: ErrorCode
     var message: String
 
-    init(_ code: Code, _ message: String) {
+    init(_ code: ErrorCode, _ message: String) {
         self.code = code
         self.message = message
     }

@@ -52,7 +52,7 @@ public struct Kisvault: AsyncParsableCommand {
         } catch let error as ExitCode {
             return error.rawValue
         } catch {
-            if error is VaultError || error is CLIError || error is KeyManagerError || error is AgentError || error is AgentCallError {
+            if error is CLIError || error is AgentError || error is AgentCallError || ErrorCode.of(error) != nil {
                 return report(error).rawValue
             }
             let code = exitCode(for: error)

@@ -45,12 +45,14 @@ enum AgentUse {
         }
         let body = response.json ?? [:]
         if response.status == 200 { return .answered(body) }
-        let code = body["error"] as? String ?? "vault_error"
-        if code == "locked" || code == "vault_changed" || code == "kis_urls_differ" {
-            options.debug("the agent is locked; unlocking here")
+        let code = (body["error"] as? String).flatMap(ErrorCode.init(rawValue:)) ?? .vaultError
+        switch code {
+        case .locked, .vaultChanged, .kisURLsDiffer:
+            options.debug("the agent answered \(code.rawValue); unlocking here")
             return .unavailable
+        default:
+            return .failed(AgentCallError(code: code, message: Terminal.escape(body["message"] as? String ?? "the agent refused (HTTP \(response.status))")))
         }
-        return .failed(AgentCallError(code: code, message: body["message"] as? String ?? "the agent refused (HTTP \(response.status))"))
     }
 
     static func sameFile(_ a: String, _ b: String) -> Bool {
@@ -60,20 +62,9 @@ enum AgentUse {
     }
 }
 
-/// An error the agent answered with.
+/// An error the agent answered with: its stable code, typed, and its message.
 struct AgentCallError: Error, CustomStringConvertible {
-    var code: String
+    var code: ErrorCode
     var message: String
     var description: String { message }
-
-    var exit: KisvaultExit {
-        switch code {
-        case "locked": return .locked
-        case "not_found": return .notFound
-        case "bad_request": return .usage
-        case "kis_rejected": return .rejected
-        case "kis_unavailable": return .unavailable
-        default: return .failure
-        }
-    }
 }

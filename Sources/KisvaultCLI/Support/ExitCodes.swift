@@ -68,55 +68,21 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-extension VaultError {
-    /// The documented exit code for this error.
-    var exit: KisvaultExit {
-        switch self {
-        case .vaultNotFound, .accountNotFound, .keyslotNotFound:
-            return .notFound
-        case .wrongPassphrase, .foreignKeyslot:
-            return .locked
-        case .vaultExists, .staleFiles, .accountExists, .duplicateAppkey, .invalidAccount, .invalidName, .keyslotExists, .lastKeyslot, .importRejected:
-            return .usage
-        case .notAVault, .newerFormat, .damaged, .fieldAuthenticationFailed, .readOnly, .busy, .io, .walMissing:
-            return .failure
-        }
-    }
-}
-
-extension KeyManagerError {
-    /// The documented exit code for this error.
-    var exit: KisvaultExit {
-        switch self {
-        case .kis(_, let error):
-            switch error.kind {
-            case .credentialsRejected, .tokenInvalid, .permanent: return .rejected
-            case .retryable, .malformedResponse, .unavailable, .rateLimited: return .unavailable
-            }
-        case .previouslyRejected: return .rejected
-        case .mustWait, .leaseTimeout: return .unavailable
-        case .nothingStored: return .notFound
-        case .configuration: return .usage
-        }
+extension KisvaultExit {
+    /// The exit status of an error code (``ErrorCode/exitStatus``, the table the agent's
+    /// HTTP statuses come from too).
+    init(_ code: ErrorCode) {
+        self = KisvaultExit(rawValue: code.exitStatus) ?? .failure
     }
 }
 
 /// Maps any error to its exit code, writing its message to stderr. The one place errors
-/// become exit codes.
+/// become exit codes; the codes themselves come from ``ErrorCode``.
 func report(_ error: any Error) -> KisvaultExit {
     switch error {
-    case let error as VaultError:
-        Terminal.note(error.description)
-        return error.exit
     case let error as CLIError:
         Terminal.note(error.description)
         return error.exit
-    case let error as KeyManagerError:
-        Terminal.note(error.description)
-        return error.exit
-    case let error as KISConfigurationError:
-        Terminal.note(error.description)
-        return .usage
     case let error as AgentError:
         Terminal.note(error.description)
         switch error {
@@ -126,11 +92,15 @@ func report(_ error: any Error) -> KisvaultExit {
         }
     case let error as AgentCallError:
         Terminal.note(error.description)
-        return error.exit
+        return KisvaultExit(error.code)
     case let error as ExitCode:
         return KisvaultExit(rawValue: error.rawValue) ?? .failure
     default:
-        Terminal.note("unexpected error: \(error)")
-        return .failure
+        guard let code = ErrorCode.of(error) else {
+            Terminal.note("unexpected error: \(error)")
+            return .failure
+        }
+        Terminal.note("\(error)")
+        return KisvaultExit(code)
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KISAPI
 import KeyManager
+import KisvaultAgent
 import VaultCrypto
 import VaultStore
 
@@ -15,7 +16,7 @@ struct GetCredential {
         case .answered(let body):
             guard let value = body[kind.jsonField] as? String, let issued = (body["issued_at"] as? String).flatMap(Timestamp.parse),
                   let expires = (body["expires_at"] as? String).flatMap(Timestamp.parse) else {
-                throw AgentCallError(code: "vault_error", message: "the agent's answer lacks the \(kind.noun)")
+                throw AgentCallError(code: .vaultError, message: "the agent's answer lacks the \(kind.noun)")
             }
             try print(IssuedCredential(value: SecureBytes(utf8: value), times: CredentialTimes(issuedAt: issued, expiresAt: expires),
                                    fromCache: body["from_cache"] as? Bool ?? true), output: output, account: account)

@@ -1,0 +1,94 @@
+import Foundation
+import KISAPI
+import KeyManager
+import VaultStore
+
+/// kisvault's stable error codes: what the agent answers in `{"error": CODE}` and what the
+/// CLI turns into its exit status. The one table from an error to an exit code and an
+/// HTTP status is ``exitStatus`` and ``httpStatus`` here (docs/CLI.md, "Exit codes" and
+/// "The agent").
+public enum ErrorCode: String, Sendable, Codable, CaseIterable {
+    /// Bad arguments or bad input.
+    case badRequest = "bad_request"
+    /// Wrong passphrase, no passphrase, or a locked agent.
+    case locked
+    /// No vault, account, keyslot or stored credential.
+    case notFound = "not_found"
+    /// The agent serves another user.
+    case forbidden
+    /// KIS rejected the credentials, the token or the request.
+    case kisRejected = "kis_rejected"
+    /// The network or KIS is unavailable (or the once-a-minute limit with --no-wait).
+    case kisUnavailable = "kis_unavailable"
+    /// The agent's vault file or its write-ahead log was replaced or deleted.
+    case vaultChanged = "vault_changed"
+    /// The caller and the agent talk to different KIS hosts.
+    case kisURLsDiffer = "kis_urls_differ"
+    /// The vault is damaged, busy, read-only, or another I/O failure.
+    case vaultError = "vault_error"
+    /// A bulk run finished with some accounts failed.
+    case partial
+
+    /// The CLI's exit status for this code.
+    public var exitStatus: Int32 {
+        switch self {
+        case .vaultError, .vaultChanged, .kisURLsDiffer, .forbidden: return 1
+        case .badRequest: return 2
+        case .locked: return 3
+        case .notFound: return 4
+        case .kisRejected: return 5
+        case .kisUnavailable: return 6
+        case .partial: return 7
+        }
+    }
+
+    /// The agent's HTTP status for this code.
+    public var httpStatus: Int {
+        switch self {
+        case .badRequest: return 400
+        case .forbidden: return 403
+        case .notFound: return 404
+        case .vaultChanged, .kisURLsDiffer: return 409
+        case .locked: return 423
+        case .vaultError: return 500
+        case .kisRejected: return 502
+        case .kisUnavailable: return 503
+        case .partial: return 207
+        }
+    }
+
+    /// The code of an error of the vault, the manager or the KIS configuration; nil for an
+    /// error of another kind.
+    public static func of(_ error: any Error) -> ErrorCode? {
+        switch error {
+        case let error as VaultError:
+            switch error {
+            case .vaultNotFound, .accountNotFound, .keyslotNotFound:
+                return .notFound
+            case .wrongPassphrase, .foreignKeyslot:
+                return .locked
+            case .vaultExists, .staleFiles, .accountExists, .duplicateAppkey, .invalidAccount, .invalidName, .keyslotExists,
+                 .lastKeyslot, .importRejected:
+                return .badRequest
+            case .notAVault, .newerFormat, .damaged, .fieldAuthenticationFailed, .readOnly, .busy, .io, .walMissing:
+                return .vaultError
+            }
+        case let error as KeyManagerError:
+            switch error {
+            case .kis(_, let kis):
+                switch kis.kind {
+                case .credentialsRejected, .tokenInvalid, .permanent: return .kisRejected
+                case .retryable, .malformedResponse, .unavailable, .rateLimited: return .kisUnavailable
+                }
+            case .previouslyRejected: return .kisRejected
+            case .mustWait, .leaseTimeout: return .kisUnavailable
+            case .nothingStored: return .notFound
+            case .configuration: return .badRequest
+            }
+        case is KISConfigurationError:
+            return .badRequest
+        default:
+            return nil
+        }
+    }
+}
