@@ -68,9 +68,10 @@ public final class AgentServer: Sendable {
     ///   - maxLock: lock this long after start, whatever happens.
     ///   - connectionIdleTimeout: close a connection idle this long (scripts open one per
     ///     request; one that connects and sends nothing must not hold a descriptor forever).
+    ///   - now: the clock idle and maximum-lifetime locks are measured on.
     public init(manager: KeyManager, vaultPath: String, socketPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger,
-                connectionIdleTimeout: TimeInterval = 30) {
-        state = AgentState(manager: manager, vaultPath: vaultPath, idleLock: idleLock, maxLock: maxLock, logger: logger)
+                connectionIdleTimeout: TimeInterval = 30, now: @escaping @Sendable () -> Date = { Date() }) {
+        state = AgentState(manager: manager, vaultPath: vaultPath, idleLock: idleLock, maxLock: maxLock, logger: logger, now: now)
         self.socketPath = socketPath
         self.connectionIdleTimeout = connectionIdleTimeout
     }

@@ -16,9 +16,12 @@ final class AgentState: @unchecked Sendable {
     private let lock = NSLock()
     private var manager: KeyManager?
     private var active = 0
-    private var lastActivity = Date()
+    private var lastActivity: Date
     private(set) var lockReason: String?
-    let started = Date()
+    let started: Date
+    /// The agent's clock: idle and maximum-lifetime locks are measured on it, so a test
+    /// moves it instead of sleeping.
+    let now: @Sendable () -> Date
     let idleLock: TimeInterval?
     let maxLock: TimeInterval?
     let vaultPath: String
@@ -30,7 +33,11 @@ final class AgentState: @unchecked Sendable {
     private var walIdentity: (dev_t, ino_t)?
     let logger: Logger
 
-    init(manager: KeyManager, vaultPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger) {
+    init(manager: KeyManager, vaultPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger,
+         now: @escaping @Sendable () -> Date = { Date() }) {
+        self.now = now
+        started = now()
+        lastActivity = started
         self.manager = manager
         self.vaultPath = vaultPath
         self.endpoints = manager.client.configuration.endpoints
@@ -63,7 +70,7 @@ final class AgentState: @unchecked Sendable {
         }
         if active == 0 { manager.vault.unprotectKeys() }
         active += 1
-        lastActivity = Date()
+        lastActivity = now()
         return manager
     }
 
@@ -93,7 +100,7 @@ final class AgentState: @unchecked Sendable {
     func end(_ manager: KeyManager) {
         lock.lock(); defer { lock.unlock() }
         active -= 1
-        lastActivity = Date()
+        lastActivity = now()
         if active == 0 && self.manager != nil { manager.vault.protectKeys() }
     }
 
@@ -116,7 +123,7 @@ final class AgentState: @unchecked Sendable {
     func tick() {
         lock.lock(); defer { lock.unlock() }
         guard manager != nil else { return }
-        let now = Date()
+        let now = self.now()
         if let idleLock, active == 0, now.timeIntervalSince(lastActivity) >= idleLock {
             lockLocked(reason: "idle for \(Int(idleLock)) s")
         } else if let maxLock, now.timeIntervalSince(started) >= maxLock {
