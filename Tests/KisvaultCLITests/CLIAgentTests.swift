@@ -27,6 +27,17 @@ import FoundationNetworking
         }
     }
 
+    /// Waits for `condition`, checking every 50 ms, for at most `seconds`: a wait on an
+    /// event, bounded, instead of a sleep that guesses how long the event takes.
+    static func waitFor(_ seconds: Double = 10, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
     static func stop(_ box: CLISandbox) async throws {
         _ = try? await box.runAsync(["agent", "stop"])
     }
@@ -110,7 +121,8 @@ import FoundationNetworking
         let wrong = try await box.runAsync(["agent", "start"], env: ["KISVAULT_PASSPHRASE": "nope"])
         #expect(wrong.status == 3 && !FileManager.default.fileExists(atPath: Self.socket(box)))
         #expect(try await box.runAsync(["agent", "start", "--idle-lock", "1s"]).status == 0)
-        try await Task.sleep(for: .seconds(2.5))
+        // The idle rule itself is AgentStateClockTests'; here only that the option is wired.
+        #expect(try await Self.waitFor { try await Self.get(box, "/v1/status").json?["locked"] as? Bool == true })
         let status = try await Self.get(box, "/v1/status")
         #expect(status.json?["locked"] as? Bool == true)
         #expect((status.json?["lock_reason"] as? String)?.contains("idle") == true)
@@ -126,7 +138,7 @@ import FoundationNetworking
         let second = try await box.runAsync(["agent", "start", "--socket", box.dir + "/run/kisvault/other.sock"])
         #expect(second.status == 2 && second.stderr.contains("already"), "\(second.stderr)")
         kill(Int32(pid), SIGKILL)
-        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await Self.waitFor { (try? await Self.get(box, "/v1/status")) == nil }, "the killed agent still answers")
         #expect(FileManager.default.fileExists(atPath: Self.socket(box)))
         let noAgent = try await box.runAsync(["approval", "get", accounts[0].name])
         #expect(noAgent.status == 0, "a dead agent's socket must not break the CLI: \(noAgent.stderr)")
@@ -170,7 +182,8 @@ import FoundationNetworking
         #expect(try await box.runAsync(["agent", "start"]).status == 0)
         let pid = try await Self.get(box, "/v1/status").json?["pid"] as! Int
         async let result = box.runAsync(["approval", "get", accounts[0].name])
-        try await Task.sleep(for: .milliseconds(400))
+        // Killed once its request to KIS is in flight (the mock has seen it).
+        #expect(try await Self.waitFor { try await CLICredentialTests.requests(mock, "/oauth2/Approval") >= 1 })
         kill(Int32(pid), SIGKILL)
         let r = try await result
         #expect(r.status == 0, "the CLI falls back to unlocking itself: \(r.stderr)")
