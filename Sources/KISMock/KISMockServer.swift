@@ -31,6 +31,14 @@ public final class KISMockServer: Sendable {
 
     /// Starts serving and returns once the port is bound.
     /// - Throws: when the address cannot be bound.
+    /// What `/__mock/stats` answers, read in process: the one way tests count requests.
+    public func stats() -> [String: Any] { state.statsSnapshot() }
+
+    /// Requests received on `path` (`/oauth2/tokenP`), retries and refusals included.
+    public func requests(_ path: String) -> Int {
+        (stats()["requests"] as? [String: Int])?[path] ?? 0
+    }
+
     public static func start(_ configuration: MockConfiguration) async throws -> KISMockServer {
         let state = MockState(configuration: configuration)
         let router = Router()

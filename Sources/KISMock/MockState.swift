@@ -150,6 +150,13 @@ public final class MockState: @unchecked Sendable {
     }
 
     /// The statistics served at `/__mock/stats`, as JSON.
+    /// Requests by path, outcomes, per-account counts and the clock offset, as
+    /// `/__mock/stats` answers them.
+    public func statsSnapshot() -> [String: Any] {
+        lock.lock(); defer { lock.unlock() }
+        return stats()
+    }
+
     public func statsJSON() -> Data {
         lock.lock(); defer { lock.unlock() }
         return (try? JSONSerialization.data(withJSONObject: stats(), options: [.sortedKeys])) ?? Data("{}".utf8)

@@ -81,13 +81,13 @@ import Testing
     @Test func statsCountEveryRequestAndResetClears() async throws {
         try await withMock(configure: { $0.failRate = 0.5; $0.faults = [.html, .empty] }, retry: .none) { mock, client, accounts in
             for a in accounts { _ = try? await client.approvalKey(environment: a.environment == "real" ? .real : .mock, appkey: a.appkey, secret: a.appsecret) }
-            let stats = try await mock.stats()
+            let stats = mock.stats()
             #expect((stats["requests"] as! [String: Int])["/oauth2/Approval"] == accounts.count)
             let outcomes = stats["outcomes"] as! [String: Int]
             #expect(outcomes.values.reduce(0, +) == accounts.count)
             #expect((stats["per_account"] as! [String: [String: Int]]).count >= 1)
             try await mock.hook("/__mock/reset")
-            #expect(try await mock.requests("/oauth2/Approval") == 0)
+            #expect(mock.requests("/oauth2/Approval") == 0)
         }
     }
 

@@ -55,14 +55,6 @@ extension KISMockServer {
         try await hook("/__mock/clock/advance?seconds=\(seconds)")
     }
 
-    func stats() async throws -> [String: Any] {
-        let (data, _) = try await URLSession.shared.data(from: URL(string: baseURL + "/__mock/stats")!)
-        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
-    }
-
-    func requests(_ path: String) async throws -> Int {
-        ((try await stats())["requests"] as! [String: Int])[path] ?? 0
-    }
 }
 
 /// Asserts that an error's text carries none of the secrets.

@@ -86,14 +86,9 @@ final class ManagerFixture: @unchecked Sendable {
         _ = try await URLSession.shared.data(for: request)
     }
 
-    func stats() async throws -> [String: Any] {
-        let (data, _) = try await URLSession.shared.data(from: URL(string: mock.baseURL + "/__mock/stats")!)
-        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
-    }
+    func stats() -> [String: Any] { mock.stats() }
 
-    func requests(_ path: String) async throws -> Int {
-        ((try await stats())["requests"] as! [String: Int])[path] ?? 0
-    }
+    func requests(_ path: String) -> Int { mock.requests(path) }
 
     func close() async {
         await mock.stop()

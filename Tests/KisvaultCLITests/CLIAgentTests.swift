@@ -74,7 +74,7 @@ import FoundationNetworking
             return all
         }
         #expect(tokens.count == 1 && tokens.first?.hasPrefix("eyJ") == true)
-        #expect(try await CLICredentialTests.requests(mock, "/oauth2/tokenP") == 1)
+        #expect(mock.requests("/oauth2/tokenP") == 1)
         // Errors are JSON with stable codes.
         let unknown = try await Self.get(box, "/v1/accounts/nobody/access-token")
         #expect(unknown.status == 404 && unknown.json?["error"] as? String == "not_found")
@@ -183,7 +183,7 @@ import FoundationNetworking
         let pid = try await Self.get(box, "/v1/status").json?["pid"] as! Int
         async let result = box.runAsync(["approval", "get", accounts[0].name])
         // Killed once its request to KIS is in flight (the mock has seen it).
-        #expect(try await Self.waitFor { try await CLICredentialTests.requests(mock, "/oauth2/Approval") >= 1 })
+        #expect(try await Self.waitFor { mock.requests("/oauth2/Approval") >= 1 })
         kill(Int32(pid), SIGKILL)
         let r = try await result
         #expect(r.status == 0, "the CLI falls back to unlocking itself: \(r.stderr)")

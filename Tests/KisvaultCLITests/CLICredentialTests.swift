@@ -24,11 +24,6 @@ import FoundationNetworking
         return (box, mock, accounts)
     }
 
-    static func requests(_ mock: KISMockServer, _ path: String) async throws -> Int {
-        let (data, _) = try await URLSession.shared.data(from: URL(string: mock.baseURL + "/__mock/stats")!)
-        let stats = try JSONSerialization.jsonObject(with: data) as! [String: Any]
-        return (stats["requests"] as! [String: Int])[path] ?? 0
-    }
 
     /// Runs several binaries at once and waits for all.
     static func runConcurrently(_ box: CLISandbox, _ count: Int, _ arguments: [String]) async throws -> [CLIResult] {
@@ -51,7 +46,7 @@ import FoundationNetworking
         let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
         #expect(object["approval_key"] as? String == first.stdout.trimmingCharacters(in: .newlines))
         #expect(object["from_cache"] as? Bool == true && object["expires_at"] is String && object["issued_at"] is String)
-        #expect(try await Self.requests(mock, "/oauth2/Approval") == 1)
+        #expect(mock.requests("/oauth2/Approval") == 1)
         let token = try await box.runAsync(["token", "get", name])
         #expect(token.status == 0 && token.stdout.hasPrefix("eyJ"))
         // The credential is sealed: not in the vault files in clear.
@@ -76,7 +71,7 @@ import FoundationNetworking
         #expect(status.stdout.contains("expired"))
         let again = try await box.runAsync(["approval", "get", name], env: ["KISVAULT_CLOCK_OFFSET_SECONDS": "86500"])
         #expect(again.status == 0 && again.stdout != key)
-        #expect(try await Self.requests(mock, "/oauth2/Approval") == 2)
+        #expect(mock.requests("/oauth2/Approval") == 2)
         await mock.stop()
     }
 
@@ -85,7 +80,7 @@ import FoundationNetworking
         let results = try await Self.runConcurrently(box, 10, ["token", "get", accounts[1].name])
         #expect(results.allSatisfy { $0.status == 0 }, "\(results.map(\.stderr))")
         #expect(Set(results.map(\.stdout)).count == 1)
-        #expect(try await Self.requests(mock, "/oauth2/tokenP") == 1)
+        #expect(mock.requests("/oauth2/tokenP") == 1)
         await mock.stop()
     }
 
@@ -109,7 +104,7 @@ import FoundationNetworking
         process.waitUntilExit()
         let afterKill = try Self.storedCount(box)
         #expect(afterKill >= 40 && afterKill < 300, "stored \(afterKill)")
-        let sentBeforeRerun = try await Self.requests(mock, "/oauth2/Approval")
+        let sentBeforeRerun = mock.requests("/oauth2/Approval")
         let rerun = try await box.runAsync(["approval", "issue", "--all", "--concurrency", "16", "--quiet", "--format", "json"])
         #expect(rerun.status == 0, "\(rerun.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(rerun.stdout.utf8)) as! [String: Any]
@@ -118,7 +113,7 @@ import FoundationNetworking
         let status = try await box.runAsync(["approval", "status", "--format", "json"])
         #expect((try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as! [[String: Any]]).allSatisfy { $0["state"] as? String == "fresh" })
         // Nothing issued twice beyond what was in flight when the first run died.
-        let total = try await Self.requests(mock, "/oauth2/Approval")
+        let total = mock.requests("/oauth2/Approval")
         #expect(total - sentBeforeRerun == 300 - afterKill)
         #expect(sentBeforeRerun - afterKill <= 8)
         await mock.stop()
@@ -142,7 +137,7 @@ import FoundationNetworking
             return (report["summary"] as! [String: Int])["issued"] ?? 0
         }
         #expect(issued.reduce(0, +) == 120)
-        #expect(try await Self.requests(mock, "/oauth2/Approval") == 120)
+        #expect(mock.requests("/oauth2/Approval") == 120)
         await mock.stop()
     }
 
@@ -156,12 +151,13 @@ import FoundationNetworking
         let report = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         let summary = report["summary"] as! [String: Int]
         #expect((summary["issued"] ?? 0) + (summary["failed"] ?? 0) == 60)
-        if (summary["failed"] ?? 0) > 0 {
-            #expect(r.status == 7)
-            #expect(r.stderr.contains("failed"))
-            let failed = (report["results"] as! [[String: Any]]).filter { $0["status"] as? String == "failed" }
-            #expect(failed.allSatisfy { $0["error_code"] is String && $0["message"] is String })
-        }
+        // 60% faults and three attempts each: about 13 of 60 fail (none failing has odds
+        // below one in a million), so the partial-failure path is always exercised.
+        #expect((summary["failed"] ?? 0) > 0 && (summary["issued"] ?? 0) > 0, "\(summary)")
+        #expect(r.status == 7)
+        #expect(r.stderr.contains("failed"))
+        let failed = (report["results"] as! [[String: Any]]).filter { $0["status"] as? String == "failed" }
+        #expect(!failed.isEmpty && failed.allSatisfy { $0["error_code"] is String && $0["message"] is String })
         await mock.stop()
     }
 
@@ -202,7 +198,7 @@ import FoundationNetworking
         #expect(noRevoke.status == 4)
         #expect(try await box.runAsync(["token", "get", name]).status == 0)
         #expect(try await box.runAsync(["token", "revoke", name]).status == 0)
-        #expect(try await Self.requests(mock, "/oauth2/revokeP") == 1)
+        #expect(mock.requests("/oauth2/revokeP") == 1)
         let wait = try await box.runAsync(["token", "rotate", name, "--no-wait", "--quiet"])
         #expect(wait.status == 7 && wait.stdout.contains("wait"))
         // A vault held by another writer: the command waits, then fails cleanly.
@@ -214,7 +210,7 @@ import FoundationNetworking
         try await holder.writeWithoutTransaction { try $0.execute(sql: "ROLLBACK") }
         try holder.close()
         #expect(busy.status == 1 && busy.stderr.contains("locked by another process"))
-        #expect(try await Self.requests(mock, "/oauth2/Approval") == 0)
+        #expect(mock.requests("/oauth2/Approval") == 0)
         await mock.stop()
     }
 }

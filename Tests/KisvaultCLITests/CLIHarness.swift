@@ -111,10 +111,7 @@ final class CLISandbox: @unchecked Sendable {
         precondition(r.status == 0, "init failed: \(r.stderr)")
     }
 
-    static func credentials(_ seed: Int) -> (appkey: String, appsecret: String) {
-        ("PS" + String(format: "%08d", seed) + String(repeating: "k", count: 26),
-         String(format: "%08d", seed) + String(repeating: "S", count: 172))
-    }
+    static func credentials(_ seed: Int) -> (appkey: String, appsecret: String) { TestAccounts.credentials(seed) }
 
     @discardableResult
     func addAccount(_ name: String, seed: Int, env: String = "mock", extra: [String] = []) async throws -> CLIResult {

@@ -145,7 +145,7 @@ import FoundationNetworking
         }
         // The token was issued and stored (one request), and the vault is intact: nothing
         // was written into a descriptor that happened to be number 1.
-        #expect(try await CLICredentialTests.requests(mock, "/oauth2/tokenP") == 1)
+        #expect(mock.requests("/oauth2/tokenP") == 1)
         #expect(try box.dump() != before)
         #expect(try await box.runAsync(["doctor"]).status == 0)
     }
@@ -246,7 +246,7 @@ import FoundationNetworking
         #expect((status.json?["lock_reason"] as? String)?.contains("write-ahead log") == true)
         let next = try await CLIAgentTests.get(box, "/v1/accounts/\(accounts[1].name)/approval-key")
         #expect(next.status == 423 || next.status == 409)
-        #expect(try await CLICredentialTests.requests(mock, "/oauth2/Approval") == 1)
+        #expect(mock.requests("/oauth2/Approval") == 1)
         try await CLIAgentTests.stop(box)
     }
 
@@ -310,7 +310,7 @@ import FoundationNetworking
         #expect(states.filter { $0["state"] as? String == "fresh" }.count == issued)
         let rerun = try await box.runAsync(["approval", "issue", "--all", "--quiet"])
         #expect(rerun.status == 0, "\(rerun.stderr)")
-        let sent = try await CLICredentialTests.requests(mock, "/oauth2/Approval")
+        let sent = mock.requests("/oauth2/Approval")
         #expect(sent == 300 + notStored + (results.count - issued - notStored - notAttempted), "\(sent)")
     }
 
@@ -383,8 +383,8 @@ import FoundationNetworking
         let name = accounts[0].name
         let r = try await box.runAsync(["approval", "get", name, "--verbose"], env: ["KISVAULT_KIS_BASE_URL": second.baseURL])
         #expect(r.status == 0 && r.stderr.contains("other KIS URLs"), "\(r.stderr)")
-        let viaSecond = try await CLICredentialTests.requests(second, "/oauth2/Approval")
-        let viaFirst = try await CLICredentialTests.requests(mock, "/oauth2/Approval")
+        let viaSecond = second.requests("/oauth2/Approval")
+        let viaFirst = mock.requests("/oauth2/Approval")
         #expect(viaSecond == 1 && viaFirst == 0, "second \(viaSecond), first \(viaFirst): \(r.stderr)")
         // The vault deleted: status says locked at once.
         try FileManager.default.removeItem(atPath: box.vault)

@@ -19,11 +19,7 @@ enum Fixtures {
     static let passphrase = "correct horse battery staple"
 
     /// A valid-looking 36-character appkey and 180-character appsecret, distinct per seed.
-    static func credentials(_ seed: Int) -> (appkey: String, appsecret: String) {
-        let key = "PS" + String(format: "%08d", seed) + String(repeating: "k", count: 26)
-        let secret = String(format: "%08d", seed) + String(repeating: "S", count: 172)
-        return (key, secret)
-    }
+    static func credentials(_ seed: Int) -> (appkey: String, appsecret: String) { TestAccounts.credentials(seed) }
 
     static func account(_ name: String, seed: Int, env: AccountEnvironment = .mock, tags: [String] = []) -> NewAccount {
         let (key, secret) = credentials(seed)
