@@ -23,8 +23,9 @@ public enum AgentClient {
     /// Sends one request and reads the whole answer.
     /// - Throws: ``AgentError/notRunning(_:)`` when nothing listens at `socket`;
     ///   ``AgentError/protocolError(_:)`` for an answer that is not HTTP.
+    /// `body` is sent as is and wiped from this buffer afterwards (it may be a passphrase).
     public static func request(socket path: String, method: String, target: String, headers extra: [String: String] = [:],
-                               timeout: TimeInterval = 30) throws(AgentError) -> Response {
+                               body: [UInt8] = [], timeout: TimeInterval = 30) throws(AgentError) -> Response {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw .notRunning(path) }
         defer { _ = Glibc.close(fd) }
@@ -43,15 +44,15 @@ public enum AgentClient {
         }
         guard connected == 0 else { throw .notRunning(path) }
         let fields = extra.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
-        let head = "\(method) \(target) HTTP/1.1\r\nHost: kisvault-agent\r\nConnection: close\r\n\(fields)Content-Length: 0\r\n\r\n"
-        var out = Array(head.utf8)
+        let head = "\(method) \(target) HTTP/1.1\r\nHost: kisvault-agent\r\nConnection: close\r\n\(fields)Content-Length: \(body.count)\r\n\r\n"
+        var out = Array(head.utf8) + body
+        defer { out.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         var sent = 0
         while sent < out.count {
             let n = out.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
             if n < 0 { if errno == EINTR { continue }; throw .protocolError("the agent closed the connection") }
             sent += n
         }
-        out.removeAll()
         var received = Data()
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while true {

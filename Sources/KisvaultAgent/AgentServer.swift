@@ -176,6 +176,20 @@ public final class AgentServer: Sendable {
                 return Self.failure(Self.classify(error), vault: state.vaultPath, endpoints: state.endpoints)
             }
         }
+        // The passphrase is the body, as bytes (at most 16 KiB), over the peer-checked
+        // 0600 socket: the same path a detached agent's passphrase takes through a pipe.
+        router.post("/v1/unlock") { request, _ in
+            do {
+                var body = try await request.body.collect(upTo: 16 * 1024)
+                let passphrase = body.withUnsafeReadableBytes { SecureBytes(copying: $0) }
+                body.withUnsafeMutableReadableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
+                guard passphrase.count > 0 else { throw AgentFailure(.badRequest, "the request carries no passphrase") }
+                try state.unlock(passphrase: passphrase, keyslot: request.uri.queryParameters.get("keyslot"))
+                return Self.json(200, ["locked": false], vault: state.vaultPath, endpoints: state.endpoints)
+            } catch {
+                return Self.failure(Self.classify(error), vault: state.vaultPath, endpoints: state.endpoints)
+            }
+        }
         router.post("/v1/lock") { _, _ in
             state.lockNow(reason: "locked on request")
             return Self.json(200, ["locked": true], vault: state.vaultPath, endpoints: state.endpoints)

@@ -2,6 +2,7 @@ import Foundation
 import KISAPI
 import KeyManager
 import Logging
+import VaultCrypto
 import VaultStore
 #if canImport(Glibc)
 import Glibc
@@ -27,11 +28,15 @@ final class AgentState: @unchecked Sendable {
     let vaultPath: String
     /// The KIS URLs the agent's client talks to.
     let endpoints: KISEndpoints
-    private let vaultIdentity: (dev_t, ino_t)?
+    private var vaultIdentity: (dev_t, ino_t)?
     /// The vault's `-wal` as it was at unlock: deleting it while the agent runs would make
     /// every later write go into an unlinked file that no other process sees.
     private var walIdentity: (dev_t, ino_t)?
     let logger: Logger
+    /// What a re-unlocked manager is built from: the same KIS client (its pool outlives a
+    /// lock), configuration and logger as the first.
+    private let client: KISClient
+    private let managerConfiguration: KeyManagerConfiguration
 
     init(manager: KeyManager, vaultPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger,
          now: @escaping @Sendable () -> Date = { Date() }) {
@@ -41,6 +46,8 @@ final class AgentState: @unchecked Sendable {
         self.manager = manager
         self.vaultPath = vaultPath
         self.endpoints = manager.client.configuration.endpoints
+        self.client = manager.client
+        self.managerConfiguration = manager.configuration
         self.idleLock = idleLock
         self.maxLock = maxLock
         self.logger = logger
@@ -63,7 +70,7 @@ final class AgentState: @unchecked Sendable {
     /// - Throws: ``AgentFailure`` `locked` (never a stale key) or `vault_changed`.
     func begin() throws(AgentFailure) -> KeyManager {
         lock.lock(); defer { lock.unlock() }
-        guard let manager else { throw AgentFailure(.locked, "the agent is locked (\(lockReason ?? "locked")); unlock by restarting it: kisvault agent start") }
+        guard let manager else { throw AgentFailure(.locked, "the agent is locked (\(lockReason ?? "locked")); unlock it with 'kisvault unlock'") }
         if let problem = vaultProblemLocked() {
             lockLocked(reason: problem)
             throw AgentFailure(.vaultChanged, "\(problem); the agent locked itself: stop it with 'kisvault agent stop', run 'kisvault doctor', then start it again")
@@ -117,6 +124,35 @@ final class AgentState: @unchecked Sendable {
         self.manager = nil
         lockReason = reason
         logger.notice("locked", metadata: ["reason": "\(reason)"])
+    }
+
+    /// Unlocks a locked agent again with `passphrase`: the vault at the agent's path is
+    /// opened anew (its file and write-ahead log become the ones watched), the idle clock
+    /// restarts, the maximum lifetime does not. An unlocked agent is left as it is.
+    /// - Throws: ``VaultError`` (a wrong passphrase is `wrongPassphrase`).
+    func unlock(passphrase: SecureBytes, keyslot: String?) throws {
+        lock.lock()
+        let alreadyUnlocked = manager != nil
+        lock.unlock()
+        guard !alreadyUnlocked else { return }
+        // Opened and unlocked outside the lock: Argon2id takes a while, and status must
+        // still answer meanwhile.
+        let vault = try Vault.open(path: vaultPath, mode: .readWrite)
+        let unlocked: UnlockedVault
+        do { unlocked = try vault.unlock(passphrase: passphrase, keyslot: keyslot) } catch {
+            vault.close()
+            throw error
+        }
+        let fresh = KeyManager(vault: unlocked, client: client, configuration: managerConfiguration)
+        lock.lock(); defer { lock.unlock() }
+        guard manager == nil else { unlocked.vault.close(); return }
+        vaultIdentity = Self.identity(vaultPath)
+        walIdentity = Self.identity(vaultPath + "-wal")
+        fresh.vault.protectKeys()
+        manager = fresh
+        lockReason = nil
+        lastActivity = now()
+        logger.notice("unlocked again")
     }
 
     /// Locks when idle or past the maximum lifetime.

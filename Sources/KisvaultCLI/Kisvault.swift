@@ -20,7 +20,7 @@ public struct Kisvault: AsyncParsableCommand {
         subcommands: [
             Init.self, Doctor.self, PassphraseCommand.self, KeyslotCommand.self,
             AccountCommand.self, ApprovalCommand.self, TokenCommand.self, Exec.self,
-            AgentCommand.self, Lock.self, AuditCommand.self,
+            AgentCommand.self, Lock.self, Unlock.self, AuditCommand.self,
         ]
     )
 

@@ -190,4 +190,29 @@ import FoundationNetworking
         #expect(r.stdout.count == 287)
         await mock.stop()
     }
+
+    @Test func lockThenUnlockServesAgainWithoutAPassphrase() async throws {
+        let (box, mock, accounts) = try await Self.setUp()
+        #expect(try await box.runAsync(["agent", "start"]).status == 0)
+        let pid = try await Self.get(box, "/v1/status").json?["pid"] as? Int
+        #expect(try await box.runAsync(["lock"]).status == 0)
+        let locked = try await box.runAsync(["approval", "get", accounts[0].name], env: ["KISVAULT_PASSPHRASE": nil])
+        #expect(locked.status == 3)
+        // A wrong passphrase leaves it locked; the right one, given once, unlocks it in place.
+        let wrong = try await box.runAsync(["unlock"], env: ["KISVAULT_PASSPHRASE": "nope"])
+        #expect(wrong.status == 3 && wrong.stderr.contains("wrong passphrase"), "\(wrong.stderr)")
+        #expect(try await Self.get(box, "/v1/status").json?["locked"] as? Bool == true)
+        let passphrase = box.write("pw", CLISandbox.passphrase + "\n")
+        let unlock = try await box.runAsync(["unlock", "--passphrase-file", passphrase], env: ["KISVAULT_PASSPHRASE": nil])
+        #expect(unlock.status == 0 && unlock.stderr.contains("unlocked"), "\(unlock.stderr)")
+        let status = try await Self.get(box, "/v1/status")
+        #expect(status.json?["locked"] as? Bool == false && status.json?["pid"] as? Int == pid)
+        let served = try await box.runAsync(["approval", "get", accounts[0].name], env: ["KISVAULT_PASSPHRASE": nil])
+        #expect(served.status == 0 && served.stdout.count == 287, "\(served.stderr)")
+        #expect(try await box.runAsync(["unlock"], env: ["KISVAULT_PASSPHRASE": nil]).stderr.contains("already unlocked"))
+        try await Self.stop(box)
+        let none = try await box.runAsync(["unlock"])
+        #expect(none.status == 4 && none.stderr.contains("kisvault agent start"))
+        await mock.stop()
+    }
 }

@@ -43,6 +43,8 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
     case io(String)
     /// The passphrase source exists but cannot be read, or gave an empty passphrase.
     case passphraseSource(String)
+    /// Something the command needs is not there (no agent to unlock).
+    case notFound(String)
 
     public var description: String {
         switch self {
@@ -54,7 +56,7 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
             return "the passphrase is empty; choose a real passphrase"
         case .badInput(let text):
             return text
-        case .declined(let text), .output(let text), .io(let text), .passphraseSource(let text):
+        case .declined(let text), .output(let text), .io(let text), .passphraseSource(let text), .notFound(let text):
             return text
         }
     }
@@ -64,6 +66,7 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
         case .noPassphrase, .passphraseSource: return .locked
         case .passphraseMismatch, .emptyPassphrase, .badInput, .declined: return .usage
         case .output, .io: return .failure
+        case .notFound: return .notFound
         }
     }
 }

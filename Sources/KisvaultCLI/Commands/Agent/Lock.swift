@@ -12,7 +12,7 @@ import Glibc
 struct Lock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lock",
-        abstract: "Make the agent forget the vault's keys; it answers 'locked' until restarted.",
+        abstract: "Make the agent forget the vault's keys; it answers 'locked' until 'kisvault unlock'.",
         discussion: "Example:\n  kisvault lock")
     @OptionGroup var socket: AgentCommand.SocketOptions
 
