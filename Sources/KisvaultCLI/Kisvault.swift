@@ -20,7 +20,7 @@ public struct Kisvault: AsyncParsableCommand {
         subcommands: [
             Init.self, Doctor.self, PassphraseCommand.self, KeyslotCommand.self,
             AccountCommand.self, ApprovalCommand.self, TokenCommand.self, Exec.self,
-            AgentCommand.self, Lock.self, Unlock.self, AuditCommand.self,
+            AgentCommand.self, Lock.self, Unlock.self, AuditCommand.self, VersionCommand.self,
         ]
     )
 
@@ -36,6 +36,11 @@ public struct Kisvault: AsyncParsableCommand {
             // does not send us SIGHUP.
             arguments.removeFirst()
             _ = setsid()
+        }
+        // `help NAME` of a command that does not exist is an error, not the main help.
+        if arguments.first == "help", arguments.count > 1, !commandExists(Array(arguments.dropFirst().prefix { !$0.hasPrefix("-") })) {
+            Terminal.note("no command '\(arguments.dropFirst().joined(separator: " "))'; see 'kisvault --help' for the commands")
+            return KisvaultExit.usage.rawValue
         }
         if let problem = ArgumentLimits.problem(arguments) {
             Terminal.note(problem)
@@ -68,6 +73,16 @@ public struct Kisvault: AsyncParsableCommand {
             }
             return report(error).rawValue
         }
+    }
+
+    /// True when `path` (`["account", "list"]`) names a command of the tree.
+    static func commandExists(_ path: [String]) -> Bool {
+        var command: any ParsableCommand.Type = Kisvault.self
+        for name in path {
+            guard let sub = command.configuration.subcommands.first(where: { $0.configuration.commandName == name }) else { return false }
+            command = sub
+        }
+        return true
     }
 
     /// argument-parser's usage error with kisvault's `kisvault:` prefix on its first line

@@ -93,9 +93,12 @@ public struct OutputOptions: ParsableArguments {
     @Option(help: "Output format: text or json.")
     var format: OutputFormat = .text
 
+    @Flag(name: .customLong("json"), help: "Short for --format json.")
+    var jsonFlag = false
+
     public init() {}
 
-    var json: Bool { format == .json }
+    var json: Bool { format == .json || jsonFlag }
 }
 
 /// The Argon2id strength names `init`, `keyslot add` and `passphrase change` accept.

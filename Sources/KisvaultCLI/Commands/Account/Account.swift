@@ -11,9 +11,17 @@ struct AccountCommand: AsyncParsableCommand {
         subcommands: [Add.self, List.self, Show.self, Edit.self, Rename.self, Remove.self, Import.self, Export.self])
 }
 
+/// `--env` takes exactly what its help lists: `real`, `mock`, and `paper` (KIS's word for
+/// mock). Import files are more lenient (`prod`, `vps`, as the official sample says).
 extension AccountEnvironment: ExpressibleByArgument {
-    public init?(argument: String) { self.init(parsing: argument) }
-    public static var allValueStrings: [String] { ["real", "mock"] }
+    public init?(argument: String) {
+        switch argument {
+        case "real": self = .real
+        case "mock", "paper": self = .mock
+        default: return nil
+        }
+    }
+    public static var allValueStrings: [String] { ["real", "mock", "paper"] }
 }
 
 /// A short, non-reversible view of a secret for display: the first four and last three

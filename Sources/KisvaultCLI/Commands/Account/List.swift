@@ -14,9 +14,10 @@ extension AccountCommand {
         @OptionGroup var options: VaultOptions
         @OptionGroup var output: OutputOptions
         @Option(help: "Only accounts with this tag.") var tag: String?
+        @Option(help: ArgumentHelp("Only accounts of this environment: real or mock.", valueName: "env")) var env: AccountEnvironment?
 
         func run() throws {
-            let accounts = try options.open(.readOnly).accounts(tag: tag)
+            let accounts = try options.open(.readOnly).accounts(tag: tag).filter { env == nil || $0.environment == env }
             if output.json {
                 struct Item: Encodable { var name: String; var environment: String; var tags: [String]; var createdAt: String; var updatedAt: String }
                 try Terminal.json(accounts.map { Item(name: $0.name, environment: $0.environment.rawValue, tags: $0.tags, createdAt: $0.createdAt, updatedAt: $0.updatedAt) })

@@ -17,8 +17,10 @@ extension AccountCommand {
         @Flag(help: "Print the appkey, appsecret and account number in full.") var reveal = false
 
         func run() throws {
-            let unlocked = try options.unlock(reveal ? .readWrite : .readOnly)
-            let summary = try unlocked.vault.account(named: name)
+            // "No such account" before any passphrase is asked.
+            let vault = try options.open(reveal ? .readWrite : .readOnly)
+            let summary = try vault.account(named: name)
+            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
             let secrets = try unlocked.secrets(of: name)
             if reveal { try unlocked.recordAudit(action: "account.reveal", account: name) }
             func show(_ s: SecureBytes?, _ masked: (SecureBytes) -> String) -> String? {

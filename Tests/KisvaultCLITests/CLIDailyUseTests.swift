@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+
+/// Small things a daily user expects (part of the daily-use issue).
+@Suite struct CLIDailyUseTests {
+    @Test func helpVersionAndJSONShortcut() async throws {
+        let box = CLISandbox()
+        try await box.initVault()
+        let nosuch = try await box.runAsync(["help", "nosuch"])
+        #expect(nosuch.status == 2 && nosuch.stdout.isEmpty && nosuch.stderr.contains("no command 'nosuch'"), "\(nosuch.stderr)")
+        let help = try await box.runAsync(["help", "account", "list"])
+        #expect(help.status == 0 && help.stdout.contains("List accounts"))
+        let version = try await box.runAsync(["version"])
+        #expect(version.status == 0 && version.stdout == "0.1.0\n")
+        #expect(try await box.addAccount("alpha", seed: 1, env: "real").status == 0)
+        #expect(try await box.addAccount("beta", seed: 2, env: "paper").status == 0)
+        let json = try await box.runAsync(["account", "list", "--json", "--env", "mock"])
+        let rows = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(rows.map { $0["name"] as? String } == ["beta"], "\(json.stdout)")
+        let prod = try await box.runAsync(["account", "list", "--env", "prod"])
+        #expect(prod.status == 2 && prod.stderr.contains("'real', 'mock' or 'paper'"))
+    }
+
+    @Test func noSuchAccountBeforeAnyPassphrase() async throws {
+        let box = CLISandbox()
+        try await box.initVault()
+        for arguments in [["account", "show", "nosuch"], ["account", "show", "nosuch", "--reveal"], ["account", "rename", "nosuch", "other"],
+                          ["account", "remove", "nosuch", "--yes"], ["account", "edit", "nosuch", "--add-tag", "x"]] {
+            // No passphrase anywhere and no terminal: the answer must still be "no such account".
+            let r = try await box.runAsync(arguments, env: ["KISVAULT_PASSPHRASE": nil], wrapper: ["/usr/bin/setsid", "-w"])
+            #expect(r.status == 4 && r.stderr.contains("no account named 'nosuch'"), "\(arguments): \(r.stderr)")
+        }
+    }
+}
