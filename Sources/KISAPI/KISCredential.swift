@@ -40,4 +40,11 @@ public enum KoreaTime {
               (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
         return calendar.date(from: DateComponents(year: y, month: mo, day: d, hour: h, minute: mi, second: s))
     }
+
+    /// `date` as KIS writes it: `yyyy-MM-dd HH:mm:ss` in Korea time, seconds rounded down.
+    public static func format(_ date: Date) -> String {
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        func two(_ v: Int?) -> String { let v = v ?? 0; return v < 10 ? "0\(v)" : "\(v)" }
+        return "\(c.year ?? 0)-\(two(c.month))-\(two(c.day)) \(two(c.hour)):\(two(c.minute)):\(two(c.second))"
+    }
 }

@@ -34,6 +34,15 @@ public final class KISMockServer: Sendable {
     /// What `/__mock/stats` answers, read in process: the one way tests count requests.
     public func stats() -> [String: Any] { state.statsSnapshot() }
 
+    /// Answers the next `count` requests to `path` with KIS's error `code` (what
+    /// `POST /__mock/next-error` does, in process).
+    public func queueError(_ code: String, path: String? = nil, status: Int = 403, dataShape: Bool = false, count: Int = 1) {
+        state.force(.init(path: path, code: code, status: status, dataShape: dataShape, remaining: count))
+    }
+
+    /// Moves the mock's clock (what `POST /__mock/clock/advance` does, in process).
+    public func advanceClock(seconds: TimeInterval) { state.advanceClock(by: seconds) }
+
     /// Requests received on `path` (`/oauth2/tokenP`), retries and refusals included.
     public func requests(_ path: String) -> Int {
         (stats()["requests"] as? [String: Int])?[path] ?? 0

@@ -77,11 +77,20 @@ public final class KeyManager: Sendable {
     }
 
     /// Revokes the stored access token at KIS and forgets it.
-    public func revoke(account: String) async throws {
+    /// What revoking a token came to.
+    public enum RevokeOutcome: Sendable, Equatable {
+        /// KIS revoked it.
+        case revoked
+        /// KIS no longer knew it (EGW00121: expired, or revoked elsewhere); it was forgotten.
+        case alreadyInvalid
+    }
+
+    @discardableResult
+    public func revoke(account: String) async throws -> RevokeOutcome {
         guard let (token, _) = try vault.openCredential(account: account, kind: .token) else {
             throw KeyManagerError.nothingStored(account: account, kind: .token)
         }
-        try await revokeAtKIS(account: account, token: token, slot: "current")
+        return try await revokeAtKIS(account: account, token: token, slot: "current")
     }
 
     /// Revokes the previous token of `account` at KIS and forgets it, unless it is the same
@@ -97,7 +106,8 @@ public final class KeyManager: Sendable {
         try await revokeAtKIS(account: account, token: previous, slot: "previous")
     }
 
-    func revokeAtKIS(account: String, token: SecureBytes, slot: String) async throws {
+    @discardableResult
+    func revokeAtKIS(account: String, token: SecureBytes, slot: String) async throws -> RevokeOutcome {
         let snapshot = try vault.vault.issuanceSnapshot(account: account, kind: .token)
         let secrets = try vault.secrets(of: account)
         do {
@@ -105,6 +115,11 @@ public final class KeyManager: Sendable {
                                     secret: secrets.appsecret.utf8String(), token: token.utf8String())
         } catch let error where error.kind == .tokenInvalid {
             // Already unknown to KIS (expired or revoked elsewhere): forgetting it is right.
+            try vault.withIssuance(account: account, kind: .token) { tx in
+                try tx.discard(slot: slot)
+                try tx.audit(action: "token.revoke", detail: "\(slot): already invalid (\(error.code ?? "EGW00121"))")
+            }
+            return .alreadyInvalid
         } catch {
             try vault.withIssuance(account: account, kind: .token) { tx in
                 try tx.audit(action: "token.revoke", outcome: .failed, detail: "\(slot): \(error.code ?? "error")")
@@ -115,6 +130,7 @@ public final class KeyManager: Sendable {
             try tx.discard(slot: slot)
             try tx.audit(action: "token.revoke", detail: slot)
         }
+        return .revoked
     }
 
     /// What one locked look at the issuance state decided.

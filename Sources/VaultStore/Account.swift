@@ -126,6 +126,13 @@ public enum AccountValidation {
         }
     }
 
+    /// An account number in its one stored form, `12345678-01`: 10 digits gain the dash,
+    /// anything else is returned as given (and refused by ``checkAccountNumber(name:_:)``).
+    public static func normalizedAccountNumber(_ value: String) -> String {
+        guard value.utf8.count == 10, value.utf8.allSatisfy({ (48...57).contains($0) }) else { return value }
+        return String(value.prefix(8)) + "-" + String(value.suffix(2))
+    }
+
     /// Checks an account number: `12345678-01` or 10 digits.
     public static func checkAccountNumber(name: String, _ value: String) throws(VaultError) {
         let digits = value.filter(\.isNumber)

@@ -167,7 +167,37 @@ import FoundationNetworking
         let r = try await box.runAsync(["exec", a.name, "--token", "--approval", "--", "/bin/sh", "-c",
                              "env | sort | grep -E '^(KIS_|KISVAULT_PASSPHRASE)' | cut -d= -f1; test \"$KIS_APPKEY\" = \"\(a.appkey)\" && exit 42"])
         #expect(r.status == 42, "\(r.stderr)")
-        #expect(r.stdout == "KIS_ACCESS_TOKEN\nKIS_ACCOUNT_NO\nKIS_APPKEY\nKIS_APPROVAL_KEY\nKIS_APPSECRET\nKIS_BASE_URL\nKIS_ENV\nKIS_WS_URL\n")
+        #expect(r.stdout == """
+            KIS_ACCESS_TOKEN
+            KIS_ACCESS_TOKEN_EXPIRES_AT
+            KIS_ACCESS_TOKEN_EXPIRES_KST
+            KIS_ACCOUNT_NO
+            KIS_ACNT_PRDT_CD
+            KIS_APPKEY
+            KIS_APPROVAL_KEY
+            KIS_APPROVAL_KEY_EXPIRES_AT
+            KIS_APPROVAL_KEY_EXPIRES_KST
+            KIS_APPSECRET
+            KIS_BASE_URL
+            KIS_CANO
+            KIS_ENV
+            KIS_WS_URL
+
+            """)
+        // The account number split as KIS's calls take it; the expiry two ways, agreeing.
+        let split = try await box.runAsync(["exec", a.name, "--token", "--", "/bin/sh", "-c",
+                                            "echo $KIS_ACCOUNT_NO $KIS_CANO $KIS_ACNT_PRDT_CD; echo $KIS_ACCESS_TOKEN_EXPIRES_AT; echo $KIS_ACCESS_TOKEN_EXPIRES_KST"])
+        let lines = split.stdout.split(separator: "\n").map(String.init)
+        let digits = (a.accountNo ?? "").filter(\.isNumber)
+        #expect(lines.first == "\(a.accountNo ?? "") \(digits.prefix(8)) \(digits.suffix(2))", "\(split.stdout)")
+        try #require(lines.count == 3, "\(split.stdout)")
+        let epoch = try #require(Double(lines[1]))
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(secondsFromGMT: 9 * 3600)
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        #expect(formatter.string(from: Date(timeIntervalSince1970: epoch)) == lines[2])
+        #expect(epoch > Date().timeIntervalSince1970 + 23 * 3600)
         // KIS_WS_URL follows the REST URL (a kis-mock's host and port), or its own variable.
         let ws = try await box.runAsync(["exec", a.name, "--", "/bin/sh", "-c", "echo $KIS_BASE_URL $KIS_WS_URL"])
         #expect(ws.stdout == "\(mock.baseURL) \(mock.baseURL.replacingOccurrences(of: "http://", with: "ws://"))\n", "\(ws.stdout) \(ws.stderr)")
@@ -199,6 +229,16 @@ import FoundationNetworking
         #expect(try await box.runAsync(["token", "get", name]).status == 0)
         #expect(try await box.runAsync(["token", "revoke", name]).status == 0)
         #expect(mock.requests("/oauth2/revokeP") == 1)
+        // A token KIS no longer knows (EGW00121) is "already invalid": forgotten, exit 0.
+        // (Past KIS's once-a-minute limit first, on both clocks.)
+        mock.advanceClock(seconds: 61)
+        let later: [String: String?] = ["KISVAULT_CLOCK_OFFSET_SECONDS": "61"]
+        #expect(try await box.runAsync(["token", "get", name, "--no-wait"], env: later).status == 0)
+        mock.queueError("EGW00121", path: "/oauth2/revokeP")
+        let stale = try await box.runAsync(["token", "revoke", name], env: later)
+        #expect(stale.status == 0 && stale.stderr.contains("already invalid") && !stale.stderr.contains("revoked the"), "\(stale.stderr)")
+        #expect(try await box.runAsync(["token", "status", "--format", "json"], env: later).stdout.contains("\"none\""))
+        #expect(try await box.runAsync(["token", "revoke", name], env: later).status == 4)
         let wait = try await box.runAsync(["token", "rotate", name, "--no-wait", "--quiet"])
         #expect(wait.status == 7 && wait.stdout.contains("wait"))
         // A vault held by another writer: the command waits, then fails cleanly.

@@ -31,4 +31,17 @@ import Testing
             #expect(r.status == 4 && r.stderr.contains("no account named 'nosuch'"), "\(arguments): \(r.stderr)")
         }
     }
+
+    @Test func accountNumbersHaveOneForm() async throws {
+        let box = CLISandbox()
+        try await box.initVault()
+        #expect(try await box.addAccount("alpha", seed: 1, extra: ["--account-no", "1234567802"]).status == 0)
+        let (k, s) = CLISandbox.credentials(2)
+        let csv = box.write("a.csv", "name,environment,appkey,appsecret,account_no\nbeta,mock,\(k),\(s),8765432101\n")
+        #expect(try await box.runAsync(["account", "import", csv]).status == 0)
+        #expect(try await box.runAsync(["account", "edit", "beta", "--account-no", "1111111122"]).status == 0)
+        let export = try await box.runAsync(["account", "export", "--plaintext"])
+        #expect(export.stdout.contains("\"12345678-02\"") && export.stdout.contains("\"11111111-22\""), "\(export.stdout)")
+        #expect(!export.stdout.contains("1234567802"))
+    }
 }

@@ -40,7 +40,7 @@ struct AccountFileParser {
         }
         guard let appkey = fields["appkey"], !appkey.isEmpty else { return problem("the appkey is missing") }
         guard let appsecret = fields["appsecret"], !appsecret.isEmpty else { return problem("the appsecret is missing") }
-        let number = fields["account_no"].flatMap { $0.isEmpty ? nil : $0 }
+        let number = fields["account_no"].flatMap { $0.isEmpty ? nil : AccountValidation.normalizedAccountNumber($0.trimmingCharacters(in: .whitespaces)) }
         let hts = fields["hts_id"].flatMap { $0.isEmpty ? nil : $0 }
         let tagList = tags ?? AccountRecord.splitTags(fields["tags"] ?? "")
         let secrets = AccountSecrets(appkey: SecureBytes(utf8: appkey), appsecret: SecureBytes(utf8: appsecret),

@@ -36,7 +36,7 @@ extension AccountCommand {
             let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
             let (appkey, appsecret) = try SecretInput.credentials(for: name)
             let secrets = AccountSecrets(appkey: appkey, appsecret: appsecret,
-                                         accountNumber: accountNumber.map(SecureBytes.init(utf8:)), htsID: htsID.map(SecureBytes.init(utf8:)))
+                                         accountNumber: accountNumber.map { SecureBytes(utf8: AccountValidation.normalizedAccountNumber($0)) }, htsID: htsID.map(SecureBytes.init(utf8:)))
             try unlocked.addAccount(NewAccount(name: name, environment: env, secrets: secrets, tags: tags))
             Terminal.note("added account '\(name)' (\(env.rawValue))")
         }

@@ -42,7 +42,7 @@ extension AccountCommand {
             let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
             var changes = AccountChanges()
             changes.environment = env
-            if clearAccountNumber { changes.accountNumber = .some(nil) } else if let accountNumber { changes.accountNumber = SecureBytes(utf8: accountNumber) }
+            if clearAccountNumber { changes.accountNumber = .some(nil) } else if let accountNumber { changes.accountNumber = SecureBytes(utf8: AccountValidation.normalizedAccountNumber(accountNumber)) }
             if clearHTSID { changes.htsID = .some(nil) } else if let htsID { changes.htsID = SecureBytes(utf8: htsID) }
             changes.addTags = addTags
             changes.removeTags = removeTags

@@ -14,9 +14,10 @@ struct Exec: AsyncParsableCommand {
         commandName: "exec",
         abstract: "Run a command with an account's credentials in its environment.",
         discussion: """
-            Sets KIS_ENV, KIS_BASE_URL, KIS_WS_URL, KIS_APPKEY, KIS_APPSECRET, KIS_ACCOUNT_NO and \
-            KIS_HTS_ID (when set); with --approval KIS_APPROVAL_KEY and with --token \
-            KIS_ACCESS_TOKEN (fresh for at least --min-ttl). kisvault then replaces itself with \
+            Sets KIS_ENV, KIS_BASE_URL, KIS_WS_URL, KIS_APPKEY, KIS_APPSECRET, KIS_ACCOUNT_NO with \
+            KIS_CANO and KIS_ACNT_PRDT_CD, and KIS_HTS_ID (when set); with --approval \
+            KIS_APPROVAL_KEY and with --token KIS_ACCESS_TOKEN (fresh for at least --min-ttl), \
+            each with _EXPIRES_AT (epoch seconds) and _EXPIRES_KST (Korea time, as KIS writes it). kisvault then replaces itself with \
             the command, so signals reach it directly and its exit status is kisvault's. \
             KISVAULT_PASSPHRASE is removed from the command's environment.
 
@@ -48,6 +49,12 @@ struct Exec: AsyncParsableCommand {
                 "KIS_WS_URL": endpoints.webSocketURL(for: kisEnvironment), "KIS_APPKEY": appkey, "KIS_APPSECRET": appsecret,
             ]
             out["KIS_ACCOUNT_NO"] = accountNumber
+            // The split KIS's order and balance calls take: CANO (8 digits) and
+            // ACNT_PRDT_CD (2 digits).
+            if let digits = accountNumber?.filter(\.isNumber), digits.count == 10 {
+                out["KIS_CANO"] = String(digits.prefix(8))
+                out["KIS_ACNT_PRDT_CD"] = String(digits.suffix(2))
+            }
             out["KIS_HTS_ID"] = htsID
             return out
         }
@@ -63,8 +70,14 @@ struct Exec: AsyncParsableCommand {
         if approval || token {
             let keyManager = try manager.manager(vault: unlocked)
             do {
-                if approval { env["KIS_APPROVAL_KEY"] = try await keyManager.get(account: account, kind: .approval, minTTL: minTTL.seconds).value.utf8String() }
-                if token { env["KIS_ACCESS_TOKEN"] = try await keyManager.get(account: account, kind: .token, minTTL: minTTL.seconds).value.utf8String() }
+                if approval {
+                    let issued = try await keyManager.get(account: account, kind: .approval, minTTL: minTTL.seconds)
+                    env.merge(Self.credentialVariables(.approval, value: issued.value.utf8String(), expiresAt: issued.times.expiresAt)) { _, new in new }
+                }
+                if token {
+                    let issued = try await keyManager.get(account: account, kind: .token, minTTL: minTTL.seconds)
+                    env.merge(Self.credentialVariables(.token, value: issued.value.utf8String(), expiresAt: issued.times.expiresAt)) { _, new in new }
+                }
             } catch {
                 await keyManager.client.shutdown()
                 throw error
@@ -91,15 +104,21 @@ struct Exec: AsyncParsableCommand {
         var env = variables(AccountEnvironment(rawValue: app["environment"] as? String ?? "") ?? .mock, appkey, appsecret,
                             app["account_no"] as? String, app["hts_id"] as? String)
         let ttl = Int(minTTL.seconds)
-        if approval {
-            guard let key = try ask("/v1/accounts/\(account)/approval-key?min_ttl=\(ttl)")?["approval_key"] as? String else { return nil }
-            env["KIS_APPROVAL_KEY"] = key
-        }
-        if token {
-            guard let value = try ask("/v1/accounts/\(account)/access-token?min_ttl=\(ttl)")?["access_token"] as? String else { return nil }
-            env["KIS_ACCESS_TOKEN"] = value
+        for (kind, wanted, path) in [(CredentialKind.approval, approval, "approval-key"), (.token, token, "access-token")] where wanted {
+            guard let answer = try ask("/v1/accounts/\(account)/\(path)?min_ttl=\(ttl)"),
+                  let value = answer[kind.jsonField] as? String,
+                  let expires = (answer["expires_at"] as? String).flatMap(Timestamp.parse) else { return nil }
+            env.merge(Self.credentialVariables(kind, value: value, expiresAt: expires)) { _, new in new }
         }
         return env
+    }
+
+    /// `KIS_APPROVAL_KEY` / `KIS_ACCESS_TOKEN`, its expiry as epoch seconds
+    /// (`..._EXPIRES_AT`) and as KIS writes it, Korea time (`..._EXPIRES_KST`).
+    static func credentialVariables(_ kind: CredentialKind, value: String, expiresAt: Date) -> [String: String] {
+        let name = kind == .approval ? "KIS_APPROVAL_KEY" : "KIS_ACCESS_TOKEN"
+        return [name: value, name + "_EXPIRES_AT": String(Int(expiresAt.timeIntervalSince1970)),
+                name + "_EXPIRES_KST": KoreaTime.format(expiresAt)]
     }
 
     /// Replaces this process with the command: the master key and the vault connection go

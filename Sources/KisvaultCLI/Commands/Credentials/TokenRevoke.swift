@@ -21,14 +21,18 @@ extension TokenCommand {
             _ = try vault.account(named: account)
             let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
             let keyManager = try manager.manager(vault: unlocked)
+            let outcome: KeyManager.RevokeOutcome
             do {
-                try await keyManager.revoke(account: account)
+                outcome = try await keyManager.revoke(account: account)
             } catch {
                 await keyManager.client.shutdown()
                 throw error
             }
             await keyManager.client.shutdown()
-            Terminal.note("revoked the access token of '\(account)'")
+            switch outcome {
+            case .revoked: Terminal.note("revoked the access token of '\(account)'")
+            case .alreadyInvalid: Terminal.note("the access token of '\(account)' was already invalid at KIS (expired or revoked elsewhere); it is forgotten")
+            }
         }
     }
 }
