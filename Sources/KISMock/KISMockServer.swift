@@ -40,6 +40,9 @@ public final class KISMockServer: Sendable {
         state.force(.init(path: path, code: code, status: status, dataShape: dataShape, remaining: count))
     }
 
+    /// Revokes `appkey`'s current token, as `/oauth2/revokeP` does; false if it is not.
+    public func revoke(appkey: String, token: String) -> Bool { state.revoke(appkey: appkey, token: token) }
+
     /// Moves the mock's clock (what `POST /__mock/clock/advance` does, in process).
     public func advanceClock(seconds: TimeInterval) { state.advanceClock(by: seconds) }
 

@@ -77,6 +77,21 @@ public final class KeyManager: Sendable {
     }
 
     /// Revokes the stored access token at KIS and forgets it.
+    /// A program found `dead` refused by KIS (EGW00121/EGW00123). If it is still the stored
+    /// token it is dropped (audited) in one transaction, then the token valid for `minTTL`
+    /// is returned: a new one, issued under the usual single flight, so that ten programs
+    /// reporting the same dead token cause one issuance and all get the new token.
+    /// - Returns: whether this call dropped the stored token, and the token to use now.
+    /// - Throws: ``KeyManagerError``, ``VaultError``.
+    public func invalidate(account: String, token dead: SecureBytes, minTTL: TimeInterval) async throws -> (dropped: Bool, IssuedCredential) {
+        let dropped = try vault.withIssuance(account: account, kind: .token) { tx -> Bool in
+            guard try tx.discardCurrent(ifItIs: dead) else { return false }
+            try tx.audit(action: "token.invalidate", detail: "reported dead by a program")
+            return true
+        }
+        return (dropped, try await get(account: account, kind: .token, minTTL: minTTL))
+    }
+
     /// What revoking a token came to.
     public enum RevokeOutcome: Sendable, Equatable {
         /// KIS revoked it.

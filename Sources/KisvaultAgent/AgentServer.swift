@@ -152,6 +152,31 @@ public final class AgentServer: Sendable {
         router.get("/v1/accounts/:name/access-token") { request, context in
             await Self.credential(state, .token, request, context)
         }
+        // A program reports a token KIS refused: body {"access_token": "<the dead token>"}
+        // (at most 16 KiB); the answer is the GET's, with the token to use now.
+        router.post("/v1/accounts/:name/access-token/invalidate") { request, context in
+            let name = context.parameters.get("name") ?? ""
+            do {
+                var body = try await request.body.collect(upTo: 16 * 1024)
+                defer { body.withUnsafeMutableReadableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+                let object = body.withUnsafeReadableBytes { (try? JSONSerialization.jsonObject(with: Data($0))) as? [String: Any] }
+                guard let dead = object?["access_token"] as? String, !dead.isEmpty else {
+                    throw AgentFailure(.badRequest, "give the dead token as {\"access_token\": \"...\"}")
+                }
+                let minTTL = Double(request.uri.queryParameters.get("min_ttl") ?? "600") ?? 600
+                let manager = try state.begin()
+                defer { state.end(manager) }
+                let (_, issued) = try await manager.invalidate(account: name, token: SecureBytes(utf8: dead), minTTL: minTTL)
+                return Self.json(200, [
+                    "access_token": issued.value.utf8String(),
+                    "issued_at": Timestamp.string(issued.times.issuedAt),
+                    "expires_at": Timestamp.string(issued.times.expiresAt),
+                    "from_cache": issued.fromCache,
+                ], vault: state.vaultPath, endpoints: state.endpoints)
+            } catch {
+                return Self.failure(Self.classify(error), vault: state.vaultPath, endpoints: state.endpoints)
+            }
+        }
         router.get("/v1/accounts/:name/app-credentials") { request, context in
             let name = context.parameters.get("name") ?? ""
             do {

@@ -118,6 +118,26 @@ public struct IssuanceTransaction {
             """).execute(arguments: key + [owner])
     }
 
+    /// Forgets the current credential if it is `value` (compared in constant time), and
+    /// says whether it did: a caller reporting a dead token drops it only while it is still
+    /// the stored one, so reports of an already replaced token change nothing.
+    /// - Throws: ``VaultError/fieldAuthenticationFailed(account:field:)`` for a stored value
+    ///   that does not open.
+    public func discardCurrent(ifItIs value: SecureBytes) throws -> Bool {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, value FROM credentials WHERE account_id = ? AND kind = ? AND slot = 'current'"),
+                                         arguments: key) else { return false }
+        let id: String = row[0], blob: Data = row[1]
+        let stored: SecureBytes
+        do {
+            stored = try vault.keys.open(blob, kind: snapshot.kind.rawValue, recordID: "\(snapshot.accountID).\(id)", field: "value")
+        } catch {
+            throw VaultError.fieldAuthenticationFailed(account: snapshot.account, field: "\(snapshot.kind.rawValue) current")
+        }
+        guard stored.constantTimeEquals(value) else { return false }
+        try discard(slot: "current")
+        return true
+    }
+
     /// Forgets a stored credential (after revocation).
     public func discard(slot: String) throws {
         try db.cachedStatement(sql: "DELETE FROM credentials WHERE account_id = ? AND kind = ? AND slot = ?").execute(arguments: key + [slot])

@@ -253,4 +253,44 @@ import FoundationNetworking
         #expect(mock.requests("/oauth2/Approval") == 0)
         await mock.stop()
     }
+
+    @Test func tenReportsOfOneDeadTokenCauseOneIssuance() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 1)
+        let a = accounts[0]
+        let first = try await box.runAsync(["token", "get", a.name])
+        let dead = first.stdout.trimmingCharacters(in: .newlines)
+        #expect(first.status == 0 && mock.requests("/oauth2/tokenP") == 1)
+        // KIS forgets the token (revoked elsewhere) and a minute passes, on both clocks.
+        #expect(mock.revoke(appkey: a.appkey, token: dead))
+        mock.advanceClock(seconds: 61)
+        let later: [String: String?] = ["KISVAULT_CLOCK_OFFSET_SECONDS": "61"]
+        let reports = try await withThrowingTaskGroup(of: CLIResult.self) { group in
+            for _ in 0..<10 {
+                group.addTask { try await box.runAsync(["token", "invalidate", a.name], stdin: dead + "\n", env: later) }
+            }
+            var all: [CLIResult] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        #expect(reports.allSatisfy { $0.status == 0 }, "\(reports.map(\.stderr))")
+        let answers = Set(reports.map { $0.stdout.trimmingCharacters(in: .newlines) })
+        #expect(answers.count == 1 && answers.first != dead && answers.first?.hasPrefix("eyJ") == true)
+        #expect(mock.requests("/oauth2/tokenP") == 2, "one new issuance for ten reports")
+        // A report of a token that is no longer the stored one changes nothing.
+        let stale = try await box.runAsync(["token", "invalidate", a.name], stdin: dead + "\n", env: later)
+        #expect(stale.status == 0 && stale.stdout.trimmingCharacters(in: .newlines) == answers.first)
+        #expect(mock.requests("/oauth2/tokenP") == 2)
+        // Never from argv: what is not a token on stdin is refused.
+        let garbage = try await box.runAsync(["token", "invalidate", a.name], stdin: "not a token\n", env: later)
+        #expect(garbage.status == 2 && garbage.stderr.contains("not an access token"))
+        // Through an agent: the same answer, POST .../access-token/invalidate.
+        try FileManager.default.createDirectory(atPath: box.dir + "/run", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        #expect(try await box.runAsync(["agent", "start"], env: later).status == 0)
+        let viaAgent = try await box.runAsync(["token", "invalidate", a.name], stdin: dead + "\n", env: ["KISVAULT_PASSPHRASE": nil])
+        #expect(viaAgent.status == 0 && viaAgent.stdout.trimmingCharacters(in: .newlines) == answers.first, "\(viaAgent.stderr)")
+        let audit = try await box.runAsync(["audit", "list", "--account", a.name, "--format", "json"])
+        #expect(audit.stdout.components(separatedBy: "\"token.invalidate\"").count - 1 == 1, "one drop recorded")
+        _ = try? await box.runAsync(["agent", "stop"])
+        await mock.stop()
+    }
 }

@@ -16,7 +16,7 @@ enum AgentUse {
         case unavailable
     }
 
-    static func call(_ target: String, vaultPath: String, options: VaultOptions) -> Outcome {
+    static func call(_ target: String, method: String = "GET", body: [UInt8] = [], vaultPath: String, options: VaultOptions) -> Outcome {
         let (socket, explicit) = AgentPaths.socket()
         guard explicit || FileManager.default.fileExists(atPath: socket) else { return .unavailable }
         let response: AgentClient.Response
@@ -27,7 +27,7 @@ enum AgentUse {
             if let mine = try? KISEndpoints.fromEnvironment() {
                 headers = ["x-kisvault-kis-real": mine.real, "x-kisvault-kis-mock": mine.mock]
             }
-            response = try AgentClient.request(socket: socket, method: "GET", target: target, headers: headers)
+            response = try AgentClient.request(socket: socket, method: method, target: target, headers: headers, body: body)
         } catch {
             options.debug("agent at \(socket) unusable (\(error)); unlocking here")
             return .unavailable
