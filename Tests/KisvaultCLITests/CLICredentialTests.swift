@@ -104,7 +104,16 @@ import FoundationNetworking
         process.waitUntilExit()
         let afterKill = try Self.storedCount(box)
         #expect(afterKill >= 40 && afterKill < 300, "stored \(afterKill)")
-        let sentBeforeRerun = mock.requests("/oauth2/Approval")
+        // Requests the killed process had written may still be on their way into the mock:
+        // read the count once it has stopped changing (300 ms unchanged, at most 5 s).
+        var sentBeforeRerun = mock.requests("/oauth2/Approval")
+        var steadySince = Date()
+        let deadline = Date().addingTimeInterval(5)
+        while Date().timeIntervalSince(steadySince) < 0.3 && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            let now = mock.requests("/oauth2/Approval")
+            if now != sentBeforeRerun { sentBeforeRerun = now; steadySince = Date() }
+        }
         let rerun = try await box.runAsync(["approval", "issue", "--all", "--concurrency", "16", "--quiet", "--format", "json"])
         #expect(rerun.status == 0, "\(rerun.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(rerun.stdout.utf8)) as! [String: Any]
