@@ -177,6 +177,20 @@ public final class AgentServer: Sendable {
                 return Self.failure(Self.classify(error), vault: state.vaultPath, endpoints: state.endpoints)
             }
         }
+        // Revokes the stored token at KIS and forgets it: {"revoked": true} or, for a token
+        // KIS no longer knew, {"revoked": false, "already_invalid": true}.
+        router.post("/v1/accounts/:name/access-token/revoke") { _, context in
+            let name = context.parameters.get("name") ?? ""
+            do {
+                let manager = try state.begin()
+                defer { state.end(manager) }
+                let outcome = try await manager.revoke(account: name)
+                return Self.json(200, ["revoked": outcome == .revoked, "already_invalid": outcome == .alreadyInvalid],
+                                 vault: state.vaultPath, endpoints: state.endpoints)
+            } catch {
+                return Self.failure(Self.classify(error), vault: state.vaultPath, endpoints: state.endpoints)
+            }
+        }
         router.get("/v1/accounts/:name/app-credentials") { request, context in
             let name = context.parameters.get("name") ?? ""
             do {
@@ -187,9 +201,11 @@ public final class AgentServer: Sendable {
                 // Every hand-out of an appkey and appsecret is audited, as `exec` and
                 // `account show --reveal` are when they unlock by themselves; no row, no
                 // hand-out. One row per request: these are asked once per program start.
-                let forExec = request.uri.queryParameters.get("for") == "exec"
-                try manager.vault.recordAudit(action: forExec ? "exec" : "account.reveal", account: name,
-                                              detail: forExec ? "via agent" : "app-credentials via agent")
+                switch request.uri.queryParameters.get("for") {
+                case "exec": try manager.vault.recordAudit(action: "exec", account: name, detail: "via agent")
+                case "reveal": try manager.vault.recordAudit(action: "account.reveal", account: name, detail: "via agent")
+                default: try manager.vault.recordAudit(action: "account.reveal", account: name, detail: "app-credentials via agent")
+                }
                 var body: [String: Any] = [
                     "environment": summary.environment.rawValue,
                     "appkey": secrets.appkey.utf8String(), "appsecret": secrets.appsecret.utf8String(),

@@ -215,4 +215,25 @@ import FoundationNetworking
         #expect(none.status == 4 && none.stderr.contains("kisvault agent start"))
         await mock.stop()
     }
+
+    @Test func revealAndRevokeThroughTheAgentWithoutAPassphrase() async throws {
+        let (box, mock, accounts) = try await Self.setUp()
+        let a = accounts[0]
+        #expect(try await box.runAsync(["agent", "start"]).status == 0)
+        let none: [String: String?] = ["KISVAULT_PASSPHRASE": nil]
+        let shown = try await box.runAsync(["account", "show", a.name, "--reveal", "--format", "json"], env: none)
+        #expect(shown.status == 0 && shown.stdout.contains(a.appkey) && shown.stdout.contains(a.appsecret), "\(shown.stderr)")
+        let audit = try await box.runAsync(["audit", "list", "--account", a.name, "--format", "json"])
+        let rows = try JSONSerialization.jsonObject(with: Data(audit.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(rows.contains { $0["action"] as? String == "account.reveal" && $0["detail"] as? String == "via agent" })
+        // A masked view is not taken from the agent: without a passphrase it cannot be had.
+        #expect(try await box.runAsync(["account", "show", a.name], env: none).status == 3)
+        #expect(try await box.runAsync(["token", "get", a.name], env: none).status == 0)
+        let revoked = try await box.runAsync(["token", "revoke", a.name], env: none)
+        #expect(revoked.status == 0 && revoked.stderr.contains("revoked the access token"), "\(revoked.stderr)")
+        #expect(mock.requests("/oauth2/revokeP") == 1)
+        #expect(try await box.runAsync(["token", "revoke", a.name], env: none).status == 4)
+        try await Self.stop(box)
+        await mock.stop()
+    }
 }

@@ -19,16 +19,23 @@ extension TokenCommand {
         func run() async throws {
             let vault = try options.open(.readWrite)
             _ = try vault.account(named: account)
-            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-            let keyManager = try manager.manager(vault: unlocked)
             let outcome: KeyManager.RevokeOutcome
-            do {
-                outcome = try await keyManager.revoke(account: account)
-            } catch {
-                await keyManager.client.shutdown()
+            switch AgentUse.call("/v1/accounts/\(account)/access-token/revoke", method: "POST", vaultPath: options.path, options: options) {
+            case .answered(let body):
+                outcome = body["already_invalid"] as? Bool == true ? .alreadyInvalid : .revoked
+            case .failed(let error):
                 throw error
+            case .unavailable:
+                let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
+                let keyManager = try manager.manager(vault: unlocked)
+                do {
+                    outcome = try await keyManager.revoke(account: account)
+                } catch {
+                    await keyManager.client.shutdown()
+                    throw error
+                }
+                await keyManager.client.shutdown()
             }
-            await keyManager.client.shutdown()
             switch outcome {
             case .revoked: Terminal.note("revoked the access token of '\(account)'")
             case .alreadyInvalid: Terminal.note("the access token of '\(account)' was already invalid at KIS (expired or revoked elsewhere); it is forgotten")
