@@ -31,12 +31,7 @@ public struct Kisvault: AsyncParsableCommand {
     public static func main(arguments: [String]) async -> Int32 {
         Hardening.apply()
         var arguments = arguments
-        if arguments.first == "--detach-session" {
-            // The detached agent: leave the starting terminal's session so that closing it
-            // does not send us SIGHUP.
-            arguments.removeFirst()
-            _ = setsid()
-        }
+        AgentLifecycle.enterDetachedSessionIfAsked(&arguments)
         // `help NAME` of a command that does not exist is an error, not the main help.
         if arguments.first == "help", arguments.count > 1, !commandExists(Array(arguments.dropFirst().prefix { !$0.hasPrefix("-") })) {
             Terminal.note("no command '\(arguments.dropFirst().joined(separator: " "))'; see 'kisvault --help' for the commands")

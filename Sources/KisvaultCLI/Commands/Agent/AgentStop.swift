@@ -18,8 +18,7 @@ extension AgentCommand {
         @OptionGroup var socket: SocketOptions
 
         func run() throws {
-            _ = try AgentClient.request(socket: socket.path, method: "POST", target: "/v1/stop")
-            for _ in 0..<100 where FileManager.default.fileExists(atPath: socket.path) { usleep(20_000) }
+            try AgentLifecycle(vaultPath: "", socketPath: socket.path).stop()
             Terminal.note("agent stopped")
         }
     }

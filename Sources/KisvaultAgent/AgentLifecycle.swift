@@ -1,0 +1,111 @@
+import Foundation
+import KeyManager
+import Logging
+import VaultCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starting, detaching and stopping an agent: the single-agent lock, the stale socket, the
+/// re-executed detached process and the passphrase handed to it through a pipe. The CLI's
+/// `agent start` and `agent stop` are thin calls into this.
+public struct AgentLifecycle: Sendable {
+    public let vaultPath: String
+    public let socketPath: String
+
+    /// The argument that makes a re-executed kisvault leave the starting terminal's
+    /// session (so closing that terminal does not send the agent SIGHUP).
+    public static let detachArgument = "--detach-session"
+
+    public init(vaultPath: String, socketPath: String) {
+        self.vaultPath = vaultPath
+        self.socketPath = socketPath
+    }
+
+    var lockFile: String { vaultPath + ".agent-lock" }
+
+    /// Takes `--detach-session` off the front of `arguments` and starts a new session when
+    /// it was there. Called first thing by the executable.
+    public static func enterDetachedSessionIfAsked(_ arguments: inout [String]) {
+        guard arguments.first == detachArgument else { return }
+        arguments.removeFirst()
+        _ = setsid()
+    }
+
+    /// Refuses when an agent already answers on the socket or holds the vault's agent lock:
+    /// checked before anything (a passphrase) is asked.
+    /// - Throws: ``AgentError/alreadyRunning(_:)``, ``AgentError/setup(_:)``.
+    public func checkNoneRunning() throws(AgentError) {
+        try AgentPaths.prepareDirectory(for: socketPath)
+        if (try? AgentClient.request(socket: socketPath, method: "GET", target: "/v1/status", timeout: 2)) != nil {
+            throw .alreadyRunning(socketPath)
+        }
+        let probe = open(lockFile, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard probe >= 0, flock(probe, LOCK_EX | LOCK_NB) == 0 else {
+            if probe >= 0 { close(probe) }
+            throw .alreadyRunning("another agent holds \(lockFile)")
+        }
+        close(probe)
+    }
+
+    /// Serves `manager` in this process until stopped (signal, `/v1/stop`), holding the
+    /// vault's agent lock the whole time. The socket is created 0600 in a 0700 directory,
+    /// never looser for a moment; a stale socket of a killed agent is replaced, anything
+    /// else at the path is refused.
+    public func serve(manager: KeyManager, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger,
+                      onListening: @escaping @Sendable () -> Void) async throws {
+        umask(0o177)
+        let lockFD = open(lockFile, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            throw AgentError.alreadyRunning("another agent holds \(lockFile)")
+        }
+        defer { close(lockFD) }
+        var info = stat()
+        if lstat(socketPath, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+                throw AgentError.setup("\(socketPath) exists and is not a socket; refusing to replace it: choose another --socket path")
+            }
+            unlink(socketPath)
+        }
+        let server = AgentServer(manager: manager, vaultPath: vaultPath, socketPath: socketPath, idleLock: idleLock, maxLock: maxLock, logger: logger)
+        try await server.run(onListening: onListening)
+    }
+
+    /// Starts `executable arguments` (an `agent start --foreground ... --passphrase-fd 0`)
+    /// detached in a new session, hands it the passphrase through a pipe (never argv or the
+    /// environment), and waits until it answers on the socket.
+    /// - Returns: the agent's pid.
+    /// - Throws: ``AgentError/setup(_:)`` when it does not come up.
+    public func detach(executable: String, arguments: [String], passphrase: SecureBytes, environment: [String: String]) throws -> Int32 {
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { throw AgentError.setup("cannot create a pipe: \(String(cString: strerror(errno)))") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = [Self.detachArgument] + arguments
+        var environment = environment
+        environment["KISVAULT_PASSPHRASE"] = nil
+        process.environment = environment
+        process.standardInput = FileHandle(fileDescriptor: pipeFDs[0], closeOnDealloc: true)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        passphrase.withUnsafeBytes { _ = write(pipeFDs[1], $0.baseAddress!, $0.count) }
+        _ = write(pipeFDs[1], "\n", 1)
+        close(pipeFDs[1])
+        for _ in 0..<200 {
+            if (try? AgentClient.request(socket: socketPath, method: "GET", target: "/v1/status", timeout: 1)) != nil {
+                return process.processIdentifier
+            }
+            if !process.isRunning { break }
+            usleep(50_000)
+        }
+        throw AgentError.setup("the agent did not start; run 'kisvault agent start --foreground --verbose' to see why")
+    }
+
+    /// Asks the agent to stop and waits (up to 2 s) for its socket to go.
+    /// - Throws: ``AgentError/notRunning(_:)`` when nothing answers.
+    public func stop() throws(AgentError) {
+        _ = try AgentClient.request(socket: socketPath, method: "POST", target: "/v1/stop")
+        for _ in 0..<100 where FileManager.default.fileExists(atPath: socketPath) { usleep(20_000) }
+    }
+}
