@@ -1,4 +1,5 @@
 import Foundation
+import KISMock
 import Testing
 
 /// Small things a daily user expects (part of the daily-use issue).
@@ -43,5 +44,23 @@ import Testing
         let export = try await box.runAsync(["account", "export", "--plaintext"])
         #expect(export.stdout.contains("\"12345678-02\"") && export.stdout.contains("\"11111111-22\""), "\(export.stdout)")
         #expect(!export.stdout.contains("1234567802"))
+    }
+
+    @Test func statusTakesNamesAndStatesAndCounts() async throws {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 3)
+        #expect(try await box.runAsync(["approval", "get", accounts[1].name]).status == 0)
+        let all = try await box.runAsync(["approval", "status"])
+        #expect(all.status == 0 && all.stderr.contains("1 fresh, 0 expiring, 0 expired, 2 none, 0 rejected"), "\(all.stderr)")
+        let fresh = try await box.runAsync(["approval", "status", "--state", "fresh", "--json"])
+        let rows = try JSONSerialization.jsonObject(with: Data(fresh.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(rows.map { $0["account"] as? String } == [accounts[1].name])
+        let named = try await box.runAsync(["token", "status", accounts[0].name, accounts[2].name, "--format", "json"])
+        let tokenRows = try JSONSerialization.jsonObject(with: Data(named.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(tokenRows.count == 2 && tokenRows.allSatisfy { $0["state"] as? String == "none" })
+        let unknown = try await box.runAsync(["approval", "status", "nosuch"])
+        #expect(unknown.status == 4)
+        let badState = try await box.runAsync(["approval", "status", "--state", "stale"])
+        #expect(badState.status == 2)
+        await mock.stop()
     }
 }

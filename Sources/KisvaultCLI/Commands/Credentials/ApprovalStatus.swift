@@ -15,9 +15,12 @@ extension ApprovalCommand {
         @OptionGroup var options: VaultOptions
         @OptionGroup var output: OutputOptions
         @Option(help: "Only accounts with this tag.") var tag: String?
+        @Option(help: ArgumentHelp("Only accounts in this state: fresh, expiring, expired, none or rejected.", valueName: "state"))
+        var state: CredentialState?
+        @Argument(help: "Only these accounts (default: all).") var accounts: [String] = []
 
         func run() throws {
-            try StatusCommand(kind: .approval).run(options: options, output: output, tag: tag, expiringWithin: 600)
+            try StatusCommand(kind: .approval).run(options: options, output: output, tag: tag, names: accounts, state: state, expiringWithin: 600)
         }
     }
 }

@@ -169,34 +169,53 @@ struct BulkCommand {
     }
 }
 
+/// A credential's state as `status` reports it.
+enum CredentialState: String, ExpressibleByArgument, CaseIterable, Encodable {
+    case fresh, expiring, expired, none, rejected
+}
+
 /// `status`: per account, the credential's state; no passphrase needed.
 struct StatusCommand {
     let kind: CredentialKind
 
-    func run(options: VaultOptions, output: OutputOptions, tag: String?, expiringWithin: TimeInterval) throws {
-        let snapshots = try options.open(.readOnly).issuanceSnapshots(kind: kind, tag: tag)
+    func run(options: VaultOptions, output: OutputOptions, tag: String?, names: [String] = [], state wanted: CredentialState? = nil,
+             expiringWithin: TimeInterval) throws {
+        var snapshots = try options.open(.readOnly).issuanceSnapshots(kind: kind, tag: tag)
+        if !names.isEmpty {
+            let known = Set(snapshots.map(\.account))
+            if let missing = names.first(where: { !known.contains($0) }) { throw VaultError.accountNotFound(name: missing) }
+            let selected = Set(names)
+            snapshots = snapshots.filter { selected.contains($0.account) }
+        }
         let now = ManagerOptions.clock()
         struct Item: Encodable {
-            var account: String, environment: String, state: String
+            var account: String, environment: String, state: CredentialState
             var issuedAt: String?, expiresAt: String?, errorCode: String?, error: String?
         }
-        let items = snapshots.map { s -> Item in
-            let state: String
-            if s.rejectedCode != nil { state = "rejected" }
+        var items = snapshots.map { s -> Item in
+            let state: CredentialState
+            if s.rejectedCode != nil { state = .rejected }
             else if let c = s.current {
                 let left = c.expiresAt.timeIntervalSince(now)
-                state = left <= 0 ? "expired" : left < expiringWithin ? "expiring" : "fresh"
-            } else { state = "none" }
+                state = left <= 0 ? .expired : left < expiringWithin ? .expiring : .fresh
+            } else { state = .none }
+            // The last error is shown only where it still explains the state: a failed
+            // issuance followed by a good one is history, not news.
+            let error = state == .fresh || state == .expiring ? nil : s.rejectedMessage ?? s.lastError
             return Item(account: s.account, environment: s.environment.rawValue, state: state,
                         issuedAt: s.current.map { Timestamp.string($0.issuedAt) }, expiresAt: s.current.map { Timestamp.string($0.expiresAt) },
-                        errorCode: s.rejectedCode, error: s.rejectedMessage ?? s.lastError)
+                        errorCode: s.rejectedCode, error: error)
         }
+        if let wanted { items = items.filter { $0.state == wanted } }
         if output.json {
             try Terminal.json(items)
         } else {
             try Terminal.out(table(["ACCOUNT", "ENV", "STATE", "ISSUED", "EXPIRES", "ERROR"], items.map {
-                [$0.account, $0.environment, $0.state, $0.issuedAt ?? "-", $0.expiresAt ?? "-", ($0.errorCode.map { "\($0) " } ?? "") + ($0.error ?? "")]
+                [$0.account, $0.environment, $0.state.rawValue, $0.issuedAt ?? "-", $0.expiresAt ?? "-", ($0.errorCode.map { "\($0) " } ?? "") + ($0.error ?? "")]
             }))
+            var counts: [CredentialState: Int] = [:]
+            for item in items { counts[item.state, default: 0] += 1 }
+            Terminal.note(CredentialState.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", "))
         }
     }
 }
