@@ -37,6 +37,10 @@ public struct Kisvault: AsyncParsableCommand {
             Terminal.note("no command '\(arguments.dropFirst().joined(separator: " "))'; see 'kisvault --help' for the commands")
             return KisvaultExit.usage.rawValue
         }
+        if let typo = unknownCommand(arguments) {
+            Terminal.note(typo)
+            return KisvaultExit.usage.rawValue
+        }
         if let problem = ArgumentLimits.problem(arguments) {
             Terminal.note(problem)
             return KisvaultExit.usage.rawValue
@@ -78,6 +82,44 @@ public struct Kisvault: AsyncParsableCommand {
             command = sub
         }
         return true
+    }
+
+    /// A message for a command name that is not one (`acount list`, `approval gte`), with
+    /// the nearest names; nil when the words before the first option or leaf name commands.
+    static func unknownCommand(_ arguments: [String]) -> String? {
+        var command: any ParsableCommand.Type = Kisvault.self
+        var path = ["kisvault"]
+        for word in arguments {
+            let subcommands = command.configuration.subcommands
+            guard !subcommands.isEmpty, !word.hasPrefix("-"), word != "help" else { return nil }
+            guard let sub = subcommands.first(where: { $0.configuration.commandName == word }) else {
+                let names = subcommands.compactMap { $0.configuration.commandName }
+                let near = names.map { ($0, editDistance($0, word)) }.filter { $0.1 <= max(1, word.count / 3) }.sorted { $0.1 < $1.1 }.map(\.0)
+                let hint = near.isEmpty ? "the commands are \(names.joined(separator: ", "))" : "did you mean '\((path + [near[0]]).joined(separator: " "))'?"
+                return "'\(Terminal.escape(word))' is not a command of '\(path.joined(separator: " "))'; \(hint)"
+            }
+            command = sub
+            path.append(word)
+        }
+        return nil
+    }
+
+    /// Edit distance with adjacent transpositions counted as one edit (`gte` is one from
+    /// `get`), for suggesting the command meant.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
+        var d = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { d[i][0] = i }
+        for j in 0...b.count { d[0][j] = j }
+        for i in 1...a.count {
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
+            }
+        }
+        return d[a.count][b.count]
     }
 
     /// argument-parser's usage error with kisvault's `kisvault:` prefix on its first line
