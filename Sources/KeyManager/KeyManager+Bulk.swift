@@ -303,9 +303,13 @@ actor Committer {
         do { try flush() } catch { failure = error }
     }
 
+    /// Commits what is pending. After a failure elsewhere (claiming leases) the pending
+    /// results are still tried: stored if the vault takes them, else marked lost.
     func flush() throws {
-        if let failure { throw failure }
-        guard !pending.isEmpty else { return }
+        guard !pending.isEmpty else {
+            if let failure { throw failure }
+            return
+        }
         let items = pending
         pending = []
         let outcomes = Dictionary(items.map { ($0.0.accountID, $0.1) }, uniquingKeysWith: { a, _ in a })
@@ -319,7 +323,7 @@ actor Committer {
             }
         } catch {
             // The batch's transaction rolled back whole: its issued credentials are lost.
-            failure = error
+            if failure == nil { failure = error }
             for (snapshot, outcome) in items {
                 if case .issued = outcome { lost.insert(snapshot.accountID) }
             }

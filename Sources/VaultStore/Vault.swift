@@ -295,7 +295,7 @@ public final class Vault: Sendable {
             case .SQLITE_NOTADB:
                 return .notAVault(path: path, reason: "not a SQLite database")
             case .SQLITE_FULL:
-                return .io(path: path, detail: "the disk is full; nothing was written")
+                return .io(path: path, detail: "the disk is full; this change was not written (free some space and try again)")
             case .SQLITE_IOERR:
                 // The most likely cause on a vault: its -wal was deleted while another
                 // process (an agent) kept the vault open; SQLite then sees a -shm that

@@ -19,14 +19,14 @@ enum AgentUse {
     static func call(_ target: String, method: String = "GET", body: [UInt8] = [], vaultPath: String, options: VaultOptions) -> Outcome {
         let (socket, explicit) = AgentPaths.socket()
         guard explicit || FileManager.default.fileExists(atPath: socket) else { return .unavailable }
+        // A KIS URL this command cannot use is reported by the command itself, never
+        // papered over by an agent that has URLs of its own.
+        guard let mine = try? KISEndpoints.fromEnvironment() else { return .unavailable }
         let response: AgentClient.Response
         do {
             // The command's own KIS URLs go with the request: an agent aimed at other hosts
             // refuses before doing anything (kis_urls_differ).
-            var headers: [String: String] = [:]
-            if let mine = try? KISEndpoints.fromEnvironment() {
-                headers = ["x-kisvault-kis-real": mine.real, "x-kisvault-kis-mock": mine.mock]
-            }
+            let headers = ["x-kisvault-kis-real": mine.real, "x-kisvault-kis-mock": mine.mock]
             response = try AgentClient.request(socket: socket, method: method, target: target, headers: headers, body: body)
         } catch {
             options.debug("agent at \(socket) unusable (\(error)); unlocking here")
@@ -38,8 +38,7 @@ enum AgentUse {
         }
         // An agent started for other KIS hosts (KIS's real ones, while this command is
         // pointed at a kis-mock, or the reverse) must not answer for this command.
-        if let mine = try? KISEndpoints.fromEnvironment(),
-           response.headers["x-kisvault-kis-real"] != mine.real || response.headers["x-kisvault-kis-mock"] != mine.mock {
+        if response.headers["x-kisvault-kis-real"] != mine.real || response.headers["x-kisvault-kis-mock"] != mine.mock {
             options.debug("the agent at \(socket) talks to other KIS URLs (\(response.headers["x-kisvault-kis-real"] ?? "?"), \(response.headers["x-kisvault-kis-mock"] ?? "?")) than this command (\(mine.real), \(mine.mock)); unlocking here")
             return .unavailable
         }
