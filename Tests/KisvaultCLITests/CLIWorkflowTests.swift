@@ -154,4 +154,41 @@ import Testing
         #expect(try await box.runAsync(["keyslot", "remove", "nobody", "--passphrase-file", alicePW]).status == 4)
         #expect(try await box.runAsync(["audit", "verify", "--passphrase-file", alicePW]).status == 0)
     }
+
+    @Test func kisYAMLExportIsTheInverseOfTheImport() async throws {
+        let box = CLISandbox()
+        try await box.initVault()
+        #expect(try await box.addAccount("live", seed: 1, env: "real", extra: ["--account-no", "12345678-01", "--hts-id", "trader1"]).status == 0)
+        #expect(try await box.addAccount("paper", seed: 2, env: "mock", extra: ["--account-no", "87654321-01"]).status == 0)
+        let yaml = box.dir + "/kis_devlp.yaml"
+        let r = try await box.runAsync(["account", "export", "--format", "kis-yaml", "--plaintext", "live", "paper", "--output", yaml],
+                                       env: ["KISVAULT_KIS_BASE_URL": "http://127.0.0.1:8080"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let text = try String(contentsOfFile: yaml, encoding: .utf8)
+        let (k1, s1) = CLISandbox.credentials(1)
+        #expect(text.contains("my_app: \"\(k1)\"") && text.contains("my_sec: \"\(s1)\""))
+        #expect(text.contains("my_acct_stock: \"12345678\"") && text.contains("my_paper_stock: \"87654321\"") && text.contains("my_prod: \"01\""))
+        #expect(text.contains("prod: \"http://127.0.0.1:8080\"") && text.contains("ops: \"ws://127.0.0.1:8080\""))
+        let mode = try FileManager.default.attributesOfItem(atPath: yaml)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        // Imported again, into another vault: the same secrets under the sample's names.
+        let other = CLISandbox()
+        try await other.initVault()
+        #expect(try await other.runAsync(["account", "import", yaml, "--name", "team"]).status == 0)
+        func secrets(_ b: CLISandbox, _ name: String) async throws -> [String: String] {
+            let shown = try await b.runAsync(["account", "show", name, "--reveal", "--format", "json"])
+            let object = try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any] ?? [:]
+            return object.compactMapValues { $0 as? String }.filter { ["appkey", "appsecret", "account_no", "hts_id", "environment"].contains($0.key) }
+        }
+        #expect(try await secrets(box, "live") == secrets(other, "team-real"))
+        var paper = try await secrets(box, "paper")
+        paper["hts_id"] = "trader1"  // one my_htsid serves both accounts of the sample's file
+        #expect(try await secrets(other, "team-mock") == paper)
+        // Refusals: no --plaintext, two real accounts, an unknown name.
+        #expect(try await box.runAsync(["account", "export", "--format", "kis-yaml", "live"]).status == 2)
+        #expect(try await box.addAccount("live2", seed: 3, env: "real").status == 0)
+        let two = try await box.runAsync(["account", "export", "--format", "kis-yaml", "--plaintext", "live", "live2"])
+        #expect(two.status == 2 && two.stderr.contains("one real and one mock"))
+        #expect(try await box.runAsync(["account", "export", "--format", "kis-yaml", "--plaintext", "nosuch"]).status == 4)
+    }
 }

@@ -11,19 +11,36 @@ extension AccountCommand {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "export",
-            abstract: "Export accounts as JSON in the import format; secrets only with --plaintext.",
+            abstract: "Export accounts as JSON in the import format, or as the official sample's kis_devlp.yaml; secrets only with --plaintext.",
             discussion: """
                 Without --plaintext only names, environments and tags are written. A file given \
                 with --output is written with mode 0600 through a temporary file and a rename, \
-                so it is never seen half-written.
+                so it is never seen half-written. --format kis-yaml writes kis_devlp.yaml for \
+                one account or a real+mock pair (named), with --plaintext: the inverse of \
+                'account import --format kis-yaml', for teams that must keep the sample's file.
 
-                Example:
+                Examples:
                   kisvault account export --plaintext --output backup.json
+                  kisvault account export --format kis-yaml --plaintext team-real team-mock --output ~/KIS/config/kis_devlp.yaml
                 """)
 
         @OptionGroup var options: VaultOptions
         @Flag(help: "Include appkeys, appsecrets, account numbers and HTS ids in clear text.") var plaintext = false
         @Option(help: ArgumentHelp("Write to this file ('-': standard output, the default); only a regular file is replaced.", valueName: "file")) var output: String?
+        @Option(name: .customLong("format"), help: ArgumentHelp("json (default) or kis-yaml.", valueName: "format")) var exportFormat = ExportFormat.json
+        @Argument(help: "Only these accounts (kis-yaml: one, or one real and one mock).") var names: [String] = []
+
+        enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
+            case json
+            case kisYAML = "kis-yaml"
+        }
+
+        func validate() throws {
+            if exportFormat == .kisYAML {
+                guard plaintext else { throw ValidationError("kis-yaml holds appkeys and appsecrets: give --plaintext to export them in clear text") }
+                guard (1...2).contains(names.count) else { throw ValidationError("kis-yaml holds one real and one mock account: name one account, or two") }
+            }
+        }
 
         struct Item: Encodable {
             var name: String, environment: String, tags: [String]
@@ -36,13 +53,21 @@ extension AccountCommand {
             if plaintext {
                 let opened = try options.unlock(.readWrite)
                 unlocked = opened
-                items = try opened.exportAccounts().map { summary, secrets in
+                let selected = try selectedExport(opened.exportAccounts())
+                if exportFormat == .kisYAML {
+                    try write(Data(try KISYAMLExport.text(selected).utf8), unlocked: opened, count: selected.count)
+                    return
+                }
+                items = selected.map { summary, secrets in
                     Item(name: summary.name, environment: summary.environment.rawValue, tags: summary.tags,
                          appkey: secrets.appkey.utf8String(), appsecret: secrets.appsecret.utf8String(),
                          accountNo: secrets.accountNumber?.utf8String(), htsId: secrets.htsID?.utf8String())
                 }
             } else {
-                items = try options.open(.readOnly).accounts().map {
+                let all = try options.open(.readOnly).accounts()
+                if let missing = names.first(where: { name in !all.contains { $0.name == name } }) { throw VaultError.accountNotFound(name: missing) }
+                let wanted = Set(names)
+                items = all.filter { wanted.isEmpty || wanted.contains($0.name) }.map {
                     Item(name: $0.name, environment: $0.environment.rawValue, tags: $0.tags)
                 }
                 Terminal.note("secrets omitted: pass --plaintext to export appkeys and appsecrets in clear text")
@@ -52,6 +77,22 @@ extension AccountCommand {
             encoder.keyEncodingStrategy = .convertToSnakeCase
             var data = try encoder.encode(items)
             data.append(10)
+            try write(data, unlocked: unlocked, count: items.count)
+        }
+
+        /// The accounts named (all when none are), in the order named; an unknown name is an error.
+        func selectedExport(_ all: [(AccountSummary, AccountSecrets)]) throws -> [(AccountSummary, AccountSecrets)] {
+            guard !names.isEmpty else { return all }
+            let byName = Dictionary(all.map { ($0.0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            return try names.map { name in
+                guard let found = byName[name] else { throw VaultError.accountNotFound(name: name) }
+                return found
+            }
+        }
+
+        /// Writes the export to the file or stdout, then audits it (plaintext exports only).
+        func write(_ exported: Data, unlocked: UnlockedVault?, count: Int) throws {
+            var data = exported
             defer { data.resetBytes(in: 0..<data.count) }
             let toFile = output.flatMap { $0 == "-" ? nil : $0 }
             // The export happens first and the audit row records it afterwards: a row
@@ -63,14 +104,14 @@ extension AccountCommand {
             }
             if let unlocked {
                 do {
-                    try unlocked.recordAudit(action: "account.export", detail: "plaintext, \(items.count) accounts")
+                    try unlocked.recordAudit(action: "account.export", detail: "plaintext \(exportFormat.rawValue), \(count) accounts")
                 } catch {
                     // Not audited means not exported: take the file back (stdout cannot be).
                     if let toFile { unlink(toFile) }
                     throw error
                 }
             }
-            if let toFile { Terminal.note("exported \(items.count) accounts to \(toFile)") }
+            if let toFile { Terminal.note("exported \(count) accounts to \(toFile)") }
         }
     }
 }
