@@ -302,4 +302,56 @@ import FoundationNetworking
         _ = try? await box.runAsync(["agent", "stop"])
         await mock.stop()
     }
+
+    /// A stand-in for the official sample's token logic (kis_auth.py's read_token and auth,
+    /// written for this test, not KIS's file): today's KIS<YYYYMMDD> under ~/KIS/config,
+    /// `valid-date` compared with the machine's local time as text; only when that fails
+    /// does it ask KIS (here, the mock) for a token of its own.
+    static let sampleStandIn = """
+        import datetime, json, os, sys, urllib.request
+        path = os.path.join(os.path.expanduser("~"), "KIS", "config", "KIS" + datetime.datetime.today().strftime("%Y%m%d"))
+        token = None
+        if os.path.exists(path):
+            fields = dict(line.split(": ", 1) for line in open(path).read().splitlines() if ": " in line)
+            if fields.get("valid-date", "") > datetime.datetime.today().strftime("%Y-%m-%d %H:%M:%S"):
+                token = fields["token"]
+        if token is None:
+            body = json.dumps({"grant_type": "client_credentials", "appkey": sys.argv[2], "appsecret": sys.argv[3]}).encode()
+            req = urllib.request.Request(sys.argv[1] + "/oauth2/tokenP", data=body, headers={"content-type": "application/json"})
+            token = json.load(urllib.request.urlopen(req))["access_token"]
+            print("requested")
+        print(token)
+        """
+
+    @Test func tokenExportFeedsTheSampleWithoutARequest() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 1)
+        let a = accounts[0]
+        let script = box.write("sample.py", Self.sampleStandIn)
+        // A machine far from Korea time: the sample compares in local time.
+        for zone in ["America/New_York", "Asia/Seoul", "UTC"] {
+            let zoned: [String: String?] = ["TZ": zone]
+            let export = try await box.runAsync(["token", "export", a.name, "--format", "kis-sample"], env: zoned)
+            #expect(export.status == 0, "\(export.stderr)")
+            let before = mock.requests("/oauth2/tokenP")
+            let run = try await box.runAsync([script, mock.baseURL, a.appkey, a.appsecret], env: zoned, tool: "", wrapper: ["/usr/bin/env", "python3"])
+            #expect(run.status == 0 && !run.stdout.contains("requested"), "\(zone): \(run.stdout) \(run.stderr)")
+            let stored = try await box.runAsync(["token", "get", a.name])
+            #expect(run.stdout == stored.stdout, "the sample uses the token kisvault holds")
+            #expect(mock.requests("/oauth2/tokenP") == before, "\(zone): the sample asked KIS")
+        }
+        let file = try FileManager.default.contentsOfDirectory(atPath: box.dir + "/home/KIS/config")
+        #expect(file.count == 1 && file[0].hasPrefix("KIS"))
+        let mode = try FileManager.default.attributesOfItem(atPath: box.dir + "/home/KIS/config/" + file[0])[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        // env and json next to each other, in a directory of the user's choice.
+        let out = box.dir + "/tokens"
+        #expect(try await box.runAsync(["token", "export", a.name, "--format", "env", "--dir", out]).status == 0)
+        #expect(try await box.runAsync(["token", "export", a.name, "--format", "json", "--dir", out]).status == 0)
+        let env = try String(contentsOfFile: out + "/\(a.name).env", encoding: .utf8)
+        #expect(env.hasPrefix("KIS_ACCESS_TOKEN=eyJ") && env.contains("KIS_ACCESS_TOKEN_EXPIRES_AT="))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/\(a.name).token.json"))) as? [String: String]
+        #expect(json?["access_token"]?.hasPrefix("eyJ") == true && json?["access_token_token_expired"]?.count == 19)
+        #expect(mock.requests("/oauth2/tokenP") == 1)
+        await mock.stop()
+    }
 }

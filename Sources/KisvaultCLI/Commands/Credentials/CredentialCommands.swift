@@ -11,6 +11,12 @@ struct GetCredential {
     let kind: CredentialKind
 
     func run(options: VaultOptions, output: OutputOptions, manager managerOptions: ManagerOptions, account: String, minTTL: TimeInterval) async throws {
+        try print(try await obtain(options: options, manager: managerOptions, account: account, minTTL: minTTL), output: output, account: account)
+    }
+
+    /// The credential valid for `minTTL`: from a running agent when one serves this vault,
+    /// else from the vault, unlocked here (issued only if needed).
+    func obtain(options: VaultOptions, manager managerOptions: ManagerOptions, account: String, minTTL: TimeInterval) async throws -> IssuedCredential {
         let endpoint = kind == .approval ? "approval-key" : "access-token"
         switch AgentUse.call("/v1/accounts/\(account)/\(endpoint)?min_ttl=\(Int(minTTL))", vaultPath: options.path, options: options) {
         case .answered(let body):
@@ -18,9 +24,8 @@ struct GetCredential {
                   let expires = (body["expires_at"] as? String).flatMap(Timestamp.parse) else {
                 throw AgentCallError(code: .vaultError, message: "the agent's answer lacks the \(kind.noun)")
             }
-            try print(IssuedCredential(value: SecureBytes(utf8: value), times: CredentialTimes(issuedAt: issued, expiresAt: expires),
-                                   fromCache: body["from_cache"] as? Bool ?? true), output: output, account: account)
-            return
+            return IssuedCredential(value: SecureBytes(utf8: value), times: CredentialTimes(issuedAt: issued, expiresAt: expires),
+                                    fromCache: body["from_cache"] as? Bool ?? true)
         case .failed(let error):
             throw error
         case .unavailable:
@@ -30,9 +35,14 @@ struct GetCredential {
         _ = try vault.account(named: account)
         let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
         let manager = try managerOptions.manager(vault: unlocked)
-        let issued = try await manager.get(account: account, kind: kind, minTTL: minTTL)
-        await manager.client.shutdown()
-        try print(issued, output: output, account: account)
+        do {
+            let issued = try await manager.get(account: account, kind: kind, minTTL: minTTL)
+            await manager.client.shutdown()
+            return issued
+        } catch {
+            await manager.client.shutdown()
+            throw error
+        }
     }
 
     func print(_ issued: IssuedCredential, output: OutputOptions, account: String) throws {
