@@ -354,4 +354,43 @@ import FoundationNetworking
         #expect(mock.requests("/oauth2/tokenP") == 1)
         await mock.stop()
     }
+
+    @Test func execKisSampleGivesTheSampleItsFilesAndCleansUp() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 1)
+        let a = accounts[0]
+        try FileManager.default.createDirectory(atPath: box.dir + "/run", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let script = box.write("sample.py", Self.sampleStandIn)
+        let run = try await box.runAsync(["exec", a.name, "--kis-sample", "--", "python3", script, mock.baseURL, a.appkey, a.appsecret],
+                                         env: ["PATH": "/usr/local/bin:/usr/bin:/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "")])
+        #expect(run.status == 0 && !run.stdout.contains("requested"), "\(run.stdout) \(run.stderr)")
+        #expect(mock.requests("/oauth2/tokenP") == 1, "kisvault's one issuance, none by the sample")
+        #expect(run.stdout == (try await box.runAsync(["token", "get", a.name])).stdout)
+        // The private HOME is gone afterwards: after a normal exit, and after SIGKILL.
+        let runDir = box.dir + "/run"
+        #expect(try FileManager.default.contentsOfDirectory(atPath: runDir).filter { $0.hasPrefix("kisvault-exec-") }.isEmpty)
+        let killed = try await box.runAsync(["exec", a.name, "--kis-sample", "--", "/bin/sh", "-c",
+                                             "test -f \"$HOME/KIS/config/kis_devlp.yaml\" && kill -9 $$"])
+        #expect(killed.status == 137, "\(killed.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: runDir).filter { $0.hasPrefix("kisvault-exec-") }.isEmpty)
+        #expect(try await box.runAsync(["exec", a.name, "--kis-sample", "--", "/bin/sh", "-c", "exit 42"]).status == 42)
+        // SIGTERM to kisvault reaches the command, whose status kisvault exits with.
+        let ready = box.dir + "/ready", got = box.dir + "/got"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLISandbox.binaryDirectory + "/kisvault")
+        process.arguments = ["exec", a.name, "--kis-sample", "--", "/bin/sh", "-c",
+                             "trap 'echo term > \(got); exit 3' TERM; echo up > \(ready); while true; do sleep 0.05; done"]
+        process.environment = box.environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        #expect(try await CLIAgentTests.waitFor { FileManager.default.fileExists(atPath: ready) })
+        kill(process.processIdentifier, SIGTERM)
+        let exited = try await CLIAgentTests.waitFor { !process.isRunning }
+        #expect(exited)
+        if !exited { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 3 && (try? String(contentsOfFile: got, encoding: .utf8)) == "term\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: runDir).filter { $0.hasPrefix("kisvault-exec-") }.isEmpty)
+        await mock.stop()
+    }
 }

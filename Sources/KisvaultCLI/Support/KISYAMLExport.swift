@@ -8,34 +8,49 @@ import VaultStore
 /// `paper_sec` mock, `my_acct_stock`/`my_paper_stock` + `my_prod`, `my_htsid`), with the
 /// environments' URLs (`prod`, `vps`, `ops`, `vops`) following `KISVAULT_KIS_*`.
 enum KISYAMLExport {
+    /// One account's part of the file.
+    struct Entry {
+        var name: String
+        var environment: AccountEnvironment
+        var appkey: String, appsecret: String
+        var accountNumber: String?, htsID: String?
+    }
+
     static func text(_ accounts: [(AccountSummary, AccountSecrets)]) throws -> String {
-        let real = accounts.filter { $0.0.environment == .real }
-        let mock = accounts.filter { $0.0.environment == .mock }
+        try text(accounts.map { summary, secrets in
+            Entry(name: summary.name, environment: summary.environment, appkey: secrets.appkey.utf8String(), appsecret: secrets.appsecret.utf8String(),
+                  accountNumber: secrets.accountNumber?.utf8String(), htsID: secrets.htsID?.utf8String())
+        })
+    }
+
+    static func text(_ accounts: [Entry]) throws -> String {
+        let real = accounts.filter { $0.environment == .real }
+        let mock = accounts.filter { $0.environment == .mock }
         guard real.count <= 1, mock.count <= 1 else {
-            throw CLIError.badInput("kis_devlp.yaml holds one real and one mock account; these are \(accounts.map { "\($0.0.name) (\($0.0.environment.rawValue))" }.joined(separator: ", "))")
+            throw CLIError.badInput("kis_devlp.yaml holds one real and one mock account; these are \(accounts.map { "\($0.name) (\($0.environment.rawValue))" }.joined(separator: ", "))")
         }
         let endpoints: KISEndpoints
         do { endpoints = try KISEndpoints.fromEnvironment() } catch { throw CLIError.badInput(error.description) }
-        func split(_ number: SecureBytes?) -> (String, String)? {
-            guard let digits = number?.utf8String().filter(\.isNumber), digits.count == 10 else { return nil }
+        func split(_ number: String?) -> (String, String)? {
+            guard let digits = number?.filter(\.isNumber), digits.count == 10 else { return nil }
             return (String(digits.prefix(8)), String(digits.suffix(2)))
         }
-        let realNumber = split(real.first?.1.accountNumber), mockNumber = split(mock.first?.1.accountNumber)
+        let realNumber = split(real.first?.accountNumber), mockNumber = split(mock.first?.accountNumber)
         // One `my_prod` and one `my_htsid` serve both accounts in the sample's file.
         let products = Set([realNumber?.1, mockNumber?.1].compactMap { $0 })
         guard products.count <= 1 else {
             throw CLIError.badInput("the two accounts have different product codes (\(products.sorted().joined(separator: ", "))); kis_devlp.yaml has one my_prod: export them one at a time")
         }
-        let htsIDs = Set(accounts.compactMap { $0.1.htsID?.utf8String() })
+        let htsIDs = Set(accounts.compactMap(\.htsID))
         guard htsIDs.count <= 1 else {
             throw CLIError.badInput("the two accounts have different HTS ids; kis_devlp.yaml has one my_htsid: export them one at a time")
         }
         var lines = ["# kis_devlp.yaml written by kisvault: appkeys and appsecrets in clear text. Keep it 0600, and delete it when the sample no longer needs it."]
         func add(_ key: String, _ value: String?) { lines.append("\(key): \(quoted(value ?? ""))") }
-        add("my_app", real.first?.1.appkey.utf8String())
-        add("my_sec", real.first?.1.appsecret.utf8String())
-        add("paper_app", mock.first?.1.appkey.utf8String())
-        add("paper_sec", mock.first?.1.appsecret.utf8String())
+        add("my_app", real.first?.appkey)
+        add("my_sec", real.first?.appsecret)
+        add("paper_app", mock.first?.appkey)
+        add("paper_sec", mock.first?.appsecret)
         add("my_htsid", htsIDs.first)
         add("my_acct_stock", realNumber?.0)
         add("my_acct_future", nil)

@@ -21,8 +21,15 @@ struct Exec: AsyncParsableCommand {
             the command, so signals reach it directly and its exit status is kisvault's. \
             KISVAULT_PASSPHRASE is removed from the command's environment.
 
-            Example:
+            With --kis-sample the command runs with HOME at a private 0700 directory holding \
+            KIS/config/kis_devlp.yaml (this account) and today's KIS<YYYYMMDD> token file, as \
+            the official sample reads them, so its auth() makes no request; kisvault then \
+            waits for the command, forwards SIGINT/SIGTERM/SIGHUP to it, removes the \
+            directory and exits with the command's status.
+
+            Examples:
               kisvault exec alpha --token -- python3 bot.py
+              kisvault exec alpha --kis-sample -- python3 examples_user/my_bot.py
             """)
 
     @OptionGroup var options: VaultOptions
@@ -30,6 +37,8 @@ struct Exec: AsyncParsableCommand {
     @Argument(help: "The account.") var account: String
     @Flag(help: "Also set KIS_APPROVAL_KEY.") var approval = false
     @Flag(help: "Also set KIS_ACCESS_TOKEN.") var token = false
+    @Flag(name: .customLong("kis-sample"), help: "Run the command with HOME at a private directory holding the official sample's kis_devlp.yaml and token file (implies --token).")
+    var kisSample = false
     @OptionGroup var minTTL: MinTTLOptions
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
 
@@ -59,7 +68,7 @@ struct Exec: AsyncParsableCommand {
             return out
         }
         if let fromAgent = try fromAgent(variables: variables) {
-            execute(env.merging(fromAgent) { _, new in new })
+            finish(env.merging(fromAgent) { _, new in new })
         }
         let vault = try options.open(.readWrite)
         let summary = try vault.account(named: account)
@@ -67,14 +76,14 @@ struct Exec: AsyncParsableCommand {
         let secrets = try unlocked.secrets(of: account)
         env.merge(variables(summary.environment, secrets.appkey.utf8String(), secrets.appsecret.utf8String(),
                             secrets.accountNumber?.utf8String(), secrets.htsID?.utf8String())) { _, new in new }
-        if approval || token {
+        if approval || needsToken {
             let keyManager = try manager.manager(vault: unlocked)
             do {
                 if approval {
                     let issued = try await keyManager.get(account: account, kind: .approval, minTTL: minTTL.seconds)
                     env.merge(Self.credentialVariables(.approval, value: issued.value.utf8String(), expiresAt: issued.times.expiresAt)) { _, new in new }
                 }
-                if token {
+                if needsToken {
                     let issued = try await keyManager.get(account: account, kind: .token, minTTL: minTTL.seconds)
                     env.merge(Self.credentialVariables(.token, value: issued.value.utf8String(), expiresAt: issued.times.expiresAt)) { _, new in new }
                 }
@@ -84,9 +93,22 @@ struct Exec: AsyncParsableCommand {
             }
             await keyManager.client.shutdown()
         }
-        try unlocked.recordAudit(action: "exec", account: account, detail: (approval ? "approval " : "") + (token ? "token" : ""))
+        try unlocked.recordAudit(action: "exec", account: account,
+                                 detail: [approval ? "approval" : nil, needsToken ? "token" : nil, kisSample ? "kis-sample" : nil].compactMap { $0 }.joined(separator: " "))
         unlocked.vault.close()
-        execute(env)
+        finish(env)
+    }
+
+    var needsToken: Bool { token || kisSample }
+
+    /// Runs the command: replaced by it, or with --kis-sample, as a child under a private HOME.
+    func finish(_ env: [String: String]) -> Never {
+        guard kisSample else { execute(env) }
+        do {
+            Glibc.exit(try SampleHome.run(command: command, environment: env, account: account, margin: minTTL.seconds))
+        } catch {
+            Glibc.exit(report(error).rawValue)
+        }
     }
 
     /// The KIS_* variables from a running agent for this vault; nil when there is none (or
@@ -104,7 +126,7 @@ struct Exec: AsyncParsableCommand {
         var env = variables(AccountEnvironment(rawValue: app["environment"] as? String ?? "") ?? .mock, appkey, appsecret,
                             app["account_no"] as? String, app["hts_id"] as? String)
         let ttl = Int(minTTL.seconds)
-        for (kind, wanted, path) in [(CredentialKind.approval, approval, "approval-key"), (.token, token, "access-token")] where wanted {
+        for (kind, wanted, path) in [(CredentialKind.approval, approval, "approval-key"), (.token, needsToken, "access-token")] where wanted {
             guard let answer = try ask("/v1/accounts/\(account)/\(path)?min_ttl=\(ttl)"),
                   let value = answer[kind.jsonField] as? String,
                   let expires = (answer["expires_at"] as? String).flatMap(Timestamp.parse) else { return nil }
