@@ -221,11 +221,9 @@ public final class KeyManager: Sendable {
                 return try await issue(claim)
             } catch KeyManagerError.kis(_, let error) where !retriedRateLimit && error.isRateLimited {
                 // KIS refused despite our own clock (another client used the appkey): wait
-                // out the minute once, then try again.
+                // out the minute once, then try again. Without waiting, the error says so.
                 retriedRateLimit = true
-                guard configuration.waitForTokenInterval else {
-                    throw KeyManagerError.mustWait(account: account, seconds: Int(configuration.tokenInterval))
-                }
+                guard configuration.waitForTokenInterval else { throw KeyManagerError.kis(account: account, error) }
                 try await Task.sleep(for: .seconds(configuration.tokenInterval))
             }
         }

@@ -26,7 +26,9 @@ public enum KeyManagerError: Error, Sendable, CustomStringConvertible {
             case .credentialsRejected:
                 return "KIS rejected the appkey/appsecret of '\(account)' (\(error)); fix them with 'kisvault account edit \(account) --rotate-secret'"
             case .rateLimited:
-                return "KIS refused a token for '\(account)': one was issued less than a minute ago (\(error)); try again in a minute"
+                // kisvault's own clock had allowed the request, so the token of the last
+                // minute was asked for by another program with this appkey.
+                return "KIS refused a token for '\(account)': another program asked KIS for a token with this appkey in the last minute (\(error)); let that program take kisvault's token instead ('kisvault token export \(account) --format kis-sample', or run it under 'kisvault exec \(account) --kis-sample'; docs/INTEGRATIONS.md), then try again in a minute"
             case .tokenInvalid:
                 return "KIS says the token of '\(account)' is not valid (\(error)); issue a new one with 'kisvault token rotate \(account)'"
             case .permanent:

@@ -393,4 +393,14 @@ import FoundationNetworking
         #expect(try FileManager.default.contentsOfDirectory(atPath: runDir).filter { $0.hasPrefix("kisvault-exec-") }.isEmpty)
         await mock.stop()
     }
+
+    @Test func aTokenAskedForElsewhereIsNamedAsTheCause() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 1)
+        // KIS answers EGW00133 although kisvault has not asked this minute: another program did.
+        mock.queueError("EGW00133", path: "/oauth2/tokenP", count: 5)
+        let r = try await box.runAsync(["token", "get", accounts[0].name, "--no-wait"])
+        #expect(r.status == 6, "\(r.stderr)")
+        #expect(r.stderr.contains("another program asked KIS for a token") && r.stderr.contains("token export"), "\(r.stderr)")
+        await mock.stop()
+    }
 }
