@@ -87,6 +87,16 @@ public enum AccountValidation {
         try check(name: name, field: "appsecret", value: appsecret, length: appsecretLength)
     }
 
+    /// Checks an appkey alone (what a prompt can check before asking for the appsecret).
+    public static func checkAppkey(name: String, _ value: SecureBytes) throws(VaultError) {
+        try check(name: name, field: "appkey", value: value, length: appkeyLength)
+    }
+
+    /// Checks an appsecret alone.
+    public static func checkAppsecret(name: String, _ value: SecureBytes) throws(VaultError) {
+        try check(name: name, field: "appsecret", value: value, length: appsecretLength)
+    }
+
     static func check(name: String, field: String, value: SecureBytes, length: Int) throws(VaultError) {
         let (hasEdgeSpace, hasBadByte): (Bool, Bool) = value.withUnsafeBytes { bytes in
             let isSpace: (UInt8) -> Bool = { $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }

@@ -69,4 +69,33 @@ import Testing
         #expect(badState.status == 2)
         await mock.stop()
     }
+
+    /// Runs `kisvault ARGS` on a terminal (`script`), typing `input`.
+    func onTerminal(_ box: CLISandbox, _ arguments: String, input: String) async throws -> CLIResult {
+        try await box.runAsync(["-q", "-e", "-c", "\(CLISandbox.binaryDirectory)/kisvault \(arguments)", "/dev/null"],
+                               stdin: input, env: ["KISVAULT_PASSPHRASE": nil], tool: "", wrapper: ["/usr/bin/script"], timeout: 30)
+    }
+
+    @Test func promptsForgive() async throws {
+        // A mismatch is asked again; the second try counts.
+        let box = CLISandbox()
+        let r = try await onTerminal(box, "init --kdf insecure-test", input: "first one here\nsecond one here\ncorrect horse\ncorrect horse\n")
+        #expect(r.status == 0, "\(r.stdout)")
+        #expect(r.stdout.contains("do not match; try again (2 tries left)") && r.stdout.contains("kisvault account add NAME"), "\(r.stdout)")
+        #expect(FileManager.default.fileExists(atPath: box.vault))
+        // A short passphrase needs a yes; a no asks for another.
+        let short = CLISandbox()
+        let s = try await onTerminal(short, "init --kdf insecure-test", input: "abc\nn\nlong enough\nlong enough\n")
+        #expect(s.status == 0 && s.stdout.contains("this passphrase is short (3 characters)"), "\(s.stdout)")
+        let unlock = try await short.runAsync(["account", "list", "--passphrase-file", short.write("pw", "long enough\n")])
+        #expect(unlock.status == 0)
+        let accepted = CLISandbox()
+        #expect(try await onTerminal(accepted, "init --kdf insecure-test", input: "abc\ny\nabc\n").status == 0)
+        // A mistyped appkey is said at once and asked again, before the appsecret.
+        let (k, secret) = CLISandbox.credentials(7)
+        let add = try await onTerminal(box, "account add alpha --env mock --passphrase-file \(box.write("pw", "correct horse\n"))",
+                                       input: "\(k)x\n\(k)\n\(secret)\n")
+        #expect(add.status == 0 && add.stdout.contains("the appkey is 37 characters long") && add.stdout.contains("2 tries left"), "\(add.stdout)")
+        #expect(try await box.runAsync(["account", "show", "alpha", "--passphrase-file", box.dir + "/pw"]).status == 0)
+    }
 }

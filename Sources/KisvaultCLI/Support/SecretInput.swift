@@ -1,5 +1,6 @@
 import Foundation
 import VaultCrypto
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -121,11 +122,45 @@ enum SecretInput {
         return slice(buffer, 0, end)
     }
 
+    /// Asks a question on the controlling terminal with echo on (a yes/no); nil without one.
+    static func promptVisible(_ text: String) throws(CLIError) -> String? {
+        let tty = Glibc.open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
+        guard tty >= 0 else { return nil }
+        defer { _ = Glibc.close(tty) }
+        Terminal.write(tty, text)
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while bytes.count < 256 {
+            let n = Glibc.read(tty, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 || byte == 10 { break }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Asks for one credential field on the terminal until it passes `check` (three tries),
+    /// so that a mistyped appkey is said at once, not after the appsecret.
+    static func promptChecked(_ text: String, tries: Int = 3, check: (SecureBytes) throws(VaultError) -> Void) throws(CLIError) -> SecureBytes? {
+        for attempt in 1...tries {
+            guard let value = try prompt(text) else { return nil }
+            do {
+                try check(value)
+                return value
+            } catch {
+                guard attempt < tries else { throw .badInput(error.description) }
+                Terminal.note("\(error.description) (\(tries - attempt) tries left)")
+            }
+        }
+        return nil
+    }
+
     /// Reads an appkey/appsecret pair: prompted on a terminal, otherwise the first two
     /// lines of standard input.
     static func credentials(for account: String) throws(CLIError) -> (appkey: SecureBytes, appsecret: SecureBytes) {
         if Terminal.isTerminal(0) {
-            guard let key = try prompt("appkey for \(account): "), let secret = try prompt("appsecret for \(account): ") else {
+            guard let key = try promptChecked("appkey for \(account): ", check: { value throws(VaultError) in try AccountValidation.checkAppkey(name: account, value) }),
+                  let secret = try promptChecked("appsecret for \(account): ", check: { value throws(VaultError) in try AccountValidation.checkAppsecret(name: account, value) }) else {
                 throw .badInput("no terminal to ask for the appkey of '\(account)'; pipe the appkey and appsecret as two lines on standard input")
             }
             return (key, secret)

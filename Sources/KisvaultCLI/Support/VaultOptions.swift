@@ -138,10 +138,27 @@ struct NewPassphraseOptions: ParsableArguments {
     }
 }
 
-/// Asks for a new passphrase twice on the terminal.
-func askTwice(what: String) throws(CLIError) -> SecureBytes {
-    guard let typed = try SecretInput.prompt("New passphrase for \(what): ") else { throw .noPassphrase }
-    guard let again = try SecretInput.prompt("Repeat it: ") else { throw .noPassphrase }
-    guard typed.constantTimeEquals(again) else { throw .passphraseMismatch }
-    return typed
+/// Asks for a new passphrase twice on the terminal, forgivingly: a mismatch is asked
+/// again (three tries in all), and a passphrase under ``shortPassphrase`` bytes needs a
+/// confirmation, because a copy of the vault can be attacked offline.
+func askTwice(what: String, tries: Int = 3) throws(CLIError) -> SecureBytes {
+    for attempt in 1...tries {
+        guard let typed = try SecretInput.prompt("New passphrase for \(what): ") else { throw .noPassphrase }
+        guard typed.count > 0 else { throw .emptyPassphrase }
+        if typed.count < shortPassphrase {
+            guard let answer = try SecretInput.promptVisible("kisvault: this passphrase is short (\(typed.count) characters): anyone with a copy of the vault can try guesses offline. Use it anyway? [y/N] "),
+                  answer.lowercased() == "y" || answer.lowercased() == "yes" else {
+                if attempt == tries { throw .badInput("no passphrase chosen; nothing was changed") }
+                Terminal.note("choose a longer one (\(tries - attempt) tries left)")
+                continue
+            }
+        }
+        guard let again = try SecretInput.prompt("Repeat it: ") else { throw .noPassphrase }
+        if typed.constantTimeEquals(again) { return typed }
+        if attempt < tries { Terminal.note("the passphrases do not match; try again (\(tries - attempt) tries left)") }
+    }
+    throw .passphraseMismatch
 }
+
+/// Passphrases shorter than this (in bytes) are confirmed on a terminal.
+let shortPassphrase = 8

@@ -38,6 +38,11 @@ struct Init: AsyncParsableCommand {
         let vault = try Vault.create(path: path, passphrase: passphrase, kdf: kdf.parameters, label: label,
                                      actor: currentUserName(), busyTimeout: options.busyTimeout)
         vault.vault.close()
-        Terminal.note("created vault \(path) with keyslot '\(label)'")
+        Terminal.note("""
+            created vault \(path) with keyslot '\(label)'. Next:
+              kisvault account add NAME --env real|mock     (asks the appkey and appsecret)
+              kisvault account import ~/KIS/config/kis_devlp.yaml --name NAME
+              kisvault approval get NAME                    (then: kisvault agent start)
+            """)
     }
 }
