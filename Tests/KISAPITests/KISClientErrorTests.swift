@@ -130,7 +130,7 @@ import Testing
             // A well-formed answer whose key is not in KIS's shape is not retried either: it
             // is what that server says, not a transport fault.
             let expected = fault == .hostileError || fault == .hostileKey ? 1 : 2
-            #expect(mock.requests("/oauth2/Approval") == expected)
+            #expect(await eventually { mock.requests("/oauth2/Approval") == expected }, "\(mock.requests("/oauth2/Approval")) requests")
             #expect(client.requestsSent == expected)
         }
     }

@@ -62,3 +62,11 @@ func leaks(_ error: KISError, _ secrets: [String]) -> Bool {
     let text = error.description + error.message
     return secrets.contains { !$0.isEmpty && text.contains($0) }
 }
+
+/// Waits (polling every 20 ms, at most `seconds`) until `condition` holds: the mock counts a
+/// request when its handler starts, which can be a moment after the client gave up on it.
+func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !condition() && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+    return condition()
+}
