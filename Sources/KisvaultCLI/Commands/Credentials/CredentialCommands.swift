@@ -14,18 +14,24 @@ struct GetCredential {
         try print(try await obtain(options: options, manager: managerOptions, account: account, minTTL: minTTL), output: output, account: account)
     }
 
+    /// The credential in an agent's answer (`approval_key`/`access_token`, `issued_at`,
+    /// `expires_at`, `from_cache`), as every route that hands one out answers.
+    func credential(fromAgent body: [String: Any]) throws -> IssuedCredential {
+        guard let value = body[kind.jsonField] as? String, let issued = (body["issued_at"] as? String).flatMap(Timestamp.parse),
+              let expires = (body["expires_at"] as? String).flatMap(Timestamp.parse) else {
+            throw AgentCallError(code: .vaultError, message: "the agent's answer lacks the \(kind.noun)")
+        }
+        return IssuedCredential(value: SecureBytes(utf8: value), times: CredentialTimes(issuedAt: issued, expiresAt: expires),
+                                fromCache: body["from_cache"] as? Bool ?? true)
+    }
+
     /// The credential valid for `minTTL`: from a running agent when one serves this vault,
     /// else from the vault, unlocked here (issued only if needed).
     func obtain(options: VaultOptions, manager managerOptions: ManagerOptions, account: String, minTTL: TimeInterval) async throws -> IssuedCredential {
         let endpoint = kind == .approval ? "approval-key" : "access-token"
         switch AgentUse.call("/v1/accounts/\(account)/\(endpoint)?min_ttl=\(Int(minTTL))", vaultPath: options.path, options: options) {
         case .answered(let body):
-            guard let value = body[kind.jsonField] as? String, let issued = (body["issued_at"] as? String).flatMap(Timestamp.parse),
-                  let expires = (body["expires_at"] as? String).flatMap(Timestamp.parse) else {
-                throw AgentCallError(code: .vaultError, message: "the agent's answer lacks the \(kind.noun)")
-            }
-            return IssuedCredential(value: SecureBytes(utf8: value), times: CredentialTimes(issuedAt: issued, expiresAt: expires),
-                                    fromCache: body["from_cache"] as? Bool ?? true)
+            return try credential(fromAgent: body)
         case .failed(let error):
             throw error
         case .unavailable:

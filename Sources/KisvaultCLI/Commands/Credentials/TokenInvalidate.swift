@@ -36,12 +36,7 @@ extension TokenCommand {
             let target = "/v1/accounts/\(account)/access-token/invalidate?min_ttl=\(Int(minTTL.seconds))"
             switch AgentUse.call(target, method: "POST", body: body, vaultPath: options.path, options: options) {
             case .answered(let answer):
-                guard let value = answer["access_token"] as? String, let issued = (answer["issued_at"] as? String).flatMap(Timestamp.parse),
-                      let expires = (answer["expires_at"] as? String).flatMap(Timestamp.parse) else {
-                    throw AgentCallError(code: .vaultError, message: "the agent's answer lacks the access token")
-                }
-                try get.print(IssuedCredential(value: SecureBytes(utf8: value), times: CredentialTimes(issuedAt: issued, expiresAt: expires),
-                                               fromCache: answer["from_cache"] as? Bool ?? false), output: output, account: account)
+                try get.print(try get.credential(fromAgent: answer), output: output, account: account)
                 return
             case .failed(let error):
                 throw error
