@@ -167,12 +167,7 @@ public final class AgentServer: Sendable {
                 let manager = try state.begin()
                 defer { state.end(manager) }
                 let (_, issued) = try await manager.invalidate(account: name, token: SecureBytes(utf8: dead), minTTL: minTTL)
-                return Self.json(200, [
-                    "access_token": issued.value.utf8String(),
-                    "issued_at": Timestamp.string(issued.times.issuedAt),
-                    "expires_at": Timestamp.string(issued.times.expiresAt),
-                    "from_cache": issued.fromCache,
-                ], vault: state.vaultPath, endpoints: state.endpoints)
+                return Self.answer(issued, kind: .token, state: state)
             } catch {
                 return Self.failure(Self.classify(error), vault: state.vaultPath, endpoints: state.endpoints)
             }
@@ -257,15 +252,20 @@ public final class AgentServer: Sendable {
             let manager = try state.begin()
             defer { state.end(manager) }
             let issued = try await manager.get(account: name, kind: kind, minTTL: minTTL)
-            return json(200, [
-                kind == .approval ? "approval_key" : "access_token": issued.value.utf8String(),
-                "issued_at": Timestamp.string(issued.times.issuedAt),
-                "expires_at": Timestamp.string(issued.times.expiresAt),
-                "from_cache": issued.fromCache,
-            ], vault: state.vaultPath, endpoints: state.endpoints)
+            return answer(issued, kind: kind, state: state)
         } catch {
             return failure(classify(error), vault: state.vaultPath, endpoints: state.endpoints)
         }
+    }
+
+    /// A credential answer, as every route that hands one out gives it.
+    static func answer(_ issued: IssuedCredential, kind: CredentialKind, state: AgentState) -> Response {
+        json(200, [
+            kind == .approval ? "approval_key" : "access_token": issued.value.utf8String(),
+            "issued_at": Timestamp.string(issued.times.issuedAt),
+            "expires_at": Timestamp.string(issued.times.expiresAt),
+            "from_cache": issued.fromCache,
+        ], vault: state.vaultPath, endpoints: state.endpoints)
     }
 
     /// Maps any error to the API's stable codes (``ErrorCode``, the table the CLI's exit
