@@ -43,6 +43,9 @@ public final class KISMockServer: Sendable {
     /// Revokes `appkey`'s current token, as `/oauth2/revokeP` does; false if it is not.
     public func revoke(appkey: String, token: String) -> Bool { state.revoke(appkey: appkey, token: token) }
 
+    /// True while `token` is a valid token of `appkey` (issued, not expired, not revoked).
+    public func isValid(appkey: String, token: String) -> Bool { state.isValid(appkey: appkey, token: token) }
+
     /// Moves the mock's clock (what `POST /__mock/clock/advance` does, in process).
     public func advanceClock(seconds: TimeInterval) { state.advanceClock(by: seconds) }
 

@@ -44,6 +44,9 @@ public struct MockConfiguration: Sendable {
     /// Per-second request limits per appkey (KIS-API.md: about 20 real, 2 mock).
     public var perSecondLimitReal = 20
     public var perSecondLimitMock = 2
+    /// KIS is reported to answer a handed-back token's `expires_in` as a full 86400 instead
+    /// of what is left (KIS-API.md, observed): off by default.
+    public var expiresInQuirk = false
 
     public init() {}
 }

@@ -91,7 +91,7 @@ struct MockRoutes: Sendable {
             let now = state.now()
             return json(200, [
                 "access_token": token.value, "token_type": "Bearer",
-                "expires_in": max(0, Int(token.expiresAt.timeIntervalSince(now))),
+                "expires_in": token.handedBack && state.configuration.expiresInQuirk ? 86_400 : max(0, Int(token.expiresAt.timeIntervalSince(now))),
                 "access_token_token_expired": MockTokens.koreaTime(token.expiresAt),
             ])
         default:

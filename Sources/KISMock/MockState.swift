@@ -10,6 +10,8 @@ public final class MockState: @unchecked Sendable {
         var value: String
         var issuedAt: Date
         var expiresAt: Date
+        /// True when this answer hands back a token issued earlier (the 6-hour reuse).
+        var handedBack = false
     }
 
     /// A queued error that the next matching requests answer with (test hook).
@@ -25,7 +27,9 @@ public final class MockState: @unchecked Sendable {
     /// Fixed at start: read without the lock.
     let accountsByKey: [String: MockAccount]
     private var clockOffset: TimeInterval = 0
-    private var tokens: [String: Token] = [:]
+    /// Every token issued per appkey, newest last: as at KIS, each stays valid until it
+    /// expires or is revoked, whatever was issued after it.
+    private var tokens: [String: [Token]] = [:]
     private var lastTokenIssue: [String: Date] = [:]
     private var secondWindow: [String: (second: Int64, count: Int)] = [:]
     private var forced: [ForcedError] = []
@@ -132,21 +136,36 @@ public final class MockState: @unchecked Sendable {
         let now = currentTime()
         if let last = lastTokenIssue[appkey], now.timeIntervalSince(last) < 60 { return nil }
         lastTokenIssue[appkey] = now
-        if let token = tokens[appkey], now.timeIntervalSince(token.issuedAt) < 6 * 3600, token.expiresAt > now {
-            return token
+        var list = (tokens[appkey] ?? []).filter { $0.expiresAt > now }
+        if let newest = list.last, now.timeIntervalSince(newest.issuedAt) < 6 * 3600 {
+            tokens[appkey] = list
+            var again = newest
+            again.handedBack = true
+            return again
         }
         let expires = now.addingTimeInterval(86_400)
         let token = Token(value: make(now, expires), issuedAt: now, expiresAt: expires)
-        tokens[appkey] = token
+        list.append(token)
+        tokens[appkey] = list
         return token
     }
 
-    /// Revokes `token` if it is `appkey`'s current token.
+    /// Revokes `token` if it is one of `appkey`'s valid tokens; false for an unknown,
+    /// expired, already revoked or other appkey's token (EGW00121 at KIS).
     func revoke(appkey: String, token: String) -> Bool {
         lock.lock(); defer { lock.unlock() }
-        guard let current = tokens[appkey], current.value == token else { return false }
-        tokens[appkey] = nil
+        let now = currentTime()
+        guard var list = tokens[appkey], let index = list.firstIndex(where: { $0.value == token && $0.expiresAt > now }) else { return false }
+        list.remove(at: index)
+        tokens[appkey] = list
         return true
+    }
+
+    /// True while `token` is one of `appkey`'s valid tokens (not expired, not revoked).
+    func isValid(appkey: String, token: String) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        let now = currentTime()
+        return tokens[appkey]?.contains { $0.value == token && $0.expiresAt > now } ?? false
     }
 
     /// The statistics served at `/__mock/stats`, as JSON.

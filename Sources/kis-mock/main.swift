@@ -106,6 +106,8 @@ struct KISMockCommand: AsyncParsableCommand {
         @Option(name: .customLong("fault"), help: "A fault kind to inject (repeatable).") var faults: [String] = []
         @Option(help: "Seed for fault injection.") var seed: UInt64 = 1
         @Option(name: .customLong("stall-seconds"), help: "How long a stall fault holds a request.") var stallSeconds: Double = 30
+        @Flag(name: .customLong("expires-in-quirk"), help: "Answer a handed-back token's expires_in as a full 86400, as KIS is reported to.")
+        var expiresInQuirk = false
 
         func validate() throws {
             for fault in faults where MockFault(rawValue: fault) == nil {
@@ -123,6 +125,7 @@ struct KISMockCommand: AsyncParsableCommand {
             configuration.latencyMilliseconds = latency
             configuration.latencyJitterMilliseconds = jitter
             configuration.failRate = failRate
+            configuration.expiresInQuirk = expiresInQuirk
             configuration.faults = faults.compactMap(MockFault.init(rawValue:))
             configuration.seed = seed
             configuration.stallSeconds = stallSeconds

@@ -104,4 +104,34 @@ import Testing
         #expect(try MockAccounts.load(path: dir + "/a.csv") == accounts)
         #expect(try MockAccounts.load(path: dir + "/a.json") == accounts)
     }
+
+    @Test func everyTokenLivesUntilItsExpiryOrRevocation() async throws {
+        try await withMock(configure: { $0.expiresInQuirk = true }) { mock, client, accounts in
+            let a = accounts[0], b = accounts[1]
+            let first = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            try await mock.advance(seconds: 3600)
+            // Handed back within six hours; with the quirk, expires_in claims a full day,
+            // and the client keeps the expiry from access_token_token_expired.
+            let again = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            #expect(again.token == first.token && again.expiresAt == first.expiresAt)
+            try await mock.advance(seconds: 6 * 3600)
+            let second = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            #expect(second.token != first.token)
+            #expect(mock.isValid(appkey: a.appkey, token: first.token) && mock.isValid(appkey: a.appkey, token: second.token))
+            // Another appkey's token, an unknown one, and a revoked one are EGW00121.
+            await #expect(throws: KISError.self) { try await client.revoke(environment: .mock, appkey: b.appkey, secret: b.appsecret, token: first.token) }
+            try await client.revoke(environment: .mock, appkey: a.appkey, secret: a.appsecret, token: first.token)
+            do {
+                try await client.revoke(environment: .mock, appkey: a.appkey, secret: a.appsecret, token: first.token)
+                Issue.record("a revoked token was revoked again")
+            } catch let error as KISError {
+                #expect(error.code == "EGW00121")
+            } catch {
+                Issue.record("\(error)")
+            }
+            #expect(!mock.isValid(appkey: a.appkey, token: first.token) && mock.isValid(appkey: a.appkey, token: second.token))
+            try await mock.advance(seconds: 86_400)
+            #expect(!mock.isValid(appkey: a.appkey, token: second.token))
+        }
+    }
 }

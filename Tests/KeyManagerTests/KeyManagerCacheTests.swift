@@ -149,9 +149,15 @@ import VaultStore
         try await f.advance(61)
         let first = try await m.get(account: name, kind: .token, minTTL: 600)
         try await f.advance(7 * 3600)
+        // As at KIS, the old token stays valid past the 6-hour mark until revoked.
+        let appkey = f.accounts[6].appkey
+        #expect(f.mock.isValid(appkey: appkey, token: first.value.utf8String()))
         let second = try await m.rotate(account: name, kind: .token, revokeOld: true)
         #expect(!second.value.constantTimeEquals(first.value))
         #expect(f.requests("/oauth2/revokeP") == 2)
+        // --revoke-old really revoked the old one at KIS, and only it.
+        #expect(!f.mock.isValid(appkey: appkey, token: first.value.utf8String()))
+        #expect(f.mock.isValid(appkey: appkey, token: second.value.utf8String()))
         #expect(try f.vault.openCredential(account: name, kind: .token, slot: "previous") == nil)
         await m.client.shutdown()
         await f.close()
