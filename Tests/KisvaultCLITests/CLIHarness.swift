@@ -31,13 +31,24 @@ final class CLISandbox: @unchecked Sendable {
     }
 
     deinit {
-        // An agent a failed test left running: its command line names this sandbox.
-        let pkill = Process()
-        pkill.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
-        pkill.arguments = ["-KILL", "-f", "--", "--socket \(dir)/"]
-        try? pkill.run()
-        pkill.waitUntilExit()
+        // An agent a failed test left running: its command line names this sandbox. Found
+        // in /proc and killed directly: a deinit runs on whatever thread drops the last
+        // reference, and starting a process from there (Foundation's Process, once pkill)
+        // raced the other tests' process launches.
+        Self.killProcesses(mentioning: "--socket\u{0}\(dir)/")
         try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// SIGKILLs every process whose NUL-separated command line contains `needle`.
+    static func killProcesses(mentioning needle: String) {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return }
+        let wanted = Data(needle.utf8)
+        for entry in entries {
+            guard let pid = Int32(entry), pid != getpid(),
+                  let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
+                  cmdline.range(of: wanted) != nil else { continue }
+            kill(pid, SIGKILL)
+        }
     }
 
     static let binaryDirectory: String = {
@@ -73,7 +84,7 @@ final class CLISandbox: @unchecked Sendable {
         for (k, v) in env { environment[k] = v }
         process.environment = environment
         process.standardInput = FileHandle(forReadingAtPath: stdinFile ?? inPath)
-        process.currentDirectoryURL = URL(fileURLWithPath: cwd ?? dir)
+        if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         process.standardOutput = FileHandle(forWritingAtPath: outPath)
         process.standardError = FileHandle(forWritingAtPath: errPath)
         try process.run()
