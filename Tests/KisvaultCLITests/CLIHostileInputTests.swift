@@ -302,7 +302,10 @@ import FoundationNetworking
         let issued = results.filter { $0["status"] as? String == "issued" }.count
         let notStored = results.filter { $0["error_code"] as? String == "not-stored" }.count
         let notAttempted = results.filter { $0["error_code"] as? String == "not-attempted" }.count
-        #expect(issued > 0 && notStored + notAttempted > 0 && issued + notStored + notAttempted == 300, "\(issued) \(notStored) \(notAttempted)")
+        // How many batches fit before the disk fills varies with the WAL's growth (none, in
+        // some runs): what must hold is that every account is accounted for, and that what
+        // the report calls issued is exactly what is stored (below).
+        #expect(notStored + notAttempted > 0 && issued + notStored + notAttempted == 300, "\(issued) \(notStored) \(notAttempted)")
         // What the report calls issued is really stored; a rerun with room finishes the rest.
         try FileManager.default.removeItem(atPath: filler)
         let status = try await box.runAsync(["approval", "status", "--format", "json"])
