@@ -105,24 +105,24 @@ public final class KeyManager: Sendable {
         guard let (token, _) = try vault.openCredential(account: account, kind: .token) else {
             throw KeyManagerError.nothingStored(account: account, kind: .token)
         }
-        return try await revokeAtKIS(account: account, token: token, slot: "current")
+        return try await revokeAtKIS(account: account, token: token, slot: .current)
     }
 
     /// Revokes the previous token of `account` at KIS and forgets it, unless it is the same
     /// token as `current`.
     public func revokePrevious(account: String, current: SecureBytes) async throws {
-        guard let (previous, _) = try vault.openCredential(account: account, kind: .token, slot: "previous") else { return }
+        guard let (previous, _) = try vault.openCredential(account: account, kind: .token, slot: .previous) else { return }
         // KIS hands back the same token for six hours; revoking "the old one" would then
         // revoke the one just stored.
         if previous.constantTimeEquals(current) {
-            _ = try vault.withIssuance(account: account, kind: .token) { tx in try tx.discard(slot: "previous") }
+            _ = try vault.withIssuance(account: account, kind: .token) { tx in try tx.discard(slot: .previous) }
             return
         }
-        try await revokeAtKIS(account: account, token: previous, slot: "previous")
+        try await revokeAtKIS(account: account, token: previous, slot: .previous)
     }
 
     @discardableResult
-    func revokeAtKIS(account: String, token: SecureBytes, slot: String) async throws -> RevokeOutcome {
+    func revokeAtKIS(account: String, token: SecureBytes, slot: CredentialSlot) async throws -> RevokeOutcome {
         let snapshot = try vault.vault.issuanceSnapshot(account: account, kind: .token)
         let secrets = try vault.secrets(of: account)
         do {
@@ -132,18 +132,18 @@ public final class KeyManager: Sendable {
             // Already unknown to KIS (expired or revoked elsewhere): forgetting it is right.
             try vault.withIssuance(account: account, kind: .token) { tx in
                 try tx.discard(slot: slot)
-                try tx.audit(action: "token.revoke", detail: "\(slot): already invalid (\(error.code ?? "EGW00121"))")
+                try tx.audit(action: "token.revoke", detail: "\(slot.rawValue): already invalid (\(error.code ?? "EGW00121"))")
             }
             return .alreadyInvalid
         } catch {
             try vault.withIssuance(account: account, kind: .token) { tx in
-                try tx.audit(action: "token.revoke", outcome: .failed, detail: "\(slot): \(error.code ?? "error")")
+                try tx.audit(action: "token.revoke", outcome: .failed, detail: "\(slot.rawValue): \(error.code ?? "error")")
             }
             throw KeyManagerError.kis(account: account, error)
         }
         try vault.withIssuance(account: account, kind: .token) { tx in
             try tx.discard(slot: slot)
-            try tx.audit(action: "token.revoke", detail: slot)
+            try tx.audit(action: "token.revoke", detail: slot.rawValue)
         }
         return .revoked
     }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VaultCrypto
 
 /// One audit event before it is chained. Never holds a secret: accounts are named,
@@ -34,6 +33,17 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     public var account: String?
     public var outcome: String
     public var detail: String
+
+    public init(seq: Int64, at: String, actor: String, keyslot: String?, action: String, account: String?, outcome: String, detail: String) {
+        self.seq = seq
+        self.at = at
+        self.actor = actor
+        self.keyslot = keyslot
+        self.action = action
+        self.account = account
+        self.outcome = outcome
+        self.detail = detail
+    }
 }
 
 /// The result of `audit verify`.
@@ -76,19 +86,10 @@ enum AuditLog {
         return key.withUnsafeBytes { KeyedHash.hash(message, key: $0) }
     }
 
-    static func append(_ db: Database, keys: VaultKeys, entry: AuditEntry) throws {
+    static func append(_ records: any VaultRecords, keys: VaultKeys, entry: AuditEntry) throws {
         let appender = AuditAppender(keys: keys)
-        try appender.append(db, entry: entry)
-        try appender.finish(db)
-    }
-
-    /// The columns every audit query selects first, in the order ``record(_:)`` reads them.
-    static let columns = "seq, at, actor, keyslot, action, account, outcome, detail"
-
-    /// Reads ``columns`` by position (cheaper than by name on long logs).
-    static func record(_ row: Row) -> AuditRecord {
-        AuditRecord(seq: row[0], at: row[1], actor: row[2], keyslot: row[3], action: row[4],
-                    account: row[5], outcome: row[6], detail: row[7])
+        try appender.append(records, entry: entry)
+        try appender.finish(records)
     }
 }
 
@@ -102,32 +103,27 @@ final class AuditAppender {
 
     init(keys: VaultKeys) { self.keys = keys }
 
-    func append(_ db: Database, entry: AuditEntry) throws {
-        let previous = try head ?? readHead(db)
+    func append(_ records: any VaultRecords, entry: AuditEntry) throws {
+        let previous = try head ?? readHead(records)
         let record = AuditRecord(
             seq: previous.seq + 1, at: Timestamp.string(Date()), actor: entry.actor, keyslot: entry.keyslot,
             action: entry.action, account: entry.account, outcome: entry.outcome.rawValue, detail: entry.detail)
         let mac = AuditLog.mac(previous: previous.mac, record: record, key: keys.audit)
-        try db.cachedStatement(sql: """
-            INSERT INTO audit(seq, at, actor, keyslot, action, account, outcome, detail, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [record.seq, record.at, record.actor, record.keyslot, record.action, record.account, record.outcome, record.detail, Data(mac)])
+        try records.appendAudit(record, mac: Data(mac))
         head = (record.seq, mac)
         dirty = true
     }
 
     /// Records the new head; must run before the transaction commits.
-    func finish(_ db: Database) throws {
+    func finish(_ records: any VaultRecords) throws {
         guard dirty, let head else { return }
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_head_seq', ?), ('audit_head_mac', ?)")
-            .execute(arguments: [head.seq, Data(head.mac)])
+        try records.setAuditHead(AuditHead(seq: head.seq, mac: Data(head.mac)))
         dirty = false
     }
 
-    private func readHead(_ db: Database) throws -> (seq: Int64, mac: [UInt8]) {
-        let seq = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'audit_head_seq'")) ?? 0
-        let mac = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'audit_head_mac'")).map { [UInt8]($0) }
-            ?? [UInt8](repeating: 0, count: 32)
-        return (seq, mac)
+    private func readHead(_ records: any VaultRecords) throws -> (seq: Int64, mac: [UInt8]) {
+        guard let head = try records.auditHead() else { return (0, [UInt8](repeating: 0, count: 32)) }
+        return (head.seq, [UInt8](head.mac))
     }
 }
 
@@ -135,15 +131,7 @@ extension Vault {
     /// Audit rows, oldest first, optionally for one account and from a time on. No
     /// passphrase needed: the log holds no secret.
     public func auditRecords(account: String? = nil, since: Date? = nil) throws(VaultError) -> [AuditRecord] {
-        try read { db in
-            var clauses: [String] = []
-            var arguments: StatementArguments = []
-            if let account { clauses.append("account = ?"); arguments += [account] }
-            if let since { clauses.append("at >= ?"); arguments += [Timestamp.string(since)] }
-            let whereSQL = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
-            return try Array(Row.fetchCursor(db, sql: "SELECT \(AuditLog.columns) FROM audit\(whereSQL) ORDER BY seq", arguments: arguments)
-                .map(AuditLog.record))
-        }
+        try read { records in try records.auditRecords(account: account, since: since.map(Timestamp.string)) }
     }
 }
 
@@ -151,16 +139,14 @@ extension UnlockedVault {
     /// Walks the chain and reports every row whose MAC does not follow from its
     /// predecessor, every gap in the sequence, and a head that does not match the last row.
     public func verifyAudit() throws(VaultError) -> AuditVerification {
-        try vault.read { db in
+        try vault.read { records in
             var problems: [String] = []
             var previous = [UInt8](repeating: 0, count: 32)
             var expectedSeq: Int64 = 1
             var count = 0
-            let rows = try Row.fetchCursor(db, sql: "SELECT \(AuditLog.columns), mac FROM audit ORDER BY seq")
-            while let row = try rows.next() {
+            try records.forEachAuditRow { record, mac in
                 count += 1
-                let record = AuditLog.record(row)
-                let stored = [UInt8](row[8] as Data)
+                let stored = [UInt8](mac)
                 if record.seq != expectedSeq {
                     problems.append("rows \(expectedSeq)...\(record.seq - 1) are missing (deleted)")
                 }
@@ -170,11 +156,11 @@ extension UnlockedVault {
                 previous = stored
                 expectedSeq = record.seq + 1
             }
-            let headSeq = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'audit_head_seq'") ?? 0
-            let headMAC = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'audit_head_mac'").map { [UInt8]($0) }
+            let head = try records.auditHead()
+            let headSeq = head?.seq ?? 0
             if headSeq != expectedSeq - 1 {
                 problems.append("the log ends at row \(expectedSeq - 1) but its head records row \(headSeq): rows at the end were deleted")
-            } else if let headMAC, !constantTimeEqual(headMAC, previous) {
+            } else if let head, !constantTimeEqual([UInt8](head.mac), previous) {
                 problems.append("the last row does not match the recorded head: it was altered")
             }
             return AuditVerification(rows: count, problems: problems)

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VaultCrypto
 
 /// A vault whose master key is in memory: secrets can be read and written.
@@ -23,8 +22,8 @@ public final class UnlockedVault: Sendable {
     }
 
     /// Appends an audit entry inside the caller's transaction.
-    func audit(_ db: Database, action: String, account: String? = nil, outcome: AuditEntry.Outcome = .ok, detail: String = "") throws {
-        try AuditLog.append(db, keys: keys, entry: auditEntry(action: action, account: account, outcome: outcome, detail: detail))
+    func audit(_ records: any VaultRecords, action: String, account: String? = nil, outcome: AuditEntry.Outcome = .ok, detail: String = "") throws {
+        try AuditLog.append(records, keys: keys, entry: auditEntry(action: action, account: account, outcome: outcome, detail: detail))
     }
 
     /// An entry by this vault's actor and keyslot.
@@ -35,7 +34,7 @@ public final class UnlockedVault: Sendable {
     /// Records an audit entry in a transaction of its own (for events with no data
     /// change, such as revealing a secret or a failed issuance).
     public func recordAudit(action: String, account: String? = nil, outcome: AuditEntry.Outcome = .ok, detail: String = "") throws(VaultError) {
-        try vault.write { db in try audit(db, action: action, account: account, outcome: outcome, detail: detail) }
+        try vault.write { records in try audit(records, action: action, account: account, outcome: outcome, detail: detail) }
     }
 }
 

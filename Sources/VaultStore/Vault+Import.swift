@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VaultCrypto
 
 /// One parsed row of an import file, with where it came from for error reports.
@@ -58,7 +57,7 @@ extension UnlockedVault {
         // Go on to the database checks even when rows were refused above, so that one run
         // reports every problem; the transaction is rolled back at the end if any.
         let earlierProblems = problems
-        return try vault.write { db in
+        return try vault.write { records in
             var problems = earlierProblems
             var summary = ImportSummary(added: 0, updated: 0)
             let now = Timestamp.string(Date())
@@ -66,13 +65,13 @@ extension UnlockedVault {
             for (candidate, fingerprint) in valid {
                 let account = candidate.account
                 do {
-                    if update, let id = try String.fetchOne(db, sql: "SELECT id FROM accounts WHERE name = ?", arguments: [account.name]) {
-                        try replace(db, id: id, with: account, now: now, fingerprint: fingerprint)
-                        try auditor.append(db, entry: auditEntry(action: "account.import", account: account.name, detail: "updated from \(source)"))
+                    if update, let existing = try records.sealedAccount(named: account.name) {
+                        try replace(records, existing, with: account, now: now, fingerprint: fingerprint)
+                        try auditor.append(records, entry: auditEntry(action: "account.import", account: account.name, detail: "updated from \(source)"))
                         summary.updated += 1
                     } else {
-                        try insert(db, account, now: now, fingerprint: fingerprint)
-                        try auditor.append(db, entry: auditEntry(action: "account.import", account: account.name, detail: "added from \(source)"))
+                        try insert(records, account, now: now, fingerprint: fingerprint)
+                        try auditor.append(records, entry: auditEntry(action: "account.import", account: account.name, detail: "added from \(source)"))
                         summary.added += 1
                     }
                 } catch let error as VaultError {
@@ -81,32 +80,27 @@ extension UnlockedVault {
             }
             // Throwing rolls the whole transaction back: all rows or none.
             if !problems.isEmpty { throw VaultError.importRejected(source: source, problems: problems) }
-            try auditor.finish(db)
+            try auditor.finish(records)
             return summary
         }
     }
 
-    func replace(_ db: Database, id: String, with account: NewAccount, now: String, fingerprint fp: Data) throws {
-        if let owner = try String.fetchOne(db, sql: "SELECT name FROM accounts WHERE appkey_fp = ? AND id != ?", arguments: [fp, id]) {
+    func replace(_ records: any VaultRecords, _ existing: SealedAccount, with account: NewAccount, now: String, fingerprint fp: Data) throws {
+        let id = existing.id
+        if let owner = try records.accountName(withFingerprint: fp, except: id) {
             throw VaultError.duplicateAppkey(existing: owner, adding: account.name)
         }
-        let oldFP = try Data.fetchOne(db, sql: "SELECT appkey_fp FROM accounts WHERE id = ?", arguments: [id])
         let s = account.secrets
-        try db.execute(sql: """
-            UPDATE accounts SET environment = ?, appkey_fp = ?, appkey = ?, appsecret = ?, account_no = ?, hts_id = ?, updated_at = ?
-            WHERE id = ?
-            """, arguments: [
-                account.environment.rawValue, fp, seal(s.appkey, id, .appkey), seal(s.appsecret, id, .appsecret),
-                s.accountNumber.map { seal($0, id, .accountNumber) }, s.htsID.map { seal($0, id, .htsID) }, now, id,
-            ])
-        if oldFP != fp {
-            try db.execute(sql: "UPDATE accounts SET secrets_updated_at = ? WHERE id = ?", arguments: [now, id])
-            try didRotateSecrets(db, accountID: id)
-        }
-        try db.execute(sql: "DELETE FROM account_tags WHERE account_id = ?", arguments: [id])
-        for tag in Set(account.tags).sorted() {
-            try db.execute(sql: "INSERT INTO account_tags(account_id, tag) VALUES (?, ?)", arguments: [id, tag])
-        }
+        try records.updateAccount(id: id, .environment(account.environment))
+        try records.updateAccount(id: id, .accountNumber(s.accountNumber.map { seal($0, id, .accountNumber) }))
+        try records.updateAccount(id: id, .htsID(s.htsID.map { seal($0, id, .htsID) }))
+        // The secrets' time moves only with a new appkey: re-importing the same file
+        // keeps the cached credentials.
+        let at = existing.appkeyFingerprint != fp ? now : nil
+        try records.updateAccount(id: id, .appCredentials(fingerprint: fp, appkey: seal(s.appkey, id, .appkey), appsecret: seal(s.appsecret, id, .appsecret), at: at))
+        if at != nil { try records.forgetIssued(accountID: id) }
+        try records.updateAccount(id: id, .touched(now))
+        try records.replaceTags(of: id, with: Set(account.tags).sorted())
     }
 
     /// The reason part of a per-row error, without the "account 'X':" prefix the problem
@@ -122,16 +116,14 @@ extension UnlockedVault {
 
     /// Every account with its secrets opened, for `account export --plaintext`.
     public func exportAccounts() throws(VaultError) -> [(AccountSummary, AccountSecrets)] {
-        let rows = try vault.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, name, appkey, appsecret, account_no, hts_id FROM accounts ORDER BY name")
+        let (sealed, summaries) = try vault.read { records in
+            (try records.sealedAccounts(), Dictionary(uniqueKeysWithValues: try records.accountSummaries(tag: nil).map { ($0.id, $0) }))
         }
-        let summaries = Dictionary(uniqueKeysWithValues: try vault.accounts().map { ($0.id, $0) })
         var out: [(AccountSummary, AccountSecrets)] = []
-        out.reserveCapacity(rows.count)
-        for row in rows {
-            let name: String = row["name"]
-            guard let summary = summaries[row["id"]] else { continue }
-            out.append((summary, try openSecrets(row: row, name: name)))
+        out.reserveCapacity(sealed.count)
+        for account in sealed {
+            guard let summary = summaries[account.id] else { continue }
+            out.append((summary, try openSecrets(account)))
         }
         return out
     }

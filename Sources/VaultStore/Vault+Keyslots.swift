@@ -1,15 +1,22 @@
 import Foundation
-import GRDB
 import VaultCrypto
 
 /// A keyslot as stored: the master key wrapped under one passphrase.
-struct KeyslotRecord {
-    var label: String
-    var kdf: KDFParameters
-    var salt: [UInt8]
+public struct KeyslotRecord: Sendable {
+    public var label: String
+    public var kdf: KDFParameters
+    public var salt: [UInt8]
     /// `SecretBox` blob of the 32-byte master key under the Argon2id-derived key.
-    var wrappedKey: Data
-    var createdAt: String
+    public var wrappedKey: Data
+    public var createdAt: String
+
+    public init(label: String, kdf: KDFParameters, salt: [UInt8], wrappedKey: Data, createdAt: String) {
+        self.label = label
+        self.kdf = kdf
+        self.salt = salt
+        self.wrappedKey = wrappedKey
+        self.createdAt = createdAt
+    }
 
     /// Wraps `master` under a key derived from `passphrase` with a fresh salt.
     ///
@@ -31,23 +38,6 @@ struct KeyslotRecord {
             return nil
         }
     }
-
-    func insert(_ db: Database) throws {
-        try db.execute(
-            sql: "INSERT INTO keyslots(label, kdf, opslimit, memlimit, salt, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            arguments: [label, kdf.algorithm, Int64(kdf.opslimit), kdf.memlimit, Data(salt), wrappedKey, createdAt])
-    }
-
-    static func fetchAll(_ db: Database) throws -> [KeyslotRecord] {
-        try Row.fetchAll(db, sql: "SELECT label, kdf, opslimit, memlimit, salt, wrapped_key, created_at FROM keyslots ORDER BY id").map { row in
-            KeyslotRecord(
-                label: row["label"],
-                kdf: KDFParameters(algorithm: row["kdf"], opslimit: UInt64(row["opslimit"] as Int64), memlimit: row["memlimit"]),
-                salt: [UInt8](row["salt"] as Data),
-                wrappedKey: row["wrapped_key"],
-                createdAt: row["created_at"])
-        }
-    }
 }
 
 /// What `keyslot list` shows: no salt, no wrapped key.
@@ -60,7 +50,7 @@ public struct KeyslotInfo: Sendable, Codable, Equatable {
 extension Vault {
     /// Lists the keyslots (no passphrase needed).
     public func keyslots() throws(VaultError) -> [KeyslotInfo] {
-        try read { db in try KeyslotRecord.fetchAll(db).map { KeyslotInfo(label: $0.label, kdf: $0.kdf, createdAt: $0.createdAt) } }
+        try read { records in try records.keyslots().map { KeyslotInfo(label: $0.label, kdf: $0.kdf, createdAt: $0.createdAt) } }
     }
 
     /// Unlocks the vault with `passphrase`, trying the slot labelled `keyslot` or else
@@ -70,9 +60,7 @@ extension Vault {
     ///   ``VaultError/foreignKeyslot(label:)`` when a slot opens to a key that fails the
     ///   vault's key check; ``VaultError/keyslotNotFound(label:)``.
     public func unlock(passphrase: SecureBytes, keyslot: String? = nil, actor: String = currentUserName()) throws(VaultError) -> UnlockedVault {
-        let (slots, check) = try read { db in
-            (try KeyslotRecord.fetchAll(db), try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'key_check'"))
-        }
+        let (slots, check) = try read { records in (try records.keyslots(), try records.identity()?.keyCheck) }
         let candidates = keyslot.map { label in slots.filter { $0.label == label } } ?? slots
         if let keyslot, candidates.isEmpty { throw .keyslotNotFound(label: keyslot) }
         guard let check else { throw .damaged(path: path, detail: "the key check value is missing") }
@@ -104,25 +92,23 @@ extension UnlockedVault {
         } catch {
             throw .io(path: vault.path, detail: "cannot derive the passphrase key: \(error)")
         }
-        try vault.write { db in
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM keyslots WHERE label = ?", arguments: [label]) == true {
+        try vault.write { records in
+            if try records.keyslots().contains(where: { $0.label == label }) {
                 throw VaultError.keyslotExists(label: label)
             }
-            try slot.insert(db)
-            try audit(db, action: "keyslot.add", detail: "label=\(label)")
+            try records.insertKeyslot(slot)
+            try audit(records, action: "keyslot.add", detail: "label=\(label)")
         }
     }
 
     /// Removes a keyslot; never the last one.
     public func removeKeyslot(label: String) throws(VaultError) {
-        try vault.write { db in
-            let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM keyslots") ?? 0
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM keyslots WHERE label = ?", arguments: [label]) == true else {
-                throw VaultError.keyslotNotFound(label: label)
-            }
-            guard count > 1 else { throw VaultError.lastKeyslot(label: label) }
-            try db.execute(sql: "DELETE FROM keyslots WHERE label = ?", arguments: [label])
-            try audit(db, action: "keyslot.remove", detail: "label=\(label)")
+        try vault.write { records in
+            let slots = try records.keyslots()
+            guard slots.contains(where: { $0.label == label }) else { throw VaultError.keyslotNotFound(label: label) }
+            guard slots.count > 1 else { throw VaultError.lastKeyslot(label: label) }
+            _ = try records.deleteKeyslot(label: label)
+            try audit(records, action: "keyslot.remove", detail: "label=\(label)")
         }
     }
 
@@ -138,11 +124,9 @@ extension UnlockedVault {
         } catch {
             throw .io(path: vault.path, detail: "cannot derive the passphrase key: \(error)")
         }
-        try vault.write { db in
-            try db.execute(
-                sql: "UPDATE keyslots SET kdf = ?, opslimit = ?, memlimit = ?, salt = ?, wrapped_key = ?, created_at = ? WHERE label = ?",
-                arguments: [slot.kdf.algorithm, Int64(slot.kdf.opslimit), slot.kdf.memlimit, Data(slot.salt), slot.wrappedKey, slot.createdAt, label])
-            try audit(db, action: "passphrase.change", detail: "label=\(label)")
+        try vault.write { records in
+            guard try records.replaceKeyslot(slot) else { throw VaultError.keyslotNotFound(label: label) }
+            try audit(records, action: "passphrase.change", detail: "label=\(label)")
         }
     }
 }

@@ -158,7 +158,7 @@ import VaultStore
         // --revoke-old really revoked the old one at KIS, and only it.
         #expect(!f.mock.isValid(appkey: appkey, token: first.value.utf8String()))
         #expect(f.mock.isValid(appkey: appkey, token: second.value.utf8String()))
-        #expect(try f.vault.openCredential(account: name, kind: .token, slot: "previous") == nil)
+        #expect(try f.vault.openCredential(account: name, kind: .token, slot: .previous) == nil)
         await m.client.shutdown()
         await f.close()
     }

@@ -18,7 +18,7 @@ import VaultCrypto
             let mode = try FileManager.default.attributesOfItem(atPath: d)[.posixPermissions] as! Int
             #expect(mode == 0o700)
         }
-        let (appID, version, journal) = try vault.vault.read { db in
+        let (appID, version, journal) = try DatabaseQueue(path: path).read { db in
             (try Int32.fetchOne(db, sql: "PRAGMA application_id")!, try Int.fetchOne(db, sql: "PRAGMA user_version")!,
              try String.fetchOne(db, sql: "PRAGMA journal_mode")!)
         }

@@ -180,10 +180,10 @@ import VaultCrypto
     @Test func writerCommitsAreSynchronousFull() throws {
         let dir = TemporaryDirectory()
         let created = try Fixtures.makeVault(in: dir)
-        #expect(try created.vault.db.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
+        #expect(try (created.vault.storage as! SQLiteStorage).db.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
         created.vault.close()
         let reopened = try Vault.open(path: dir.file("vault.db"))
-        #expect(try reopened.db.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
+        #expect(try (reopened.storage as! SQLiteStorage).db.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
     }
 
     @Test func timestampsRoundTrip() {

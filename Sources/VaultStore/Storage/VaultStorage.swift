@@ -1,0 +1,236 @@
+import Foundation
+
+/// Where a vault's records live.
+///
+/// Everything above it in VaultStore (keyslots and the master key, sealing and opening
+/// fields under per-record keys, validation, the MAC chain of the audit log) is written
+/// once, against this protocol; a storage keeps and returns exactly the bytes it is given
+/// (sealed blobs, names, timestamps in the text form of docs/FORMAT.md) and does no
+/// cryptography, so it never holds anything the vault file would not.
+///
+/// ``SQLiteStorage`` (the vault file) is the first implementation. A second one conforms
+/// here and is chosen where a vault is opened; the key manager and the CLI do not change.
+public protocol VaultStorage: Sendable {
+    /// Where the records are, for messages: the file path (never a password).
+    var location: String { get }
+    /// The format version of the records (docs/FORMAT.md); the current one once opened
+    /// for writing (an older store is upgraded in place).
+    var formatVersion: Int { get }
+    /// Runs `body` on one consistent view of the records.
+    func read<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T
+    /// Runs `body` in a write transaction that holds the store's write lock from its first
+    /// statement (a read-then-write never deadlocks against another writer; a busy store
+    /// fails with ``VaultError/busy(path:timeoutSeconds:)``). Commits when `body` returns,
+    /// rolls everything back when it throws.
+    /// - Throws: ``VaultError/readOnly(path:)`` on a store opened read-only.
+    func write<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T
+    /// `doctor`'s checks of the store itself, needing no key: file modes, the engine's
+    /// integrity check.
+    func storageChecks() -> [DoctorCheck]
+    /// Signs, visible only to the store, that its records are not all one vault's (a
+    /// SQLite `-wal` left by a deleted vault); each a sentence for `doctor`.
+    func foreignRecordProblems() -> [String]
+    /// Closes the connections. Further use throws.
+    func close()
+}
+
+/// The records of one vault inside one transaction of a ``VaultStorage``. Methods that
+/// change records may only be called inside ``VaultStorage/write(_:)``.
+///
+/// Accounts are addressed by name where a caller starts from a name, and by their record
+/// id (which never changes: it is part of every field key) everywhere else.
+public protocol VaultRecords {
+    // MARK: Identity and audit head (the `meta` table)
+
+    /// The vault's identity, written once at creation.
+    func identity() throws -> VaultIdentity?
+    func insertIdentity(_ identity: VaultIdentity) throws
+    /// The last audit row's number and MAC, nil before the first row.
+    func auditHead() throws -> AuditHead?
+    func setAuditHead(_ head: AuditHead) throws
+
+    // MARK: Keyslots
+
+    /// Every keyslot, in creation order.
+    func keyslots() throws -> [KeyslotRecord]
+    func insertKeyslot(_ slot: KeyslotRecord) throws
+    /// Replaces the slot with the same label; false when there is none.
+    func replaceKeyslot(_ slot: KeyslotRecord) throws -> Bool
+    /// False when there is no slot `label`.
+    func deleteKeyslot(label: String) throws -> Bool
+
+    // MARK: Accounts
+
+    /// Accounts by name, optionally only those tagged `tag`.
+    func accountSummaries(tag: String?) throws -> [AccountSummary]
+    func accountSummary(named name: String) throws -> AccountSummary?
+    /// Account names, sorted, optionally only those tagged `tag`.
+    func accountNames(tag: String?) throws -> [String]
+    func sealedAccount(named name: String) throws -> SealedAccount?
+    /// Every account's sealed fields, by name.
+    func sealedAccounts() throws -> [SealedAccount]
+    /// The account whose appkey has `fingerprint`, other than account `id`.
+    func accountName(withFingerprint fingerprint: Data, except id: String?) throws -> String?
+    func accountExists(id: String) throws -> Bool
+    /// Inserts an account with its tags; `created_at`, `updated_at` and
+    /// `secrets_updated_at` are all `now`.
+    func insertAccount(_ account: SealedAccount, tags: [String], now: String) throws
+    func updateAccount(id: String, _ change: AccountRecordChange) throws
+    func addTag(_ tag: String, to id: String) throws
+    func removeTag(_ tag: String, from id: String) throws
+    func replaceTags(of id: String, with tags: [String]) throws
+    func tagCount(of id: String) throws -> Int
+    /// Removes the account and everything stored for it; false when there is none.
+    func deleteAccount(named name: String) throws -> Bool
+
+    // MARK: Credentials and issuance state
+
+    /// The stored credential of account `name` in `slot`.
+    func credential(account name: String, kind: CredentialKind, slot: CredentialSlot) throws -> StoredCredential?
+    func credential(accountID: String, kind: CredentialKind, slot: CredentialSlot) throws -> StoredCredential?
+    /// Every stored credential, by account name.
+    func allCredentials() throws -> [StoredCredential]
+    /// Stores `credential` as current: the current one becomes previous, the previous one
+    /// is dropped.
+    func storeCurrent(_ credential: StoredCredential) throws
+    func deleteCredential(accountID: String, kind: CredentialKind, slot: CredentialSlot) throws
+    /// Drops every credential and all issuance state of an account (its appkey changed).
+    func forgetIssued(accountID: String) throws
+
+    /// The issuance state of account `name` for `kind`.
+    func issuanceSnapshot(account name: String, kind: CredentialKind) throws -> IssuanceSnapshot?
+    /// The issuance state of every account (optionally tagged `tag`), by name.
+    func issuanceSnapshots(kind: CredentialKind, tag: String?) throws -> [IssuanceSnapshot]
+    /// The sealed appkey and appsecret of account `id`.
+    func sealedAppCredentials(accountID: String) throws -> (appkey: Data, appsecret: Data)?
+    /// Takes the issuance lease and records the request time, in one change.
+    func claimLease(accountID: String, kind: CredentialKind, owner: String, until: String, requestAt: String) throws
+    /// Releases the lease if `owner` holds it.
+    func releaseLease(accountID: String, kind: CredentialKind, owner: String) throws
+    /// After a stored issuance: clears the last error and releases the lease if `owner`
+    /// holds it.
+    func clearError(accountID: String, kind: CredentialKind, releasingLeaseOf owner: String) throws
+    func markRejected(accountID: String, kind: CredentialKind, code: String, message: String) throws
+    func recordError(accountID: String, kind: CredentialKind, message: String) throws
+
+    // MARK: Audit log
+
+    func appendAudit(_ record: AuditRecord, mac: Data) throws
+    /// Rows oldest first, optionally for one account and from `since` (text form) on.
+    func auditRecords(account: String?, since: String?) throws -> [AuditRecord]
+    /// Calls `body` with every row and its MAC, oldest first, without holding them all.
+    func forEachAuditRow(_ body: (AuditRecord, Data) throws -> Void) throws
+    func auditRowCount() throws -> Int
+    /// Row `seq` with its MAC.
+    func auditRow(seq: Int64) throws -> (AuditRecord, Data)?
+    /// The row with the highest number, with its MAC.
+    func lastAuditRow() throws -> (AuditRecord, Data)?
+}
+
+/// What identifies a vault, written once by `init`.
+public struct VaultIdentity: Sendable, Equatable {
+    /// 16 random bytes.
+    public var vaultID: Data
+    public var createdAt: String
+    /// BLAKE2b of the master key under a fixed label: tells a right passphrase from a
+    /// slot of another vault.
+    public var keyCheck: Data
+
+    public init(vaultID: Data, createdAt: String, keyCheck: Data) {
+        self.vaultID = vaultID
+        self.createdAt = createdAt
+        self.keyCheck = keyCheck
+    }
+}
+
+/// The chain head kept beside the audit log: catches a deleted tail.
+public struct AuditHead: Sendable, Equatable {
+    public var seq: Int64
+    public var mac: Data
+
+    public init(seq: Int64, mac: Data) {
+        self.seq = seq
+        self.mac = mac
+    }
+}
+
+/// An account row as stored: plaintext metadata and sealed fields.
+public struct SealedAccount: Sendable {
+    public var id: String
+    public var name: String
+    public var environment: AccountEnvironment
+    /// Keyed BLAKE2b of the appkey: one account per appkey without opening any field.
+    public var appkeyFingerprint: Data
+    public var appkey: Data
+    public var appsecret: Data
+    public var accountNumber: Data?
+    public var htsID: Data?
+
+    public init(id: String, name: String, environment: AccountEnvironment, appkeyFingerprint: Data,
+                appkey: Data, appsecret: Data, accountNumber: Data?, htsID: Data?) {
+        self.id = id
+        self.name = name
+        self.environment = environment
+        self.appkeyFingerprint = appkeyFingerprint
+        self.appkey = appkey
+        self.appsecret = appsecret
+        self.accountNumber = accountNumber
+        self.htsID = htsID
+    }
+
+    /// The sealed blob of `field`.
+    func blob(_ field: AccountField) -> Data? {
+        switch field {
+        case .appkey: appkey
+        case .appsecret: appsecret
+        case .accountNumber: accountNumber
+        case .htsID: htsID
+        }
+    }
+}
+
+/// One change to an account row. `updated_at` is set by the caller with ``touched(_:)``.
+public enum AccountRecordChange: Sendable {
+    case environment(AccountEnvironment)
+    case accountNumber(Data?)
+    case htsID(Data?)
+    /// The appkey and appsecret sealed anew; `secrets_updated_at` becomes `at` (nil: the
+    /// same appkey re-sealed, the time stays).
+    case appCredentials(fingerprint: Data, appkey: Data, appsecret: Data, at: String?)
+    case name(String)
+    case touched(String)
+}
+
+/// The two places a credential of one kind is kept.
+public enum CredentialSlot: String, Sendable, CaseIterable {
+    case current, previous
+}
+
+/// A stored approval key or token: its sealed value and plaintext times.
+public struct StoredCredential: Sendable {
+    public var accountID: String
+    /// The account's name (filled when read; ignored when stored).
+    public var account: String
+    public var kind: CredentialKind
+    public var slot: CredentialSlot
+    /// The credential's own record id, part of its key.
+    public var id: String
+    public var value: Data
+    public var issuedAt: String
+    public var expiresAt: String
+
+    public init(accountID: String, account: String, kind: CredentialKind, slot: CredentialSlot, id: String,
+                value: Data, issuedAt: String, expiresAt: String) {
+        self.accountID = accountID
+        self.account = account
+        self.kind = kind
+        self.slot = slot
+        self.id = id
+        self.value = value
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+    }
+
+    /// The record id its value is sealed under.
+    var recordID: String { "\(accountID).\(id)" }
+}
