@@ -80,11 +80,20 @@ let package = Package(
             dependencies: ["VaultStore", "VaultCrypto", "KISAPI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // The one boundary front-ends speak to: the CredentialService protocol, its wire
+        // types, the error codes, and the implementation over a vault opened here.
+        .target(
+            name: "CredentialService",
+            dependencies: [
+                "KeyManager", "VaultStore", "VaultCrypto", "KISAPI",
+            ],
+            swiftSettings: strict
+        ),
         // The agent: an unlocked vault served on a Unix socket, and the client the CLI uses.
         .target(
             name: "KisvaultAgent",
             dependencies: [
-                "KeyManager", "VaultStore", "VaultCrypto", "KISAPI",
+                "CredentialService", "KeyManager", "VaultStore", "VaultCrypto", "KISAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -95,7 +104,7 @@ let package = Package(
         .target(
             name: "KisvaultCLI",
             dependencies: [
-                "AccountFile", "VaultCrypto", "VaultStore", "KISAPI", "KeyManager", "KisvaultAgent", "CStdStreams",
+                "AccountFile", "VaultCrypto", "VaultStore", "KeyManager", "CredentialService", "KisvaultAgent", "CStdStreams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -138,7 +147,9 @@ let package = Package(
         ),
         .testTarget(
             name: "KisvaultAgentTests",
-            dependencies: ["KisvaultAgent", "KeyManager", "KISAPI", "VaultStore", "VaultCrypto", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["KisvaultAgent", "CredentialService", "KeyManager", "KISAPI", "KISMock", "VaultStore", "VaultCrypto",
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: strict
         ),
         // Replays the corpus `make fuzz` keeps (Tests/Fuzz/corpus).

@@ -64,6 +64,13 @@ public final class BulkProgress: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Sets the counters from a run elsewhere (an agent's, streamed to a client).
+    public func update(done: Int, failed: Int, skipped: Int) {
+        lock.lock()
+        (_done, _failed, _skipped) = (done, failed, skipped)
+        lock.unlock()
+    }
+
     /// Accounts finished, failed and skipped so far.
     public var counts: (done: Int, failed: Int, skipped: Int) {
         lock.lock(); defer { lock.unlock() }

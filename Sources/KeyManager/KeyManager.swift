@@ -43,18 +43,32 @@ public final class KeyManager: Sendable {
     public let vault: UnlockedVault
     public let client: KISClient
     public let configuration: KeyManagerConfiguration
-    let owner = LeaseOwner.current()
+    let owner: LeaseOwner
     /// Single flight inside this process: the lease works between processes, and this
     /// keeps one manager's concurrent callers (the agent's clients) from racing each other.
-    let inFlight = KeyedGate()
+    let inFlight: KeyedGate
     let logger: Logger
 
-    public init(vault: UnlockedVault, client: KISClient, configuration: KeyManagerConfiguration = KeyManagerConfiguration(),
-                logger: Logger = Logger(label: "kisvault.manager")) {
+    public convenience init(vault: UnlockedVault, client: KISClient, configuration: KeyManagerConfiguration = KeyManagerConfiguration(),
+                            logger: Logger = Logger(label: "kisvault.manager")) {
+        self.init(vault: vault, client: client, configuration: configuration, logger: logger, owner: .current(), inFlight: KeyedGate())
+    }
+
+    private init(vault: UnlockedVault, client: KISClient, configuration: KeyManagerConfiguration, logger: Logger,
+                 owner: LeaseOwner, inFlight: KeyedGate) {
         self.vault = vault
         self.client = client
         self.configuration = configuration
         self.logger = logger
+        self.owner = owner
+        self.inFlight = inFlight
+    }
+
+    /// This manager with another KIS client (a bulk run's, with its own request rate):
+    /// the same lease owner and in-process gate, so the two never issue for one account
+    /// at once. The caller shuts `client` down.
+    public func using(client: KISClient) -> KeyManager {
+        KeyManager(vault: vault, client: client, configuration: configuration, logger: logger, owner: owner, inFlight: inFlight)
     }
 
     /// A credential valid for at least `minTTL` seconds: the stored one, or a new one.

@@ -24,8 +24,11 @@ public enum AgentClient {
     /// - Throws: ``AgentError/notRunning(_:)`` when nothing listens at `socket`;
     ///   ``AgentError/protocolError(_:)`` for an answer that is not HTTP.
     /// `body` is sent as is and wiped from this buffer afterwards (it may be a passphrase).
+    /// `partial`, when given, sees the head and the body received so far each time more
+    /// arrives (a streamed answer, read line by line).
     public static func request(socket path: String, method: String, target: String, headers extra: [String: String] = [:],
-                               body: [UInt8] = [], timeout: TimeInterval = 30) throws(AgentError) -> Response {
+                               body: [UInt8] = [], timeout: TimeInterval = 30,
+                               partial: ((Response) -> Void)? = nil) throws(AgentError) -> Response {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw .notRunning(path) }
         defer { _ = Glibc.close(fd) }
@@ -63,7 +66,10 @@ public enum AgentClient {
             // The agent's answers are a few KiB (a listing of 10,000 accounts about 2 MiB):
             // anything far past that is not our agent.
             guard received.count <= maxAnswerBytes else { throw .protocolError("the agent's answer is larger than \(maxAnswerBytes) bytes") }
-            if let parsed = try parse(received), parsed.complete { return parsed.response }
+            if let parsed = try parse(received) {
+                if parsed.complete { return parsed.response }
+                partial?(parsed.response)
+            }
         }
         guard let parsed = try parse(received) else { throw .protocolError("the agent closed the connection without an answer") }
         return parsed.response

@@ -1,7 +1,10 @@
+import CredentialService
 import Foundation
+import KISAPI
 import KeyManager
 import Logging
 import VaultCrypto
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,6 +49,27 @@ public struct AgentLifecycle: Sendable {
             throw .alreadyRunning("another agent holds \(lockFile)")
         }
         close(probe)
+    }
+
+    /// Serves `vault` in this process until stopped (see the other `serve`), with a KIS
+    /// client for the environment's URLs (`KISVAULT_KIS_*`) that lives as long as the agent.
+    /// - Throws: ``ServiceError`` `bad_request` for KIS URLs kisvault refuses.
+    public func serve(vault: UnlockedVault, settings: LocalCredentialService.Settings, idleLock: TimeInterval?, maxLock: TimeInterval?,
+                      logger: Logger, onListening: @escaping @Sendable () -> Void) async throws {
+        let endpoints: KISEndpoints
+        do { endpoints = try KISEndpoints.fromEnvironment() } catch { throw ServiceError(.badRequest, error.description) }
+        let client = try KISClient(configuration: KISClientConfiguration(endpoints: endpoints))
+        var configuration = KeyManagerConfiguration()
+        configuration.waitForTokenInterval = settings.waitForTokenInterval
+        configuration.now = settings.now
+        do {
+            try await serve(manager: KeyManager(vault: vault, client: client, configuration: configuration), idleLock: idleLock,
+                            maxLock: maxLock, logger: logger, onListening: onListening)
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+        await client.shutdown()
     }
 
     /// Serves `manager` in this process until stopped (signal, `/v1/stop`), holding the
@@ -107,5 +131,37 @@ public struct AgentLifecycle: Sendable {
     public func stop() throws(AgentError) {
         _ = try AgentClient.request(socket: socketPath, method: "POST", target: "/v1/stop")
         for _ in 0..<100 where FileManager.default.fileExists(atPath: socketPath) { usleep(20_000) }
+    }
+}
+
+/// Asking a running agent about itself, and locking or unlocking it: typed calls over its
+/// socket for `agent status`, `lock` and `unlock`.
+public enum AgentControl {
+    /// `GET /v1/status`.
+    /// - Throws: ``AgentError/notRunning(_:)`` when nothing answers.
+    public static func status(socket: String, timeout: TimeInterval = 5) throws -> AgentStatusAnswer {
+        let response = try AgentClient.request(socket: socket, method: "GET", target: "/v1/status", timeout: timeout)
+        guard let status = try? JSONDecoder().decode(AgentStatusAnswer.self, from: response.body) else {
+            throw AgentError.protocolError("the answer at \(socket) is not an agent's status")
+        }
+        return status
+    }
+
+    /// `POST /v1/lock`.
+    public static func lock(socket: String) throws {
+        _ = try AgentClient.request(socket: socket, method: "POST", target: "/v1/lock")
+    }
+
+    /// `POST /v1/unlock`, the passphrase as the body (wiped afterwards).
+    /// - Throws: ``ServiceError`` with the agent's code (`locked` for a wrong passphrase).
+    public static func unlock(socket: String, passphrase: SecureBytes, keyslot: String?) throws {
+        var body = passphrase.withUnsafeBytes { Array($0) }
+        defer { body.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        let target = "/v1/unlock" + (keyslot.map { "?keyslot=\(AgentCredentialService.escape($0))" } ?? "")
+        let response = try AgentClient.request(socket: socket, method: "POST", target: target, body: body, timeout: 60)
+        guard response.status == 200 else {
+            let answer = try? JSONDecoder().decode(ErrorAnswer.self, from: response.body)
+            throw ServiceError(answer?.error ?? .vaultError, answer?.message ?? "the agent refused (HTTP \(response.status))")
+        }
     }
 }

@@ -1,3 +1,4 @@
+import CredentialService
 import Foundation
 import KISAPI
 import KeyManager
@@ -67,13 +68,13 @@ final class AgentState: @unchecked Sendable {
     }
 
     /// The manager for one request, keys made accessible.
-    /// - Throws: ``AgentFailure`` `locked` (never a stale key) or `vault_changed`.
-    func begin() throws(AgentFailure) -> KeyManager {
+    /// - Throws: ``ServiceError`` `locked` (never a stale key) or `vault_changed`.
+    func begin() throws(ServiceError) -> KeyManager {
         lock.lock(); defer { lock.unlock() }
-        guard let manager else { throw AgentFailure(.locked, "the agent is locked (\(lockReason ?? "locked")); unlock it with 'kisvault unlock'") }
+        guard let manager else { throw ServiceError(.locked, "the agent is locked (\(lockReason ?? "locked")); unlock it with 'kisvault unlock'") }
         if let problem = vaultProblemLocked() {
             lockLocked(reason: problem)
-            throw AgentFailure(.vaultChanged, "\(problem); the agent locked itself: stop it with 'kisvault agent stop', run 'kisvault doctor', then start it again")
+            throw ServiceError(.vaultChanged, "\(problem); the agent locked itself: stop it with 'kisvault agent stop', run 'kisvault doctor', then start it again")
         }
         if active == 0 { manager.vault.unprotectKeys() }
         active += 1
@@ -165,19 +166,5 @@ final class AgentState: @unchecked Sendable {
         } else if let maxLock, now.timeIntervalSince(started) >= maxLock {
             lockLocked(reason: "unlocked for \(Int(maxLock)) s, the maximum")
         }
-    }
-}
-
-/// An error answer of the agent's API: a stable code (its HTTP status from ``ErrorCode``)
-/// and a message.
-struct AgentFailure: Error {
-    typealias Code = ErrorCode
-
-    var code: ErrorCode
-    var message: String
-
-    init(_ code: ErrorCode, _ message: String) {
-        self.code = code
-        self.message = message
     }
 }

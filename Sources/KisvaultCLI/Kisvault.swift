@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import KeyManager
+import CredentialService
 import KisvaultAgent
 import VaultStore
 
@@ -56,7 +56,7 @@ public struct Kisvault: AsyncParsableCommand {
         } catch let error as ExitCode {
             return error.rawValue
         } catch {
-            if error is CLIError || error is AgentError || error is AgentCallError || ErrorCode.of(error) != nil {
+            if error is CLIError || error is AgentError || error is ServiceError || ErrorCode.of(error) != nil {
                 return report(error).rawValue
             }
             let code = exitCode(for: error)

@@ -1,3 +1,4 @@
+import CredentialService
 import Foundation
 import KISAPI
 import KeyManager
@@ -45,7 +46,7 @@ import VaultStore
         clock.advance(1)
         state.tick()
         #expect(state.isLocked && state.lockReason?.contains("idle") == true)
-        #expect(throws: AgentFailure.self) { _ = try state.begin() }
+        #expect(throws: ServiceError.self) { _ = try state.begin() }
         await client.shutdown()
     }
 

@@ -1,3 +1,4 @@
+import CredentialService
 import KISAPI
 import KeyManager
 import KisvaultAgent

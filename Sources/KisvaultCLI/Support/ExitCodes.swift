@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import KISAPI
-import KeyManager
+import CredentialService
+import CredentialService
 import KisvaultAgent
 import VaultStore
 
@@ -93,7 +93,7 @@ func report(_ error: any Error) -> KisvaultExit {
         case .alreadyRunning: return .usage
         case .setup, .protocolError: return .failure
         }
-    case let error as AgentCallError:
+    case let error as ServiceError:
         Terminal.note(error.description)
         return KisvaultExit(error.code)
     case let error as ExitCode:

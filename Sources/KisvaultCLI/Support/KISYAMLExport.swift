@@ -1,5 +1,5 @@
 import Foundation
-import KISAPI
+import CredentialService
 import VaultCrypto
 import VaultStore
 
@@ -29,8 +29,8 @@ enum KISYAMLExport {
         guard real.count <= 1, mock.count <= 1 else {
             throw CLIError.badInput("kis_devlp.yaml holds one real and one mock account; these are \(accounts.map { "\($0.name) (\($0.environment.rawValue))" }.joined(separator: ", "))")
         }
-        let endpoints: KISEndpoints
-        do { endpoints = try KISEndpoints.fromEnvironment() } catch { throw CLIError.badInput(error.description) }
+        let endpoints: KISURLs
+        do { endpoints = try KISURLs.fromEnvironment() } catch { throw CLIError.badInput(error.description) }
         func split(_ number: String?) -> (String, String)? {
             guard let digits = number?.filter(\.isNumber), digits.count == 10 else { return nil }
             return (String(digits.prefix(8)), String(digits.suffix(2)))
@@ -61,7 +61,7 @@ enum KISYAMLExport {
         add("vps", endpoints.mock)
         add("ops", endpoints.realWebSocket)
         add("vops", endpoints.mockWebSocket)
-        add("my_agent", "kisvault/\(kisvaultVersion)")
+        add("my_agent", "kisvault/\(Kisvault.version)")
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
-import KISAPI
-import KeyManager
+import CredentialService
 import VaultStore
 
 /// A duration option: `90` or `90s`, `10m`, `2h`, `1d`, or combinations (`1h30m`).
@@ -43,7 +42,7 @@ struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertibl
     var description: String { text }
 }
 
-/// What commands that talk to KIS share: building the client and the manager.
+/// What commands that talk to KIS share: how the manager waits and which clock it reads.
 struct ManagerOptions: ParsableArguments {
     @Flag(name: .customLong("no-wait"), help: "Fail instead of waiting out KIS's once-a-minute token limit.")
     var noWait = false
@@ -55,28 +54,14 @@ struct ManagerOptions: ParsableArguments {
         return { Date().addingTimeInterval(offset) }
     }
 
-    /// A client for the endpoints in the environment (`KISVAULT_KIS_BASE_URL`, ...).
-    static func client(perHostRate: Double? = nil) throws -> KISClient {
-        let endpoints: KISEndpoints
-        do { endpoints = try KISEndpoints.fromEnvironment() } catch { throw KeyManagerError.configuration(error.description) }
-        var configuration = KISClientConfiguration(endpoints: endpoints)
-        configuration.perHostRate = perHostRate
-        return try KISClient(configuration: configuration)
+    /// The settings of a service that unlocks the vault here (or of an agent started here).
+    func settings(busyTimeout: Double) -> LocalCredentialService.Settings {
+        var settings = LocalCredentialService.Settings()
+        settings.waitForTokenInterval = !noWait
+        settings.now = Self.clock
+        settings.busyTimeout = busyTimeout
+        return settings
     }
-
-    func manager(vault: UnlockedVault, perHostRate: Double? = nil) throws -> KeyManager {
-        var configuration = KeyManagerConfiguration()
-        configuration.waitForTokenInterval = !noWait
-        configuration.now = Self.clock
-        return KeyManager(vault: vault, client: try Self.client(perHostRate: perHostRate), configuration: configuration)
-    }
-}
-
-extension CredentialKind {
-    /// How users call it.
-    var noun: String { self == .approval ? "approval key" : "access token" }
-    /// The JSON field of the value (the agent's API uses the same names).
-    var jsonField: String { self == .approval ? "approval_key" : "access_token" }
 }
 
 /// `--min-ttl` of `get` and `exec`: a remaining validity no 24-hour credential can exceed.
@@ -85,7 +70,7 @@ struct MinTTLOptions: ParsableArguments {
     var minTTL = DurationArgument(seconds: 600, text: "10m")
 
     func validate() throws {
-        guard minTTL.seconds < KISFacts.shortestLifetime else {
+        guard minTTL.seconds < CredentialRules.shortestLifetime else {
             throw ValidationError("--min-ttl \(minTTL) is not shorter than an approval key or access token lives (24h): none could satisfy it")
         }
     }

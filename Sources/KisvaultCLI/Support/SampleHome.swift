@@ -1,5 +1,5 @@
 import Foundation
-import KISAPI
+import CredentialService
 import VaultStore
 #if canImport(Glibc)
 import Glibc

@@ -10,7 +10,7 @@ public enum OutputFormat: String, ExpressibleByArgument, Sendable, CaseIterable 
 
 /// Options every command shares: where the vault is, how to print, how to get the
 /// passphrase. Pulled into each command with `@OptionGroup`.
-public struct VaultOptions: ParsableArguments {
+public struct VaultOptions: ParsableArguments, @unchecked Sendable {
     @Option(name: .customLong("vault"), help: ArgumentHelp("The vault file (default: $KISVAULT_PATH, else $XDG_DATA_HOME/kisvault/vault.db).", valueName: "path"))
     var vaultPath: String?
 

@@ -3,7 +3,6 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import VaultCrypto
 import VaultStore
 
 extension AccountCommand {

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import VaultCrypto
 import VaultStore
 
 extension AccountCommand {

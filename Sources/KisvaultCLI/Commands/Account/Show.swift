@@ -1,4 +1,5 @@
 import ArgumentParser
+import CredentialService
 import Foundation
 import VaultCrypto
 import VaultStore
@@ -16,34 +17,22 @@ extension AccountCommand {
         @Argument(help: "The account's name.") var name: String
         @Flag(help: "Print the appkey, appsecret and account number in full.") var reveal = false
 
-        /// With --reveal, the secrets from a running unlocked agent for this vault (which
-        /// audits the hand-out), or nil: unlock here. A masked view is never fetched from the
-        /// agent: every hand-out of a secret there is an audited reveal.
-        func secretsFromAgent() throws -> AccountSecrets? {
-            guard reveal else { return nil }
-            switch AgentUse.call("/v1/accounts/\(name)/app-credentials?for=reveal", vaultPath: options.path, options: options) {
-            case .answered(let body):
-                guard let appkey = body["appkey"] as? String, let appsecret = body["appsecret"] as? String else { return nil }
-                return AccountSecrets(appkey: SecureBytes(utf8: appkey), appsecret: SecureBytes(utf8: appsecret),
-                                      accountNumber: (body["account_no"] as? String).map(SecureBytes.init(utf8:)),
-                                      htsID: (body["hts_id"] as? String).map(SecureBytes.init(utf8:)))
-            case .failed(let error):
-                throw error
-            case .unavailable:
-                return nil
+        func run() async throws {
+            let (summary, secrets): (AccountInfo, AccountSecrets)
+            if reveal {
+                // Through a running unlocked agent when there is one (no passphrase), else
+                // unlocked here; audited either way. "No such account" comes first.
+                (summary, secrets) = try await Services.with(options, nil) { service in
+                    let summary = try await service.account(named: name)
+                    return (summary, try await service.appCredentials(account: name, purpose: .reveal).secrets)
+                }
+            } else {
+                // A masked view is never fetched from an agent: every hand-out of a secret
+                // there is an audited reveal.
+                let vault = try options.open(.readOnly)
+                summary = AccountInfo(try vault.account(named: name))
+                secrets = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot).secrets(of: name)
             }
-        }
-
-        func run() throws {
-            // "No such account" before any passphrase is asked.
-            let vault = try options.open(reveal ? .readWrite : .readOnly)
-            let summary = try vault.account(named: name)
-            let secrets = try secretsFromAgent() ?? {
-                let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-                let secrets = try unlocked.secrets(of: name)
-                if reveal { try unlocked.recordAudit(action: "account.reveal", account: name) }
-                return secrets
-            }()
             func show(_ s: SecureBytes?, _ masked: (SecureBytes) -> String) -> String? {
                 s.map { reveal ? $0.utf8String() : masked($0) }
             }

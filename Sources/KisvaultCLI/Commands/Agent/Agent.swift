@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import KisvaultAgent
 import Logging
-import VaultCrypto
 import VaultStore
 #if canImport(Glibc)
 import Glibc

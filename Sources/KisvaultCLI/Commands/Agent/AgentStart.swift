@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import KisvaultAgent
 import Logging
-import VaultCrypto
 import VaultStore
 #if canImport(Glibc)
 import Glibc
@@ -44,7 +43,7 @@ extension AgentCommand {
                 var logger = Logger(label: "kisvault-agent")
                 logger.logLevel = options.verbose ? .info : .notice
                 let socketPath = lifecycle.socketPath, vaultPath = options.path
-                try await lifecycle.serve(manager: try manager.manager(vault: unlocked), idleLock: idleLock.seconds,
+                try await lifecycle.serve(vault: unlocked, settings: manager.settings(busyTimeout: options.busyTimeout), idleLock: idleLock.seconds,
                                           maxLock: maxLock.seconds, logger: logger) {
                     // The agent serves whether or not its starter reads this line.
                     try? Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")

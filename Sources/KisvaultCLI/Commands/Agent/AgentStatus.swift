@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import KisvaultAgent
 import Logging
-import VaultCrypto
 import VaultStore
 #if canImport(Glibc)
 import Glibc
@@ -19,24 +18,20 @@ extension AgentCommand {
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            let response = try AgentClient.request(socket: socket.path, method: "GET", target: "/v1/status")
-            let status = response.json ?? [:]
+            let status = try AgentControl.status(socket: socket.path, timeout: 30)
             if output.json {
-                try Terminal.json(object: status)
+                try Terminal.json(status)
             } else {
-                let locked = status["locked"] as? Bool == true
-                let urls = status["kis_urls"] as? [String: String] ?? [:]
-                func text(_ key: String) -> String { Terminal.escape(status[key] as? String ?? "?") }
                 try Terminal.out("""
                     socket:  \(Terminal.escape(socket.path))
-                    vault:   \(text("vault"))
-                    pid:     \(status["pid"] as? Int ?? 0)
-                    started: \(text("started_at"))
-                    kis:     real \(Terminal.escape(urls["real"] ?? "?")), mock \(Terminal.escape(urls["mock"] ?? "?"))
-                    state:   \(locked ? "locked (\(text("lock_reason")))" : "unlocked")
+                    vault:   \(Terminal.escape(status.vault))
+                    pid:     \(status.pid)
+                    started: \(Terminal.escape(status.startedAt))
+                    kis:     real \(Terminal.escape(status.kisURLs.real)), mock \(Terminal.escape(status.kisURLs.mock))
+                    state:   \(status.locked ? "locked (\(Terminal.escape(status.lockReason ?? "?")))" : "unlocked")
                     """)
             }
-            if status["locked"] as? Bool == true { throw ExitCode(KisvaultExit.locked.rawValue) }
+            if status.locked { throw ExitCode(KisvaultExit.locked.rawValue) }
         }
     }
 }

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import KisvaultAgent
 import Logging
-import VaultCrypto
 import VaultStore
 #if canImport(Glibc)
 import Glibc
@@ -17,7 +16,7 @@ struct Lock: AsyncParsableCommand {
     @OptionGroup var socket: AgentCommand.SocketOptions
 
     func run() throws {
-        _ = try AgentClient.request(socket: socket.path, method: "POST", target: "/v1/lock")
+        try AgentControl.lock(socket: socket.path)
         Terminal.note("agent locked")
     }
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import KisvaultAgent
-import VaultCrypto
 import VaultStore
 
 /// `kisvault unlock`
@@ -24,23 +23,15 @@ struct Unlock: AsyncParsableCommand {
 
     func run() throws {
         let path = socket.path
-        let status: AgentClient.Response
-        do { status = try AgentClient.request(socket: path, method: "GET", target: "/v1/status", timeout: 5) } catch {
+        let status: AgentStatusAnswer
+        do { status = try AgentControl.status(socket: path) } catch {
             throw CLIError.notFound("no agent answers at \(path); start one with 'kisvault agent start'")
         }
-        guard status.json?["locked"] as? Bool == true else {
+        guard status.locked else {
             Terminal.note("the agent at \(path) is already unlocked")
             return
         }
-        let passphrase = try options.passphrase()
-        var body = passphrase.withUnsafeBytes { Array($0) }
-        defer { body.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) } }
-        let target = "/v1/unlock" + (options.keyslot.map { "?keyslot=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" } ?? "")
-        let response = try AgentClient.request(socket: path, method: "POST", target: target, body: body, timeout: 60)
-        guard response.status == 200 else {
-            let code = (response.json?["error"] as? String).flatMap(ErrorCode.init(rawValue:)) ?? .vaultError
-            throw AgentCallError(code: code, message: Terminal.escape(response.json?["message"] as? String ?? "the agent refused (HTTP \(response.status))"))
-        }
+        try AgentControl.unlock(socket: path, passphrase: try options.passphrase(), keyslot: options.keyslot)
         Terminal.note("agent unlocked")
     }
 }

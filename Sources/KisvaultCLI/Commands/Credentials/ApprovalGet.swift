@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import KISAPI
-import KeyManager
-import VaultCrypto
+import CredentialService
 import VaultStore
 
 extension ApprovalCommand {

@@ -1,73 +1,22 @@
 import ArgumentParser
 import Foundation
-import KISAPI
+import CredentialService
 import KeyManager
-import KisvaultAgent
-import VaultCrypto
 import VaultStore
 
 /// `get`: shared by `approval get` and `token get`.
 struct GetCredential {
     let kind: CredentialKind
 
-    func run(options: VaultOptions, output: OutputOptions, manager managerOptions: ManagerOptions, account: String, minTTL: TimeInterval) async throws {
-        try print(try await obtain(options: options, manager: managerOptions, account: account, minTTL: minTTL), output: output, account: account)
+    func run(options: VaultOptions, output: OutputOptions, manager: ManagerOptions, account: String, minTTL: TimeInterval) async throws {
+        let answer = try await Services.with(options, manager) { try await $0.credential(kind, account: account, minTTL: minTTL) }
+        try print(answer, output: output, account: account)
     }
 
-    /// The credential in an agent's answer (`approval_key`/`access_token`, `issued_at`,
-    /// `expires_at`, `from_cache`), as every route that hands one out answers.
-    func credential(fromAgent body: [String: Any]) throws -> IssuedCredential {
-        guard let value = body[kind.jsonField] as? String, let issued = (body["issued_at"] as? String).flatMap(Timestamp.parse),
-              let expires = (body["expires_at"] as? String).flatMap(Timestamp.parse) else {
-            throw AgentCallError(code: .vaultError, message: "the agent's answer lacks the \(kind.noun)")
-        }
-        return IssuedCredential(value: SecureBytes(utf8: value), times: CredentialTimes(issuedAt: issued, expiresAt: expires),
-                                fromCache: body["from_cache"] as? Bool ?? true)
-    }
-
-    /// The credential valid for `minTTL`: from a running agent when one serves this vault,
-    /// else from the vault, unlocked here (issued only if needed).
-    func obtain(options: VaultOptions, manager managerOptions: ManagerOptions, account: String, minTTL: TimeInterval) async throws -> IssuedCredential {
-        let endpoint = kind == .approval ? "approval-key" : "access-token"
-        switch AgentUse.call("/v1/accounts/\(account)/\(endpoint)?min_ttl=\(Int(minTTL))", vaultPath: options.path, options: options) {
-        case .answered(let body):
-            return try credential(fromAgent: body)
-        case .failed(let error):
-            throw error
-        case .unavailable:
-            break
-        }
-        let vault = try options.open(.readWrite)
-        _ = try vault.account(named: account)
-        let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-        let manager = try managerOptions.manager(vault: unlocked)
-        do {
-            let issued = try await manager.get(account: account, kind: kind, minTTL: minTTL)
-            await manager.client.shutdown()
-            return issued
-        } catch {
-            await manager.client.shutdown()
-            throw error
-        }
-    }
-
-    func print(_ issued: IssuedCredential, output: OutputOptions, account: String) throws {
-        // What KIS handed out is checked before it is stored; this catches a value stored
-        // by an older kisvault (or sent by an agent) that is not in KIS's shape, before a
-        // control character in it reaches a terminal or a script's header.
-        let text = issued.value.utf8String()
-        guard kind == .approval ? KISShapes.isApprovalKey(text) : KISShapes.isAccessToken(text) else {
-            throw CLIError.badInput("the stored \(kind.noun) of '\(account)' is not in KIS's shape (\(issued.value.count) bytes); it was not printed: replace it with 'kisvault \(kind == .approval ? "approval" : "token") rotate \(account)'")
-        }
+    func print(_ answer: CredentialAnswer, output: OutputOptions, account: String) throws {
+        let text = try answer.checkedText(account: account)
         if output.json {
-            let object: [String: Any] = [
-                kind.jsonField: text,
-                "issued_at": Timestamp.string(issued.times.issuedAt),
-                "expires_at": Timestamp.string(issued.times.expiresAt),
-                "from_cache": issued.fromCache,
-            ]
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
-            try Terminal.out(String(decoding: data, as: UTF8.self))
+            try Terminal.json(answer)
         } else {
             try Terminal.out(text)
         }
@@ -85,13 +34,11 @@ struct AccountSelection: ParsableArguments {
         guard ways == 1 else { throw ValidationError("name the accounts, or give --all or --tag (exactly one of these)") }
     }
 
-    func resolve(_ vault: Vault) throws -> [String] {
-        if !accounts.isEmpty {
-            let known = Set(try vault.accountNames())
-            if let missing = accounts.first(where: { !known.contains($0) }) { throw VaultError.accountNotFound(name: missing) }
-            return accounts
-        }
-        return try vault.accountNames(tag: tag)
+    /// The selection of a bulk request.
+    func apply(to request: inout BulkRequest) {
+        request.accounts = accounts
+        request.all = all
+        request.tag = tag
     }
 }
 
@@ -116,41 +63,30 @@ struct BulkCommand {
     let kind: CredentialKind
     let mode: BulkMode
 
-    func run(options: VaultOptions, output: OutputOptions, manager managerOptions: ManagerOptions,
+    func run(options: VaultOptions, output: OutputOptions, manager: ManagerOptions,
              selection: AccountSelection, bulk: BulkRunOptions, revokeOld: Bool = false) async throws {
-        let vault = try options.open(.readWrite)
-        let names = try selection.resolve(vault)
-        let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-        let manager = try managerOptions.manager(vault: unlocked, perHostRate: bulk.rate)
-        var bulkOptions = BulkOptions(kind: kind, mode: mode)
-        bulkOptions.concurrency = bulk.concurrency
-        bulkOptions.force = bulk.force
-        bulkOptions.dryRun = bulk.dryRun
-        bulkOptions.minTTL = bulk.minTTL.seconds
-        let progress = BulkProgress(total: names.count)
-        let display = ProgressDisplay(progress: progress, label: "\(mode.rawValue) \(kind.noun)s", enabled: !bulk.quiet)
-        display.start()
+        var request = BulkRequest(kind: kind, mode: mode)
+        selection.apply(to: &request)
+        request.concurrency = bulk.concurrency
+        request.rate = bulk.rate
+        request.force = bulk.force
+        request.dryRun = bulk.dryRun
+        request.minTTL = bulk.minTTL.seconds
+        request.revokeOld = revokeOld
+        let display = DisplayBox()
+        let label = "\(mode.rawValue) \(kind.noun)s"
         let results: [BulkItemResult]
         do {
-            results = try await manager.bulk(accounts: names, options: bulkOptions, progress: progress)
+            results = try await Services.with(options, manager) { service in
+                try await service.bulk(request) { progress in
+                    display.start(ProgressDisplay(progress: progress, label: label, enabled: !bulk.quiet))
+                }
+            }
         } catch {
             display.stop()
-            await manager.client.shutdown()
             throw error
         }
         display.stop()
-        if revokeOld && kind == .token && !bulk.dryRun {
-            for result in results where result.status == .rotated {
-                do {
-                    if let (current, _) = try unlocked.openCredential(account: result.account, kind: .token) {
-                        try await manager.revokePrevious(account: result.account, current: current)
-                    }
-                } catch {
-                    Terminal.note("\(error)")
-                }
-            }
-        }
-        await manager.client.shutdown()
         try report(results, output: output)
         let notStored = results.filter { $0.errorCode == "not-stored" }.count
         let notAttempted = results.filter { $0.errorCode == "not-attempted" }.count
@@ -195,31 +131,31 @@ struct StatusCommand {
     let kind: CredentialKind
 
     func run(options: VaultOptions, output: OutputOptions, tag: String?, names: [String] = [], state wanted: CredentialState? = nil,
-             expiringWithin: TimeInterval) throws {
-        var snapshots = try options.open(.readOnly).issuanceSnapshots(kind: kind, tag: tag)
+             expiringWithin: TimeInterval) async throws {
+        var statuses = try await Services.with(options, nil) { try await $0.status(kind, tag: tag) }
         if !names.isEmpty {
-            let known = Set(snapshots.map(\.account))
+            let known = Set(statuses.map(\.account))
             if let missing = names.first(where: { !known.contains($0) }) { throw VaultError.accountNotFound(name: missing) }
             let selected = Set(names)
-            snapshots = snapshots.filter { selected.contains($0.account) }
+            statuses = statuses.filter { selected.contains($0.account) }
         }
         let now = ManagerOptions.clock()
         struct Item: Encodable {
             var account: String, environment: String, state: CredentialState
             var issuedAt: String?, expiresAt: String?, errorCode: String?, error: String?
         }
-        var items = snapshots.map { s -> Item in
+        var items = statuses.map { s -> Item in
             let state: CredentialState
             if s.rejectedCode != nil { state = .rejected }
-            else if let c = s.current {
-                let left = c.expiresAt.timeIntervalSince(now)
+            else if let expires = s.expiresAt.flatMap(Timestamp.parse) {
+                let left = expires.timeIntervalSince(now)
                 state = left <= 0 ? .expired : left < expiringWithin ? .expiring : .fresh
             } else { state = .none }
             // The last error is shown only where it still explains the state: a failed
             // issuance followed by a good one is history, not news.
             let error = state == .fresh || state == .expiring ? nil : s.rejectedMessage ?? s.lastError
             return Item(account: s.account, environment: s.environment.rawValue, state: state,
-                        issuedAt: s.current.map { Timestamp.string($0.issuedAt) }, expiresAt: s.current.map { Timestamp.string($0.expiresAt) },
+                        issuedAt: s.issuedAt, expiresAt: s.expiresAt,
                         errorCode: s.rejectedCode, error: error)
         }
         if let wanted { items = items.filter { $0.state == wanted } }
@@ -233,5 +169,20 @@ struct StatusCommand {
             for item in items { counts[item.state, default: 0] += 1 }
             Terminal.note(CredentialState.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", "))
         }
+    }
+}
+
+/// The progress display of a bulk run, made once the run knows its size.
+final class DisplayBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var display: ProgressDisplay?
+
+    func start(_ display: ProgressDisplay) {
+        lock.withLock { self.display = display }
+        display.start()
+    }
+
+    func stop() {
+        lock.withLock { display }?.stop()
     }
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
-import KISAPI
-import KeyManager
+import CredentialService
 import VaultCrypto
 import VaultStore
 #if canImport(Glibc)
@@ -47,56 +46,38 @@ struct Exec: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let endpoints: KISEndpoints
-        do { endpoints = try KISEndpoints.fromEnvironment() } catch { throw KeyManagerError.configuration(error.description) }
         var env = ProcessInfo.processInfo.environment
         env["KISVAULT_PASSPHRASE"] = nil
-        func variables(_ environment: AccountEnvironment, _ appkey: String, _ appsecret: String, _ accountNumber: String?, _ htsID: String?) -> [String: String] {
-            let kisEnvironment = environment == .real ? KISEnvironment.real : .mock
-            var out = [
-                "KIS_ENV": environment.rawValue, "KIS_BASE_URL": endpoints.baseURL(for: kisEnvironment),
-                "KIS_WS_URL": endpoints.webSocketURL(for: kisEnvironment), "KIS_APPKEY": appkey, "KIS_APPSECRET": appsecret,
-            ]
-            out["KIS_ACCOUNT_NO"] = accountNumber
-            // The split KIS's order and balance calls take: CANO (8 digits) and
-            // ACNT_PRDT_CD (2 digits).
-            if let digits = accountNumber?.filter(\.isNumber), digits.count == 10 {
-                out["KIS_CANO"] = String(digits.prefix(8))
-                out["KIS_ACNT_PRDT_CD"] = String(digits.suffix(2))
+        let detail = [approval ? "approval" : nil, needsToken ? "token" : nil, kisSample ? "kis-sample" : nil].compactMap { $0 }.joined(separator: " ")
+        let variables = try await Services.with(options, manager) { service in
+            // The hand-out of the appkey and appsecret is audited (`exec`) before anything else.
+            let app = try await service.appCredentials(account: account, purpose: .exec, detail: detail)
+            var out = Self.accountVariables(app, urls: service.kisURLs)
+            for (kind, wanted) in [(CredentialKind.approval, approval), (.token, needsToken)] where wanted {
+                let answer = try await service.credential(kind, account: account, minTTL: minTTL.seconds)
+                out.merge(Self.credentialVariables(kind, value: try answer.checkedText(account: account), expiresAt: answer.expiresAt)) { _, new in new }
             }
-            out["KIS_HTS_ID"] = htsID
             return out
         }
-        if let fromAgent = try fromAgent(variables: variables) {
-            finish(env.merging(fromAgent) { _, new in new })
+        finish(env.merging(variables) { _, new in new })
+    }
+
+    /// `KIS_ENV`, the URLs, the appkey and appsecret, and the account fields.
+    static func accountVariables(_ app: AppCredentials, urls: KISURLs) -> [String: String] {
+        var out = [
+            "KIS_ENV": app.environment.rawValue, "KIS_BASE_URL": urls.rest(app.environment), "KIS_WS_URL": urls.webSocket(app.environment),
+            "KIS_APPKEY": app.appkey.utf8String(), "KIS_APPSECRET": app.appsecret.utf8String(),
+        ]
+        let accountNumber = app.accountNumber?.utf8String()
+        out["KIS_ACCOUNT_NO"] = accountNumber
+        // The split KIS's order and balance calls take: CANO (8 digits) and ACNT_PRDT_CD
+        // (2 digits).
+        if let digits = accountNumber?.filter(\.isNumber), digits.count == 10 {
+            out["KIS_CANO"] = String(digits.prefix(8))
+            out["KIS_ACNT_PRDT_CD"] = String(digits.suffix(2))
         }
-        let vault = try options.open(.readWrite)
-        let summary = try vault.account(named: account)
-        let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-        let secrets = try unlocked.secrets(of: account)
-        env.merge(variables(summary.environment, secrets.appkey.utf8String(), secrets.appsecret.utf8String(),
-                            secrets.accountNumber?.utf8String(), secrets.htsID?.utf8String())) { _, new in new }
-        if approval || needsToken {
-            let keyManager = try manager.manager(vault: unlocked)
-            do {
-                if approval {
-                    let issued = try await keyManager.get(account: account, kind: .approval, minTTL: minTTL.seconds)
-                    env.merge(Self.credentialVariables(.approval, value: issued.value.utf8String(), expiresAt: issued.times.expiresAt)) { _, new in new }
-                }
-                if needsToken {
-                    let issued = try await keyManager.get(account: account, kind: .token, minTTL: minTTL.seconds)
-                    env.merge(Self.credentialVariables(.token, value: issued.value.utf8String(), expiresAt: issued.times.expiresAt)) { _, new in new }
-                }
-            } catch {
-                await keyManager.client.shutdown()
-                throw error
-            }
-            await keyManager.client.shutdown()
-        }
-        try unlocked.recordAudit(action: "exec", account: account,
-                                 detail: [approval ? "approval" : nil, needsToken ? "token" : nil, kisSample ? "kis-sample" : nil].compactMap { $0 }.joined(separator: " "))
-        unlocked.vault.close()
-        finish(env)
+        out["KIS_HTS_ID"] = app.htsID?.utf8String()
+        return out
     }
 
     var needsToken: Bool { token || kisSample }
@@ -111,36 +92,12 @@ struct Exec: AsyncParsableCommand {
         }
     }
 
-    /// The KIS_* variables from a running agent for this vault; nil when there is none (or
-    /// it is locked), so the caller unlocks by itself.
-    func fromAgent(variables: (AccountEnvironment, String, String, String?, String?) -> [String: String]) throws -> [String: String]? {
-        func ask(_ target: String) throws -> [String: Any]? {
-            switch AgentUse.call(target, vaultPath: options.path, options: options) {
-            case .answered(let body): return body
-            case .failed(let error): throw error
-            case .unavailable: return nil
-            }
-        }
-        guard let app = try ask("/v1/accounts/\(account)/app-credentials?for=exec"),
-              let appkey = app["appkey"] as? String, let appsecret = app["appsecret"] as? String else { return nil }
-        var env = variables(AccountEnvironment(rawValue: app["environment"] as? String ?? "") ?? .mock, appkey, appsecret,
-                            app["account_no"] as? String, app["hts_id"] as? String)
-        let ttl = Int(minTTL.seconds)
-        for (kind, wanted, path) in [(CredentialKind.approval, approval, "approval-key"), (.token, needsToken, "access-token")] where wanted {
-            guard let answer = try ask("/v1/accounts/\(account)/\(path)?min_ttl=\(ttl)"),
-                  let value = answer[kind.jsonField] as? String,
-                  let expires = (answer["expires_at"] as? String).flatMap(Timestamp.parse) else { return nil }
-            env.merge(Self.credentialVariables(kind, value: value, expiresAt: expires)) { _, new in new }
-        }
-        return env
-    }
-
     /// `KIS_APPROVAL_KEY` / `KIS_ACCESS_TOKEN`, its expiry as epoch seconds
     /// (`..._EXPIRES_AT`) and as KIS writes it, Korea time (`..._EXPIRES_KST`).
     static func credentialVariables(_ kind: CredentialKind, value: String, expiresAt: Date) -> [String: String] {
         let name = kind == .approval ? "KIS_APPROVAL_KEY" : "KIS_ACCESS_TOKEN"
         return [name: value, name + "_EXPIRES_AT": String(Int(expiresAt.timeIntervalSince1970)),
-                name + "_EXPIRES_KST": KoreaTime.format(expiresAt)]
+                name + "_EXPIRES_KST": CredentialRules.koreaTime(expiresAt)]
     }
 
     /// Replaces this process with the command: the master key and the vault connection go

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import KISAPI
-import KeyManager
-import VaultCrypto
+import CredentialService
 import VaultStore
 
 extension TokenCommand {
@@ -38,21 +36,18 @@ extension TokenCommand {
         }
 
         func run() async throws {
-            let issued = try await GetCredential(kind: .token).obtain(options: options, manager: manager, account: account, minTTL: minTTL.seconds)
-            let token = issued.value.utf8String()
-            guard KISShapes.isAccessToken(token) else {
-                throw CLIError.badInput("the stored access token of '\(account)' is not in KIS's shape; replace it with 'kisvault token rotate \(account)'")
-            }
+            let issued = try await Services.with(options, manager) { try await $0.credential(.token, account: account, minTTL: minTTL.seconds) }
+            let token = try issued.checkedText(account: account)
             let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
             let directory = dir ?? (exportFormat == .kisSample ? home + "/KIS/config" : ".")
-            let file = TokenFiles.file(format: exportFormat, account: account, token: token, expiresAt: issued.times.expiresAt,
+            let file = TokenFiles.file(format: exportFormat, account: account, token: token, expiresAt: issued.expiresAt,
                                        margin: minTTL.seconds, now: Date())
             try TokenFiles.makeDirectory(directory)
             var data = Data(file.contents.utf8)
             defer { data.resetBytes(in: 0..<data.count) }
             let path = directory + "/" + file.name
             try AtomicFile.write(data, to: path)
-            Terminal.note("wrote the access token of '\(account)' to \(path) (valid until \(Timestamp.string(issued.times.expiresAt)))")
+            Terminal.note("wrote the access token of '\(account)' to \(path) (valid until \(Timestamp.string(issued.expiresAt)))")
         }
     }
 }
@@ -78,9 +73,9 @@ enum TokenFiles {
             let validUntil = expiresAt.addingTimeInterval(-margin)
             return ("KIS" + day.string(from: now), "token: \(token)\nvalid-date: \(local.string(from: validUntil))\n")
         case .env:
-            return ("\(account).env", "KIS_ACCESS_TOKEN=\(token)\nKIS_ACCESS_TOKEN_EXPIRES_AT=\(Int(expiresAt.timeIntervalSince1970))\nKIS_ACCESS_TOKEN_EXPIRES_KST='\(KoreaTime.format(expiresAt))'\n")
+            return ("\(account).env", "KIS_ACCESS_TOKEN=\(token)\nKIS_ACCESS_TOKEN_EXPIRES_AT=\(Int(expiresAt.timeIntervalSince1970))\nKIS_ACCESS_TOKEN_EXPIRES_KST='\(CredentialRules.koreaTime(expiresAt))'\n")
         case .json:
-            let object = #"{"access_token": "\#(token)", "expires_at": "\#(Timestamp.string(expiresAt))", "access_token_token_expired": "\#(KoreaTime.format(expiresAt))"}"#
+            let object = #"{"access_token": "\#(token)", "expires_at": "\#(Timestamp.string(expiresAt))", "access_token_token_expired": "\#(CredentialRules.koreaTime(expiresAt))"}"#
             return ("\(account).token.json", object + "\n")
         }
     }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
-import KISAPI
-import KeyManager
+import CredentialService
 import KisvaultAgent
 import VaultCrypto
 import VaultStore
@@ -30,34 +29,10 @@ extension TokenCommand {
 
         func run() async throws {
             let dead = try readDeadToken()
-            let get = GetCredential(kind: .token)
-            var body = Array(#"{"access_token":""#.utf8) + dead.withUnsafeBytes { Array($0) } + Array(#""}"#.utf8)
-            defer { body.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) } }
-            let target = "/v1/accounts/\(account)/access-token/invalidate?min_ttl=\(Int(minTTL.seconds))"
-            switch AgentUse.call(target, method: "POST", body: body, vaultPath: options.path, options: options) {
-            case .answered(let answer):
-                try get.print(try get.credential(fromAgent: answer), output: output, account: account)
-                return
-            case .failed(let error):
-                throw error
-            case .unavailable:
-                break
+            let answer = try await Services.with(options, manager) {
+                try await $0.invalidateToken(account: account, deadToken: dead, minTTL: minTTL.seconds)
             }
-            let vault = try options.open(.readWrite)
-            _ = try vault.account(named: account)
-            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-            let keyManager = try manager.manager(vault: unlocked)
-            let result: (dropped: Bool, IssuedCredential)
-            do {
-                result = try await keyManager.invalidate(account: account, token: dead, minTTL: minTTL.seconds)
-            } catch {
-                await keyManager.client.shutdown()
-                throw error
-            }
-            await keyManager.client.shutdown()
-            options.debug(result.dropped ? "the reported token was the stored one: dropped, the next one issued"
-                                         : "the reported token was no longer the stored one: nothing dropped")
-            try get.print(result.1, output: output, account: account)
+            try GetCredential(kind: .token).print(answer, output: output, account: account)
         }
 
         /// The dead token: the first line of standard input (or asked with echo off on a
@@ -75,7 +50,7 @@ extension TokenCommand {
                     throw CLIError.badInput("account '\(account)': \(error.description)")
                 }
             }
-            guard KISShapes.isAccessToken(token.utf8String()) else {
+            guard CredentialRules.isAccessToken(token.utf8String()) else {
                 throw CLIError.badInput("account '\(account)': what came on standard input is not an access token (\(token.count) bytes); pipe the token KIS refused")
             }
             return token

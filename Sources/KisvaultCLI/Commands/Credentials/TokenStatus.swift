@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import KISAPI
-import KeyManager
-import VaultCrypto
+import CredentialService
 import VaultStore
 
 extension TokenCommand {
@@ -19,8 +17,8 @@ extension TokenCommand {
         var state: CredentialState?
         @Argument(help: "Only these accounts (default: all).") var accounts: [String] = []
 
-        func run() throws {
-            try StatusCommand(kind: .token).run(options: options, output: output, tag: tag, names: accounts, state: state, expiringWithin: 600)
+        func run() async throws {
+            try await StatusCommand(kind: .token).run(options: options, output: output, tag: tag, names: accounts, state: state, expiringWithin: 600)
         }
     }
 }

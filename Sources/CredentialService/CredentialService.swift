@@ -1,0 +1,53 @@
+import Foundation
+import KeyManager
+import VaultCrypto
+import VaultStore
+
+/// Everything a front-end asks of kisvault about credentials: the accounts, an approval key
+/// or token valid for a while, an account's app credentials, bulk issue and rotate, status,
+/// revocation.
+///
+/// Two implementations: ``LocalCredentialService`` (opens and unlocks the vault itself,
+/// owns the KIS client) and `AgentCredentialService` in KisvaultAgent (a typed client of a
+/// running agent, which serves the same answers from a ``LocalCredentialService`` of its
+/// own). Answers are the Codable types of this module, which are also the agent's wire
+/// format. Errors carry an ``ErrorCode`` (``ErrorCode/of(_:)``).
+///
+/// Call ``close()`` when done: it releases the KIS client's connections.
+public protocol CredentialService: Sendable {
+    /// The KIS URLs credentials from this service are for.
+    var kisURLs: KISURLs { get }
+    /// The accounts (optionally only those tagged `tag`), by name. Needs no passphrase.
+    func accounts(tag: String?) async throws -> [AccountInfo]
+    /// One account's metadata; throws `not_found` before anything else is asked.
+    func account(named name: String) async throws -> AccountInfo
+    /// A credential of `kind` valid for at least `minTTL` seconds: the stored one, or one
+    /// issued now (once across every process using the vault).
+    func credential(_ kind: CredentialKind, account: String, minTTL: TimeInterval) async throws -> CredentialAnswer
+    /// A program found `deadToken` refused by KIS: forget it if it is still the stored one
+    /// and answer the token to use now (ten reports of one dead token cause one issuance).
+    func invalidateToken(account: String, deadToken: SecureBytes, minTTL: TimeInterval) async throws -> CredentialAnswer
+    /// Revokes the stored token at KIS and forgets it.
+    func revokeToken(account: String) async throws -> RevokeAnswer
+    /// The appkey, appsecret and account fields of `account`; every hand-out is audited.
+    func appCredentials(account: String, purpose: HandOut) async throws -> AppCredentials
+    /// Each selected account's credential state of `kind`. Needs no passphrase.
+    func status(_ kind: CredentialKind, tag: String?) async throws -> [CredentialStatus]
+    /// Issues or rotates credentials over a selection; `started` is called once with the
+    /// run's live counters, before the first request.
+    func bulk(_ request: BulkRequest, started: @escaping @Sendable (BulkProgress) -> Void) async throws -> [BulkItemResult]
+    /// Releases what the service holds (the KIS client's connections, the vault).
+    func close() async
+}
+
+/// Why app credentials are handed out: the audit row each hand-out writes.
+public enum HandOut: String, Sendable, Codable {
+    /// `kisvault exec`: the command's environment. Audited as `exec`.
+    case exec
+    /// `account show --reveal`. Audited as `account.reveal`.
+    case reveal
+    /// Any other reader of the agent's API. Audited as `account.reveal`.
+    case api
+
+    var auditAction: String { self == .exec ? "exec" : "account.reveal" }
+}

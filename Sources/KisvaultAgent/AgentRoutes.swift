@@ -1,0 +1,271 @@
+import CredentialService
+import Foundation
+import HTTPTypes
+import KISAPI
+import Hummingbird
+import KeyManager
+import NIOCore
+import VaultCrypto
+import VaultStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent's API (docs/CLI.md, "The agent"): each route a thin call into a
+/// ``LocalCredentialService`` over the unlocked vault, its answer one of the service's
+/// Codable types, its error the ``ErrorCode`` table's.
+struct AgentRoutes: Sendable {
+    let state: AgentState
+    let stopper: Stopper
+
+    /// The largest request body: a dead token, a passphrase, a bulk selection of 10,000
+    /// names.
+    static let maxBody = 1024 * 1024
+
+    /// The router. `peerCheck` is false only for in-process tests, whose channel has no
+    /// peer to ask.
+    func router(peerCheck: Bool) -> Router<AgentContext> {
+        let router = Router(context: AgentContext.self)
+        if peerCheck { router.middlewares.add(PeerCheck(logger: state.logger)) }
+        router.middlewares.add(JSONErrors(vault: state.vaultPath, endpoints: state.endpoints))
+        let state = self.state
+        router.get("/v1/status") { _, _ in
+            state.checkVault()
+            return answer(AgentStatusAnswer(
+                locked: state.isLocked, lockReason: state.lockReason, vault: state.vaultPath, pid: Int(getpid()),
+                startedAt: Timestamp.string(state.started), idleLockSeconds: state.idleLock, maxLockSeconds: state.maxLock,
+                kisURLs: .init(real: state.endpoints.real, mock: state.endpoints.mock)))
+        }
+        router.get("/v1/accounts") { request, _ in
+            await serve { service in AccountList(accounts: try await service.accounts(tag: request.uri.queryParameters.get("tag").map { String($0) })) }
+        }
+        router.get("/v1/accounts/:name/approval-key") { request, context in
+            await credential(.approval, request, context)
+        }
+        router.get("/v1/accounts/:name/access-token") { request, context in
+            await credential(.token, request, context)
+        }
+        // A program reports a token KIS refused: body {"access_token": "<the dead token>"};
+        // the answer is the GET's, with the token to use now.
+        router.post("/v1/accounts/:name/access-token/invalidate") { request, context in
+            let name = context.parameters.get("name") ?? ""
+            return await serve { service in
+                let minTTL = try Self.minTTL(request)
+                struct Dead: Decodable {
+                    var token: SecureBytes
+                    enum CodingKeys: String, CodingKey { case token = "access_token" }
+                }
+                let dead = try await Self.decode(Dead.self, from: request, what: "the dead token as {\"access_token\": \"...\"}")
+                guard dead.token.count > 0 else { throw ServiceError(.badRequest, "give the dead token as {\"access_token\": \"...\"}") }
+                return try await service.invalidateToken(account: name, deadToken: dead.token, minTTL: minTTL)
+            }
+        }
+        // Revokes the stored token at KIS and forgets it.
+        router.post("/v1/accounts/:name/access-token/revoke") { _, context in
+            let name = context.parameters.get("name") ?? ""
+            return await serve { service in try await service.revokeToken(account: name) }
+        }
+        // Every hand-out of an appkey and appsecret is audited (`exec`, or `account.reveal`).
+        router.get("/v1/accounts/:name/app-credentials") { request, context in
+            let name = context.parameters.get("name") ?? ""
+            let purpose: HandOut = switch request.uri.queryParameters.get("for") {
+            case "exec": .exec
+            case "reveal": .reveal
+            default: .api
+            }
+            return await serve { service in try await service.appCredentials(account: name, purpose: purpose) }
+        }
+        router.post("/v1/bulk") { request, _ in
+            await bulk(request)
+        }
+        // The passphrase is the body, as bytes (at most 16 KiB), over the peer-checked
+        // 0600 socket: the same path a detached agent's passphrase takes through a pipe.
+        router.post("/v1/unlock") { request, _ in
+            do {
+                var body = try await request.body.collect(upTo: 16 * 1024)
+                let passphrase = body.withUnsafeReadableBytes { SecureBytes(copying: $0) }
+                body.withUnsafeMutableReadableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
+                guard passphrase.count > 0 else { throw ServiceError(.badRequest, "the request carries no passphrase") }
+                try state.unlock(passphrase: passphrase, keyslot: request.uri.queryParameters.get("keyslot"))
+                return answer(LockAnswer(locked: false))
+            } catch {
+                return failure(error)
+            }
+        }
+        router.post("/v1/lock") { _, _ in
+            state.lockNow(reason: "locked on request")
+            return answer(LockAnswer(locked: true))
+        }
+        let stopper = self.stopper
+        router.post("/v1/stop") { _, _ in
+            state.lockNow(reason: "stopping")
+            // Answer first, then shut down (graceful: the socket is removed).
+            Task {
+                try? await Task.sleep(for: .milliseconds(50))
+                stopper.stop(reason: "stopped on request")
+            }
+            return answer(StopAnswer(stopping: true))
+        }
+        return router
+    }
+
+    /// Runs `body` with a service over the unlocked vault, the keys accessible meanwhile,
+    /// and answers what it returns, or the error's code.
+    func serve<T: Encodable>(_ body: (LocalCredentialService) async throws -> T) async -> Response {
+        do {
+            let manager = try state.begin()
+            defer { state.end(manager) }
+            return answer(try await body(LocalCredentialService(manager: manager, handOutNote: "via agent")))
+        } catch {
+            return failure(error)
+        }
+    }
+
+    func credential(_ kind: CredentialKind, _ request: Request, _ context: AgentContext) async -> Response {
+        let name = context.parameters.get("name") ?? ""
+        return await serve { service in try await service.credential(kind, account: name, minTTL: try Self.minTTL(request)) }
+    }
+
+    static func minTTL(_ request: Request) throws(ServiceError) -> TimeInterval {
+        let text = request.uri.queryParameters.get("min_ttl").map { String($0) } ?? "600"
+        guard let minTTL = Double(text), (0..<CredentialRules.shortestLifetime).contains(minTTL) else {
+            throw ServiceError(.badRequest, "min_ttl must be seconds from 0 to 86399, not '\(text.prefix(40))'")
+        }
+        return minTTL
+    }
+
+    /// The request's JSON body (at most ``maxBody`` bytes), wiped once decoded.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, what: String) async throws -> T {
+        var body = try await request.body.collect(upTo: maxBody)
+        defer { body.withUnsafeMutableReadableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        do {
+            return try body.withUnsafeReadableBytes { try JSONDecoder().decode(T.self, from: Data($0)) }
+        } catch {
+            throw ServiceError(.badRequest, "give \(what)")
+        }
+    }
+
+    /// A bulk run, streamed as NDJSON: a progress line every quarter second, then one line
+    /// with the results (or the error). A caller that goes away cancels the run; what was
+    /// issued by then is stored.
+    func bulk(_ request: Request) async -> Response {
+        let bulkRequest: BulkRequest
+        do {
+            bulkRequest = try await Self.decode(BulkRequest.self, from: request, what: "a bulk request (docs/CLI.md, \"The agent\")")
+            guard (1...1024).contains(bulkRequest.concurrency), bulkRequest.rate > 0 else {
+                throw ServiceError(.badRequest, "concurrency must be 1 to 1024 and rate positive")
+            }
+            // Locked or changed: said now, with its status, rather than inside the stream.
+            state.end(try state.begin())
+        } catch {
+            return failure(error)
+        }
+        let state = self.state
+        var headers = AgentServer.headers(vault: state.vaultPath, endpoints: state.endpoints)
+        headers[.contentType] = "application/x-ndjson"
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            func line(_ value: BulkStreamLine) -> ByteBuffer {
+                var data = (try? AgentRoutes.encoder.encode(value)) ?? Data("{}".utf8)
+                data.append(0x0A)
+                return ByteBuffer(bytes: data)
+            }
+            let manager: KeyManager
+            do { manager = try state.begin() } catch {
+                let failed = ServiceError(error)
+                try await writer.write(line(BulkStreamLine(error: failed.code, message: failed.message)))
+                try await writer.finish(nil)
+                return
+            }
+            defer { state.end(manager) }
+            let service = LocalCredentialService(manager: manager, handOutNote: "via agent")
+            let live = LiveProgress()
+            let run = Task {
+                defer { live.markFinished() }
+                return try await service.bulk(bulkRequest) { live.set($0) }
+            }
+            var gone = false
+            while !live.isFinished {
+                try? await Task.sleep(for: .milliseconds(250))
+                guard !gone, let progress = live.progress else { continue }
+                let (done, failed, skipped) = progress.counts
+                do {
+                    try await writer.write(line(BulkStreamLine(progress: .init(total: progress.total, done: done, failed: failed, skipped: skipped))))
+                } catch {
+                    gone = true
+                    run.cancel()
+                }
+            }
+            switch await run.result {
+            case .success(let results): try await writer.write(line(BulkStreamLine(results: results)))
+            case .failure(let error):
+                let failed = ServiceError(error)
+                try await writer.write(line(BulkStreamLine(error: failed.code, message: failed.message)))
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    func answer<T: Encodable>(_ value: T) -> Response {
+        AgentServer.encoded(200, value, vault: state.vaultPath, endpoints: state.endpoints)
+    }
+
+    func failure(_ error: any Error) -> Response {
+        AgentServer.failure(ServiceError(error), vault: state.vaultPath, endpoints: state.endpoints)
+    }
+}
+
+/// A bulk run's counters once it has started, and whether it has finished.
+final class LiveProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: BulkProgress?
+    private var finished = false
+
+    func set(_ progress: BulkProgress) { lock.withLock { value = progress } }
+    var progress: BulkProgress? { lock.withLock { value } }
+
+    var isFinished: Bool { lock.withLock { finished } }
+
+    func markFinished() { lock.withLock { finished = true } }
+}
+
+/// `GET /v1/status`.
+public struct AgentStatusAnswer: Sendable, Codable {
+    public struct URLs: Sendable, Codable { public var real: String; public var mock: String }
+    public var locked: Bool
+    public var lockReason: String?
+    public var vault: String
+    public var pid: Int
+    public var startedAt: String
+    public var idleLockSeconds: Double?
+    public var maxLockSeconds: Double?
+    public var kisURLs: URLs
+
+    enum CodingKeys: String, CodingKey {
+        case locked, lockReason = "lock_reason", vault, pid, startedAt = "started_at", idleLockSeconds = "idle_lock_seconds",
+             maxLockSeconds = "max_lock_seconds", kisURLs = "kis_urls"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        // Absent values are null, as documented, not left out.
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(locked, forKey: .locked)
+        try c.encode(lockReason, forKey: .lockReason)
+        try c.encode(vault, forKey: .vault)
+        try c.encode(pid, forKey: .pid)
+        try c.encode(startedAt, forKey: .startedAt)
+        try c.encode(idleLockSeconds, forKey: .idleLockSeconds)
+        try c.encode(maxLockSeconds, forKey: .maxLockSeconds)
+        try c.encode(kisURLs, forKey: .kisURLs)
+    }
+}
+
+/// `POST /v1/lock` and `/v1/unlock`.
+public struct LockAnswer: Sendable, Codable { public var locked: Bool }
+/// `POST /v1/stop`.
+public struct StopAnswer: Sendable, Codable { public var stopping: Bool }

@@ -1,0 +1,111 @@
+import CredentialService
+import Foundation
+import KeyManager
+import KisvaultAgent
+import VaultCrypto
+import VaultStore
+
+/// The credential service a command speaks to, chosen here and nowhere else: a running
+/// agent serving this vault file for these KIS URLs answers what needs the key (no
+/// passphrase asked); where there is none, or it is locked or serves something else, the
+/// vault is unlocked in this process. What needs no key (listings, status) is read from
+/// the vault directly.
+///
+/// Commands use it through ``with(_:_:_:)``, which closes it (the KIS client's
+/// connections) on every path.
+final class Services: CredentialService, @unchecked Sendable {
+    let local: LocalCredentialService
+    let agent: AgentCredentialService?
+    let options: VaultOptions
+    var kisURLs: KISURLs { local.kisURLs }
+
+    /// `manager` is nil for commands that never talk to KIS.
+    init(options: VaultOptions, manager: ManagerOptions?) throws {
+        self.options = options
+        var settings = manager?.settings(busyTimeout: options.busyTimeout) ?? LocalCredentialService.Settings()
+        settings.busyTimeout = options.busyTimeout
+        let unlock: @Sendable (Vault) throws -> UnlockedVault = { [options] vault in
+            try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
+        }
+        local = try LocalCredentialService(vaultPath: options.path, settings: settings, unlock: unlock)
+        let verbose = options.verbose
+        agent = AgentCredentialService(vaultPath: options.path, kisURLs: local.kisURLs) { text in
+            if verbose { Terminal.note(text) }
+        }
+    }
+
+    /// Runs `body` with the service, closing it afterwards whatever happens.
+    static func with<T>(_ options: VaultOptions, _ manager: ManagerOptions?, _ body: (Services) async throws -> T) async throws -> T {
+        let services = try Services(options: options, manager: manager)
+        do {
+            let result = try await body(services)
+            await services.close()
+            return result
+        } catch {
+            await services.close()
+            throw error
+        }
+    }
+
+    /// The agent's answer when it can give one, else this process's.
+    private func keyed<T>(_ viaAgent: (AgentCredentialService) async throws -> T,
+                          _ here: (LocalCredentialService) async throws -> T) async throws -> T {
+        if let agent {
+            do {
+                return try await viaAgent(agent)
+            } catch let unavailable as AgentUnavailable {
+                options.debug("\(unavailable.reason); unlocking here")
+            }
+        }
+        return try await here(local)
+    }
+
+    func accounts(tag: String?) async throws -> [AccountInfo] {
+        try await local.accounts(tag: tag)
+    }
+
+    func account(named name: String) async throws -> AccountInfo {
+        try await local.account(named: name)
+    }
+
+    func status(_ kind: CredentialKind, tag: String?) async throws -> [CredentialStatus] {
+        try await local.status(kind, tag: tag)
+    }
+
+    func credential(_ kind: CredentialKind, account: String, minTTL: TimeInterval) async throws -> CredentialAnswer {
+        try await keyed({ try await $0.credential(kind, account: account, minTTL: minTTL) },
+                        { try await $0.credential(kind, account: account, minTTL: minTTL) })
+    }
+
+    func invalidateToken(account: String, deadToken: SecureBytes, minTTL: TimeInterval) async throws -> CredentialAnswer {
+        try await keyed({ try await $0.invalidateToken(account: account, deadToken: deadToken, minTTL: minTTL) },
+                        { try await $0.invalidateToken(account: account, deadToken: deadToken, minTTL: minTTL) })
+    }
+
+    func revokeToken(account: String) async throws -> RevokeAnswer {
+        try await keyed({ try await $0.revokeToken(account: account) }, { try await $0.revokeToken(account: account) })
+    }
+
+    func appCredentials(account: String, purpose: HandOut) async throws -> AppCredentials {
+        try await appCredentials(account: account, purpose: purpose, detail: "")
+    }
+
+    /// With `detail` for the audit row when unlocked here (the agent writes "via agent").
+    func appCredentials(account: String, purpose: HandOut, detail: String) async throws -> AppCredentials {
+        try await keyed({ try await $0.appCredentials(account: account, purpose: purpose) },
+                        { try await $0.appCredentials(account: account, purpose: purpose, detail: detail) })
+    }
+
+    func bulk(_ request: BulkRequest, started: @escaping @Sendable (BulkProgress) -> Void) async throws -> [BulkItemResult] {
+        // A selection that names a missing account fails before any agent or passphrase.
+        if !request.accounts.isEmpty {
+            let known = Set(try await local.accounts(tag: nil).map(\.name))
+            if let missing = request.accounts.first(where: { !known.contains($0) }) { throw VaultError.accountNotFound(name: missing) }
+        }
+        return try await keyed({ try await $0.bulk(request, started: started) }, { try await $0.bulk(request, started: started) })
+    }
+
+    func close() async {
+        await local.close()
+    }
+}
