@@ -236,4 +236,29 @@ import FoundationNetworking
         try await Self.stop(box)
         await mock.stop()
     }
+
+    /// `issue`/`rotate --all` through an unlocked agent: no passphrase, the report and the
+    /// exit codes as without an agent, the run's failures per account.
+    @Test func bulkRunsThroughTheAgentWithoutAPassphrase() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 5)
+        #expect(try await box.runAsync(["agent", "start"]).status == 0)
+        let none: [String: String?] = ["KISVAULT_PASSPHRASE": nil]
+        let issued = try await box.runAsync(["approval", "issue", "--all", "--format", "json"], env: none)
+        #expect(issued.status == 0, "\(issued.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(issued.stdout.utf8)) as? [String: Any]
+        #expect((report?["summary"] as? [String: Int])?["issued"] == 5, "\(issued.stdout)")
+        #expect(mock.requests("/oauth2/Approval") == 5)
+        // A named account that does not exist: refused before anything runs.
+        #expect(try await box.runAsync(["approval", "rotate", "nobody"], env: none).status == 4)
+        // One account KIS rejects: exit 7, the others rotated.
+        mock.queueError("EGW00105", path: "/oauth2/Approval")
+        let rotated = try await box.runAsync(["approval", "rotate", "--all", "--concurrency", "1", "--format", "json"], env: none)
+        #expect(rotated.status == 7, "\(rotated.stderr)")
+        let again = try JSONSerialization.jsonObject(with: Data(rotated.stdout.utf8)) as? [String: Any]
+        #expect((again?["summary"] as? [String: Int])?["rotated"] == 4 && (again?["summary"] as? [String: Int])?["failed"] == 1, "\(rotated.stdout)")
+        // The agent did the work: without it the same command needs the passphrase.
+        try await Self.stop(box)
+        #expect(try await box.runAsync(["approval", "issue", accounts[0].name], env: none).status == 3)
+        await mock.stop()
+    }
 }
