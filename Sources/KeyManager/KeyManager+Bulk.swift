@@ -135,7 +135,8 @@ extension KeyManager {
                     // A vault that cannot be written (a full disk) stops the run: every
                     // further request would be a credential issued at KIS (for a real
                     // account, a text to its owner) that cannot be kept.
-                    while await !committer.hasFailed {
+                    // A cancelled run (its caller went away) sends nothing more.
+                    while await !committer.hasFailed, !Task.isCancelled {
                         let next: (String, Step)?
                         do { next = try await dispenser.next() } catch {
                             await committer.noteFailure(error)
@@ -171,6 +172,16 @@ extension KeyManager {
                                                    message: "not attempted: the vault could not be written")
                     progress.record(.failed)
                 }
+            }
+        }
+        if Task.isCancelled {
+            // Leases claimed for requests never sent are given back at once, so no other
+            // process waits a lease duration for them.
+            await dispenser.releaseUnsent()
+            for name in accounts where results[name] == nil {
+                results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-attempted",
+                                               message: "not attempted: the run was interrupted")
+                progress.record(.failed)
             }
         }
         return accounts.compactMap { results[$0] }
@@ -252,6 +263,17 @@ actor ClaimDispenser {
             ready = names.reversed().map { ($0, decided[$0] ?? .rejected(code: "not-found", message: "account removed")) }
         }
         return ready.popLast()
+    }
+
+    /// Releases the leases of claims handed to no worker, and forgets what was not claimed.
+    func releaseUnsent() {
+        let claims = ready.compactMap { entry -> IssuanceSnapshot? in
+            if case .request(let claim) = entry.1 { return claim.snapshot }
+            return nil
+        }
+        ready = []
+        remaining = []
+        _ = try? manager.vault.withClaimed(claims) { tx in try tx.releaseLease(owner: manager.owner.text) }
     }
 }
 

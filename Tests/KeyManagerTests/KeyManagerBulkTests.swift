@@ -7,6 +7,30 @@ import VaultCrypto
 import VaultStore
 
 @Suite struct KeyManagerBulkTests {
+    /// A run whose caller goes away (an agent's client interrupted) stops sending, reports
+    /// every account, and gives back the leases it claimed for requests it never sent.
+    @Test func aCancelledRunStopsAndReleasesItsLeases() async throws {
+        let f = try await ManagerFixture.make(count: 200) { $0.latencyMilliseconds = 40 }
+        let m = try f.manager()
+        let names = f.accounts.map(\.name)
+        var options = BulkOptions(kind: .approval, mode: .issue)
+        options.concurrency = 4
+        let progress = BulkProgress(total: names.count)
+        let run = Task { try await m.bulk(accounts: names, options: options, progress: progress) }
+        // Cancelled once it is under way (an event, not a sleep of a guessed length).
+        while progress.counts.done < 8 { await Task.yield() }
+        run.cancel()
+        let results = try await run.value
+        #expect(results.count == 200)
+        let interrupted = results.filter { $0.errorCode == "not-attempted" }
+        #expect(!interrupted.isEmpty && f.requests("/oauth2/Approval") < 200)
+        let stored = try f.vault.vault.issuanceSnapshots(kind: .approval)
+        #expect(stored.allSatisfy { $0.leaseOwner == nil }, "a lease left for a request never sent")
+        #expect(stored.filter { $0.current != nil }.count == results.filter { $0.status == .issued }.count)
+        await m.client.shutdown()
+        await f.close()
+    }
+
     @Test func bulkIssuesSkipsAndRotates() async throws {
         let f = try await ManagerFixture.make(count: 120)
         let m = try f.manager()
