@@ -5,8 +5,9 @@ PREFIX ?= /usr/local
 SWIFT  ?= swift
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build links against (libsodium, SQLite) and the tools the tests use
-# (curl, setpriv from util-linux, script from bsdutils, pkill from procps).
-DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config curl util-linux bsdutils procps
+# (curl, setpriv from util-linux, script from bsdutils, pkill from procps, and the
+# PostgreSQL server the team-vault tests start a throwaway cluster of).
+DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config curl util-linux bsdutils procps postgresql
 
 .PHONY: deps build test install demo bench fuzz clean
 
@@ -23,10 +24,12 @@ build: deps
 
 # Tests run one at a time (71 s here): many of them start kisvault processes against an
 # in-process kis-mock, and run all at once on 2 cores they starved the mocks into timeouts
-# that had nothing to do with the code under test.
+# that had nothing to do with the code under test. They run beside a throwaway PostgreSQL
+# cluster (scripts/with-postgres.sh: a temporary directory, a free loopback port, stopped
+# afterwards whatever happens), and the team-vault tests must not skip.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --no-parallel
+	KISVAULT_REQUIRE_PG=1 bash scripts/with-postgres.sh $(SWIFT) test --skip-build --no-parallel
 
 # A statically linked Swift runtime: 5 ms less process start-up, which is most of what a
 # `kisvault approval get` through the agent costs (docs/BENCHMARKS.md).

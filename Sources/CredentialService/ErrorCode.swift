@@ -68,9 +68,9 @@ public enum ErrorCode: String, Sendable, Codable, CaseIterable {
             case .wrongPassphrase, .foreignKeyslot:
                 return .locked
             case .vaultExists, .staleFiles, .accountExists, .duplicateAppkey, .invalidAccount, .invalidName, .keyslotExists,
-                 .lastKeyslot, .importRejected:
+                 .lastKeyslot, .importRejected, .invalidLocation:
                 return .badRequest
-            case .notAVault, .newerFormat, .damaged, .fieldAuthenticationFailed, .readOnly, .busy, .io, .walMissing:
+            case .notAVault, .newerFormat, .damaged, .fieldAuthenticationFailed, .readOnly, .busy, .io, .walMissing, .unreachable:
                 return .vaultError
             }
         case let error as KeyManagerError:

@@ -25,7 +25,14 @@ public struct AgentLifecycle: Sendable {
         self.socketPath = socketPath
     }
 
-    var lockFile: String { vaultPath + ".agent-lock" }
+    /// One agent per vault on this machine: beside a vault file; for a team vault, in the
+    /// socket's directory, named for the URL.
+    var lockFile: String {
+        guard PostgresLocation.isURL(vaultPath) else { return vaultPath + ".agent-lock" }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in vaultPath.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return PathName.directory(of: socketPath) + "/team-" + String(hash, radix: 16) + ".agent-lock"
+    }
 
     /// Takes `--detach-session` off the front of `arguments` and starts a new session when
     /// it was there. Called first thing by the executable.

@@ -93,6 +93,8 @@ final class AgentState: @unchecked Sendable {
 
     /// What is wrong with the files the agent serves, or nil while they are the ones it opened.
     private func vaultProblemLocked() -> String? {
+        // A team vault has no file to be replaced: the database is the vault.
+        if PostgresLocation.isURL(vaultPath) { return nil }
         guard let identity = vaultIdentity, let now = Self.identity(vaultPath), now == identity else {
             return "the vault file \(vaultPath) was replaced or removed"
         }

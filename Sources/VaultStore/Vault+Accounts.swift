@@ -71,7 +71,7 @@ extension UnlockedVault {
             SealedAccount(id: id, name: account.name, environment: account.environment, appkeyFingerprint: fingerprint,
                           appkey: seal(s.appkey, id, .appkey), appsecret: seal(s.appsecret, id, .appsecret),
                           accountNumber: s.accountNumber.map { seal($0, id, .accountNumber) }, htsID: s.htsID.map { seal($0, id, .htsID) }),
-            tags: Set(account.tags).sorted(), now: now)
+            tags: Set(account.tags).sorted(), times: AccountTimes(now: now))
     }
 
     func seal(_ value: SecureBytes, _ id: String, _ field: AccountField) -> Data {

@@ -29,8 +29,12 @@ public final class Vault: Sendable {
     ///   for an empty, text or foreign SQLite file, ``VaultError/newerFormat(path:found:supported:)``,
     ///   ``VaultError/damaged(path:detail:)``, ``VaultError/readOnly(path:)`` when `mode`
     ///   is `.readWrite` and the file cannot be written.
+    /// `path` may also be a `postgres://` URL: a team vault (``PostgresStorage``).
     public static func open(path: String, mode: AccessMode = .readWrite, busyTimeout: Double = 5) throws(VaultError) -> Vault {
-        Vault(storage: try SQLiteStorage.open(path: path, mode: mode, busyTimeout: busyTimeout))
+        if PostgresLocation.isURL(path) {
+            return Vault(storage: try PostgresStorage.open(url: path, mode: mode, busyTimeout: busyTimeout))
+        }
+        return Vault(storage: try SQLiteStorage.open(path: path, mode: mode, busyTimeout: busyTimeout))
     }
 
     /// Creates a new vault file at `path` with one keyslot, and returns it unlocked (see
@@ -43,6 +47,11 @@ public final class Vault: Sendable {
         actor: String, busyTimeout: Double = 5
     ) throws(VaultError) -> UnlockedVault {
         try Names.validate(label, what: "keyslot label")
+        if PostgresLocation.isURL(path) {
+            return try create(passphrase: passphrase, kdf: kdf, label: label, actor: actor, location: path) { populate throws(VaultError) in
+                try PostgresStorage.create(url: path, busyTimeout: busyTimeout, populate: populate)
+            }
+        }
         // Refused before the passphrase is stretched: a KDF run is not free.
         try SQLiteStorage.checkCreatable(path: path)
         return try create(passphrase: passphrase, kdf: kdf, label: label, actor: actor, location: path) { populate throws(VaultError) in
@@ -76,6 +85,10 @@ public final class Vault: Sendable {
     /// Whether `init` may create a vault file at `path`
     /// (``SQLiteStorage/checkCreatable(path:)``).
     public static func checkCreatable(path: String) throws(VaultError) {
+        if PostgresLocation.isURL(path) {
+            _ = try PostgresLocation(path)
+            return
+        }
         try SQLiteStorage.checkCreatable(path: path)
     }
 

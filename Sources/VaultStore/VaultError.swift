@@ -46,7 +46,13 @@ public enum VaultError: Error, Sendable, Equatable {
     case staleFiles(path: String, files: [String])
     /// The vault's write-ahead log was deleted while a process had the vault open.
     case walMissing(path: String)
-    /// Any other file-system or SQLite failure.
+    /// A `postgres://` vault location kisvault will not use (a password in it, plain text
+    /// across a network, a bad parameter).
+    case invalidLocation(String, reason: String)
+    /// The database server cannot be reached or refuses this user (connection refused,
+    /// wrong password, TLS failure).
+    case unreachable(location: String, detail: String)
+    /// Any other file-system, SQLite or PostgreSQL failure.
     case io(path: String, detail: String)
 }
 
@@ -117,6 +123,10 @@ extension VaultError: CustomStringConvertible {
             return "refusing to create \(path): \(files.joined(separator: ", ")) of an earlier vault \(files.count == 1 ? "is" : "are") still there, and SQLite would read \(files.count == 1 ? "it" : "them") as the new vault's; stop any kisvault agent or process using the old vault, then remove \(files.count == 1 ? "it" : "them") (or choose another --vault path)"
         case .walMissing(let path):
             return "the vault's write-ahead log \(path)-wal is missing while \(path)-shm is there: it was deleted while a process (a kisvault agent?) had the vault open, and what that process wrote since is in the deleted file; stop that process ('kisvault agent stop'), then run 'kisvault doctor'"
+        case .invalidLocation(let location, let reason):
+            return "cannot use the vault \(location): \(reason)"
+        case .unreachable(let location, let detail):
+            return "cannot reach the vault \(location): \(detail)"
         case .io(let path, let detail):
             return "cannot use \(path): \(detail)"
         }

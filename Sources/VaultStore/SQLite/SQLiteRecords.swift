@@ -135,13 +135,13 @@ struct SQLiteRecords: VaultRecords {
         try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM accounts WHERE id = ?"), arguments: [id]) != nil
     }
 
-    func insertAccount(_ account: SealedAccount, tags: [String], now: String) throws {
+    func insertAccount(_ account: SealedAccount, tags: [String], times: AccountTimes) throws {
         try db.cachedStatement(sql: """
             INSERT INTO accounts(id, name, environment, appkey_fp, appkey, appsecret, account_no, hts_id, created_at, updated_at, secrets_updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
                 account.id, account.name, account.environment.rawValue, account.appkeyFingerprint,
-                account.appkey, account.appsecret, account.accountNumber, account.htsID, now, now, now,
+                account.appkey, account.appsecret, account.accountNumber, account.htsID, times.createdAt, times.updatedAt, times.secretsUpdatedAt,
             ])
         for tag in tags { try addTag(tag, to: account.id) }
     }
@@ -274,6 +274,20 @@ struct SQLiteRecords: VaultRecords {
             arguments += [tag]
         }
         return try Array(Row.fetchCursor(db, sql: sql + " ORDER BY a.name", arguments: arguments).map(Self.snapshot(from:)))
+    }
+
+    func issuanceRecords() throws -> [IssuanceRecord] {
+        try Row.fetchAll(db, sql: "SELECT account_id, kind, lease_owner, lease_expires_at, last_request_at, rejected_code, rejected_message, last_error FROM issuance ORDER BY account_id, kind").map {
+            IssuanceRecord(accountID: $0[0], kind: CredentialKind(rawValue: $0[1]) ?? .approval, leaseOwner: $0[2], leaseExpiresAt: $0[3],
+                           lastRequestAt: $0[4], rejectedCode: $0[5], rejectedMessage: $0[6], lastError: $0[7])
+        }
+    }
+
+    func insertIssuance(_ r: IssuanceRecord) throws {
+        try db.execute(sql: """
+            INSERT INTO issuance(account_id, kind, lease_owner, lease_expires_at, last_request_at, rejected_code, rejected_message, last_error)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [r.accountID, r.kind.rawValue, r.leaseOwner, r.leaseExpiresAt, r.lastRequestAt, r.rejectedCode, r.rejectedMessage, r.lastError])
     }
 
     func sealedAppCredentials(accountID: String) throws -> (appkey: Data, appsecret: Data)? {

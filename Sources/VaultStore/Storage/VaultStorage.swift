@@ -72,9 +72,8 @@ public protocol VaultRecords {
     /// The account whose appkey has `fingerprint`, other than account `id`.
     func accountName(withFingerprint fingerprint: Data, except id: String?) throws -> String?
     func accountExists(id: String) throws -> Bool
-    /// Inserts an account with its tags; `created_at`, `updated_at` and
-    /// `secrets_updated_at` are all `now`.
-    func insertAccount(_ account: SealedAccount, tags: [String], now: String) throws
+    /// Inserts an account with its tags and times.
+    func insertAccount(_ account: SealedAccount, tags: [String], times: AccountTimes) throws
     func updateAccount(id: String, _ change: AccountRecordChange) throws
     func addTag(_ tag: String, to id: String) throws
     func removeTag(_ tag: String, from id: String) throws
@@ -101,6 +100,9 @@ public protocol VaultRecords {
     func issuanceSnapshot(account name: String, kind: CredentialKind) throws -> IssuanceSnapshot?
     /// The issuance state of every account (optionally tagged `tag`), by name.
     func issuanceSnapshots(kind: CredentialKind, tag: String?) throws -> [IssuanceSnapshot]
+    /// Every issuance row as stored (for `vault copy`).
+    func issuanceRecords() throws -> [IssuanceRecord]
+    func insertIssuance(_ record: IssuanceRecord) throws
     /// The sealed appkey and appsecret of account `id`.
     func sealedAppCredentials(accountID: String) throws -> (appkey: Data, appsecret: Data)?
     /// Takes the issuance lease and records the request time, in one change.
@@ -186,6 +188,47 @@ public struct SealedAccount: Sendable {
         case .accountNumber: accountNumber
         case .htsID: htsID
         }
+    }
+}
+
+/// An account row's times (text form).
+public struct AccountTimes: Sendable, Equatable {
+    public var createdAt: String
+    public var updatedAt: String
+    public var secretsUpdatedAt: String
+
+    public init(createdAt: String, updatedAt: String, secretsUpdatedAt: String) {
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.secretsUpdatedAt = secretsUpdatedAt
+    }
+
+    /// All three `now`: a new account.
+    public init(now: String) { self.init(createdAt: now, updatedAt: now, secretsUpdatedAt: now) }
+}
+
+/// An issuance row as stored: the lease, the once-a-minute clock, a rejection, the last
+/// error (times in text form).
+public struct IssuanceRecord: Sendable, Equatable {
+    public var accountID: String
+    public var kind: CredentialKind
+    public var leaseOwner: String?
+    public var leaseExpiresAt: String?
+    public var lastRequestAt: String?
+    public var rejectedCode: String?
+    public var rejectedMessage: String?
+    public var lastError: String?
+
+    public init(accountID: String, kind: CredentialKind, leaseOwner: String?, leaseExpiresAt: String?, lastRequestAt: String?,
+                rejectedCode: String?, rejectedMessage: String?, lastError: String?) {
+        self.accountID = accountID
+        self.kind = kind
+        self.leaseOwner = leaseOwner
+        self.leaseExpiresAt = leaseExpiresAt
+        self.lastRequestAt = lastRequestAt
+        self.rejectedCode = rejectedCode
+        self.rejectedMessage = rejectedMessage
+        self.lastError = lastError
     }
 }
 

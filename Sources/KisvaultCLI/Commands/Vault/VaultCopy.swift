@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import VaultStore
+
+/// `kisvault vault`: the vault as a whole.
+struct VaultCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vault",
+        abstract: "Work on a vault as a whole: copy it between a file and PostgreSQL.",
+        subcommands: [Copy.self])
+
+    /// `kisvault vault copy`
+    struct Copy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "copy",
+            abstract: "Copy a vault, every record verbatim, to a new file or PostgreSQL schema.",
+            discussion: """
+                SOURCE and DEST are each a vault file or a postgres:// URL. Nothing is \
+                re-encrypted: the copy opens with the same passphrases. DEST must be new (a \
+                file that does not exist, or a schema with no tables); it is written in one \
+                transaction, then opened again and checked (the counts, the audit chain, every \
+                sealed field). The passphrase unlocks SOURCE, to check the copy; the copy is \
+                recorded in SOURCE's audit log.
+
+                Example:
+                  kisvault vault copy ~/.local/share/kisvault/vault.db 'postgres://kv@db.internal/team?sslmode=verify-full'
+                """)
+
+        @OptionGroup var options: VaultOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: ArgumentHelp("The vault to copy (a file or a postgres:// URL).", valueName: "source")) var source: String
+        @Argument(help: ArgumentHelp("Where the copy goes (a new file or an empty PostgreSQL schema).", valueName: "dest")) var destination: String
+
+        func run() throws {
+            // The destination is checked before any passphrase is asked.
+            try Vault.checkCreatable(path: destination)
+            let vault = try Vault.open(path: source, mode: .readWrite, busyTimeout: options.busyTimeout)
+            defer { vault.close() }
+            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
+            let report = try unlocked.copy(to: destination, busyTimeout: options.busyTimeout)
+            try unlocked.recordAudit(action: "vault.copy", detail: "to \(destination)")
+            if output.json {
+                try Terminal.json(report)
+            } else {
+                Terminal.note("copied \(report.accounts) accounts, \(report.keyslots) keyslots, \(report.credentials) credentials and \(report.auditRows) audit rows to \(destination); the copy checks out")
+            }
+        }
+    }
+}

@@ -1,0 +1,388 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import PostgresNIO
+
+/// A team vault: the records of docs/FORMAT.md in a schema of a PostgreSQL database, shared
+/// by every machine of a team. The server holds only what a vault file holds (sealed
+/// blobs, names, timestamps); keys never leave the client.
+///
+/// Every write transaction first takes a transaction-level advisory lock of the vault
+/// (`pg_advisory_xact_lock`), so writers are serialised across machines as SQLite
+/// serialises them in one file: an issuance decided in one transaction sees every earlier
+/// commit, and the audit chain never forks. Reads are REPEATABLE READ snapshots.
+/// Connections are pooled per process.
+public final class PostgresStorage: VaultStorage, @unchecked Sendable {
+    public let location: String
+    public let formatVersion: Int
+    let place: PostgresLocation
+    let configuration: PostgresConnection.Configuration
+    let mode: SQLiteStorage.AccessMode
+    let busyTimeout: Double
+    let logger: Logger
+    /// The advisory lock key of this vault: one 64-bit number per database and schema.
+    let lockKey: Int64
+
+    private let lock = NSLock()
+    private var idle: [PostgresConnection] = []
+    private var closed = false
+    private var nextID = 1
+
+    /// The frozen migrations of the PostgreSQL layout, one list of statements per format
+    /// version, as for SQLite. `{s}` is the schema.
+    static let migrations: [[String]] = [
+        [
+            "CREATE TABLE {s}.format (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), application text NOT NULL, version integer NOT NULL)",
+            """
+            CREATE TABLE {s}.meta (key text PRIMARY KEY, blob bytea, txt text, num bigint,
+                CHECK ((blob IS NOT NULL)::int + (txt IS NOT NULL)::int + (num IS NOT NULL)::int = 1))
+            """,
+            """
+            CREATE TABLE {s}.keyslots (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, label text COLLATE "C" NOT NULL UNIQUE,
+                kdf text NOT NULL, opslimit bigint NOT NULL, memlimit bigint NOT NULL,
+                salt bytea NOT NULL CHECK (length(salt) = 16), wrapped_key bytea NOT NULL CHECK (length(wrapped_key) = 72),
+                created_at text NOT NULL)
+            """,
+            """
+            CREATE TABLE {s}.accounts (id text COLLATE "C" PRIMARY KEY CHECK (length(id) = 32), name text COLLATE "C" NOT NULL UNIQUE,
+                environment text NOT NULL CHECK (environment IN ('real', 'mock')),
+                appkey_fp bytea NOT NULL UNIQUE CHECK (length(appkey_fp) = 32), appkey bytea NOT NULL, appsecret bytea NOT NULL,
+                account_no bytea, hts_id bytea, created_at text NOT NULL, updated_at text NOT NULL, secrets_updated_at text NOT NULL)
+            """,
+            """
+            CREATE TABLE {s}.account_tags (account_id text COLLATE "C" NOT NULL REFERENCES {s}.accounts(id) ON DELETE CASCADE,
+                tag text COLLATE "C" NOT NULL, PRIMARY KEY (account_id, tag))
+            """,
+            "CREATE INDEX account_tags_by_tag ON {s}.account_tags(tag)",
+            """
+            CREATE TABLE {s}.audit (seq bigint PRIMARY KEY, at text NOT NULL, actor text NOT NULL, keyslot text, action text NOT NULL,
+                account text, outcome text NOT NULL, detail text NOT NULL, mac bytea NOT NULL CHECK (length(mac) = 32))
+            """,
+            "CREATE INDEX audit_by_account ON {s}.audit(account)",
+        ],
+        [
+            """
+            CREATE TABLE {s}.credentials (account_id text COLLATE "C" NOT NULL REFERENCES {s}.accounts(id) ON DELETE CASCADE,
+                kind text NOT NULL CHECK (kind IN ('approval', 'token')), slot text NOT NULL CHECK (slot IN ('current', 'previous')),
+                id text NOT NULL CHECK (length(id) = 32), value bytea NOT NULL, issued_at text NOT NULL, expires_at text NOT NULL,
+                PRIMARY KEY (account_id, kind, slot))
+            """,
+            """
+            CREATE TABLE {s}.issuance (account_id text COLLATE "C" NOT NULL REFERENCES {s}.accounts(id) ON DELETE CASCADE,
+                kind text NOT NULL CHECK (kind IN ('approval', 'token')), lease_owner text, lease_expires_at text,
+                last_request_at text, rejected_code text, rejected_message text, last_error text, PRIMARY KEY (account_id, kind))
+            """,
+        ],
+    ]
+
+    /// What `format.application` holds: a schema kisvault made.
+    static let application = "kisvault"
+
+    private init(place: PostgresLocation, configuration: PostgresConnection.Configuration, formatVersion: Int,
+                 mode: SQLiteStorage.AccessMode, busyTimeout: Double) {
+        self.place = place
+        location = place.text
+        self.configuration = configuration
+        self.formatVersion = formatVersion
+        self.mode = mode
+        self.busyTimeout = busyTimeout
+        var logger = Logger(label: "kisvault.postgres")
+        logger.logLevel = .critical
+        self.logger = logger
+        // FNV-1a of "kisvault:" + database + "." + schema: stable, and distinct per vault.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "kisvault:\(place.database).\(place.schema)".utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        lockKey = Int64(bitPattern: hash)
+    }
+
+    /// Opens the vault in the schema `url` names.
+    /// - Throws: ``VaultError/invalidLocation(_:reason:)``, ``VaultError/unreachable(location:detail:)``,
+    ///   ``VaultError/vaultNotFound(path:)`` (no such schema, or no vault in it),
+    ///   ``VaultError/notAVault(path:reason:)``, ``VaultError/newerFormat(path:found:supported:)``.
+    public static func open(url: String, mode: SQLiteStorage.AccessMode = .readWrite, busyTimeout: Double = 5) throws(VaultError) -> PostgresStorage {
+        let place = try PostgresLocation(url)
+        let probe = PostgresStorage(place: place, configuration: try connectionConfiguration(place), formatVersion: 0, mode: mode, busyTimeout: busyTimeout)
+        let version = try probe.withConnection { connection -> Int? in
+            try probe.formatVersion(connection)
+        }
+        guard let version else { throw .vaultNotFound(path: place.text) }
+        guard version <= migrations.count else { throw .newerFormat(path: place.text, found: version, supported: migrations.count) }
+        var current = version
+        if version < migrations.count, mode == .readWrite {
+            try probe.withConnection { connection in try probe.transaction(connection, write: true) { try probe.migrate($0, from: version) } }
+            current = migrations.count
+        }
+        let storage = PostgresStorage(place: place, configuration: probe.configuration, formatVersion: current, mode: mode, busyTimeout: busyTimeout)
+        storage.adopt(probe)
+        return storage
+    }
+
+    /// Creates a vault in the schema `url` names (created when missing; an existing one
+    /// must hold no tables), `populate` writing its first records in the same transaction.
+    /// - Throws: ``VaultError/vaultExists(path:)`` for a schema that holds tables.
+    public static func create(url: String, busyTimeout: Double = 5, populate: (any VaultRecords) throws -> Void) throws(VaultError) -> PostgresStorage {
+        let place = try PostgresLocation(url)
+        let storage = PostgresStorage(place: place, configuration: try connectionConfiguration(place), formatVersion: migrations.count,
+                                      mode: .readWrite, busyTimeout: busyTimeout)
+        try storage.withConnection { connection in
+            try storage.transaction(connection, write: true) { records in
+                try records.run("CREATE SCHEMA IF NOT EXISTS \(unescaped: place.schema)")
+                let tables = try records.run("SELECT count(*) FROM pg_tables WHERE schemaname = \(place.schema)").first?.decode(Int64.self) ?? 0
+                guard tables == 0 else { throw VaultError.vaultExists(path: place.text) }
+                try storage.migrate(records, from: 0)
+                try populate(records)
+            }
+        }
+        return storage
+    }
+
+    /// The connection settings of `place`, with its password from its source.
+    static func connectionConfiguration(_ place: PostgresLocation) throws(VaultError) -> PostgresConnection.Configuration {
+        let password = try place.password()
+        var configuration: PostgresConnection.Configuration
+        if place.isUnixSocket {
+            configuration = .init(unixSocketPath: place.host + "/.s.PGSQL.\(place.port)", username: place.user, password: password, database: place.database)
+        } else {
+            let tls: PostgresConnection.Configuration.TLS
+            switch place.tls {
+            case .disable:
+                tls = .disable
+            case .require, .verifyFull:
+                var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+                if place.tls == .require {
+                    // sslmode=require, as libpq: encrypted, the server's certificate unchecked.
+                    tlsConfiguration.certificateVerification = .none
+                } else if let root = place.rootCertificate {
+                    tlsConfiguration.trustRoots = .file(root)
+                }
+                do {
+                    tls = .require(try NIOSSLContext(configuration: tlsConfiguration))
+                } catch {
+                    throw .invalidLocation(place.text, reason: "cannot set up TLS (sslrootcert \(place.rootCertificate ?? "-")): \(error)")
+                }
+            }
+            configuration = .init(host: place.host, port: place.port, username: place.user, password: password, database: place.database, tls: tls)
+        }
+        configuration.options.connectTimeout = .seconds(10)
+        return configuration
+    }
+
+    // MARK: VaultStorage
+
+    public func read<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T {
+        try withConnection { connection in try transaction(connection, write: false, body) }
+    }
+
+    public func write<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T {
+        guard mode == .readWrite else { throw .readOnly(path: location) }
+        return try withConnection { connection in try transaction(connection, write: true, body) }
+    }
+
+    public func close() {
+        let connections = lock.withLock { () -> [PostgresConnection] in
+            closed = true
+            defer { idle = [] }
+            return idle
+        }
+        for connection in connections { try? connection.close().wait() }
+    }
+
+    deinit {
+        for connection in idle { Self.dispose(connection) }
+    }
+
+    /// Closes `connection` without waiting, keeping it alive until it is closed
+    /// (PostgresNIO requires a connection to be closed before it is released).
+    static func dispose(_ connection: PostgresConnection) {
+        connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+    }
+
+    /// What the schema's `format` table says, nil when there is no vault in the schema.
+    func formatVersion(_ connection: PostgresConnection) throws -> Int? {
+        let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger)
+        let found = try records.run("SELECT count(*) FROM pg_tables WHERE schemaname = \(place.schema) AND tablename = 'format'").first?.decode(Int64.self) ?? 0
+        guard found == 1 else { return nil }
+        guard let row = try records.run("SELECT application, version FROM \(unescaped: place.schema).format").first else {
+            throw VaultError.damaged(path: location, detail: "the format row is missing: initialisation never finished")
+        }
+        let (application, version) = try row.decode((String, Int32).self)
+        guard application == Self.application else {
+            throw VaultError.notAVault(path: location, reason: "the schema holds a 'format' table that kisvault did not make")
+        }
+        return Int(version)
+    }
+
+    /// Applies the migrations after `version` in the caller's transaction.
+    func migrate(_ records: PostgresRecords, from version: Int) throws {
+        for (index, statements) in Self.migrations.enumerated() where index >= version {
+            for statement in statements {
+                try records.run(PostgresQuery(unsafeSQL: statement.replacingOccurrences(of: "{s}", with: place.schema)))
+            }
+        }
+        try records.run("""
+            INSERT INTO \(unescaped: place.schema).format(singleton, application, version) VALUES (true, \(Self.application), \(Int32(Self.migrations.count)))
+            ON CONFLICT (singleton) DO UPDATE SET version = excluded.version
+            """)
+    }
+
+    /// Runs `body` in one transaction on `connection`: a write takes the vault's advisory
+    /// lock first (waiting at most the busy timeout), a read is a REPEATABLE READ snapshot.
+    func transaction<T>(_ connection: PostgresConnection, write: Bool, _ body: (PostgresRecords) throws -> T) throws -> T {
+        let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger)
+        try records.run(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        do {
+            if write {
+                try records.run(PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = '\(Int(busyTimeout * 1000))ms'"))
+                try records.run("SELECT pg_advisory_xact_lock(\(lockKey))")
+            }
+            let result = try body(records)
+            try records.run("COMMIT")
+            return result
+        } catch {
+            _ = try? records.run("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Runs `body` with a pooled connection (opened on demand), translating every failure
+    /// once into a ``VaultError``. A connection that failed is closed, not pooled again.
+    func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws(VaultError) -> T {
+        let connection: PostgresConnection
+        do {
+            connection = try takeConnection()
+        } catch {
+            throw translate(error)
+        }
+        do {
+            let result = try body(connection)
+            giveBack(connection)
+            return result
+        } catch {
+            let translated = translate(error)
+            if case .unreachable = translated {
+                Self.dispose(connection)
+            } else {
+                giveBack(connection)
+            }
+            throw translated
+        }
+    }
+
+    private func takeConnection() throws -> PostgresConnection {
+        let (pooled, id) = try lock.withLock { () throws -> (PostgresConnection?, Int) in
+            guard !closed else { throw VaultError.io(path: location, detail: "the vault was closed") }
+            nextID += 1
+            return (idle.popLast(), nextID)
+        }
+        if let pooled, !pooled.isClosed { return pooled }
+        return try PostgresConnection.connect(on: PostgresConnection.defaultEventLoopGroup.any(), configuration: configuration,
+                                              id: id, logger: logger).wait()
+    }
+
+    private func giveBack(_ connection: PostgresConnection) {
+        let keep = lock.withLock { () -> Bool in
+            guard !closed, !connection.isClosed, idle.count < 16 else { return false }
+            idle.append(connection)
+            return true
+        }
+        if !keep { Self.dispose(connection) }
+    }
+
+    /// Takes over the connections of the probe that opened the vault.
+    private func adopt(_ probe: PostgresStorage) {
+        let connections = probe.lock.withLock { () -> [PostgresConnection] in
+            defer { probe.idle = [] }
+            return probe.idle
+        }
+        lock.withLock { idle += connections }
+    }
+
+    /// Maps PostgreSQL and connection failures to the vault's typed errors, once, here.
+    func translate(_ error: any Error) -> VaultError {
+        if let error = error as? VaultError { return error }
+        if let error = error as? PSQLError {
+            if let state = error.serverInfo?[.sqlState] {
+                let message = error.serverInfo?[.message] ?? ""
+                switch state {
+                case "28P01", "28000":
+                    return .unreachable(location: location, detail: "PostgreSQL refused user '\(place.user)' (\(message)); check the password in PGPASSWORD, KISVAULT_PG_PASSWORD_FILE or ~/.pgpass, and pg_hba.conf")
+                case "3D000":
+                    return .unreachable(location: location, detail: "there is no database '\(place.database)' (\(message))")
+                case "55P03", "40P01", "40001":
+                    return .busy(path: location, timeoutSeconds: busyTimeout)
+                case "42501":
+                    return .readOnly(path: location)
+                case "3F000", "42P01":
+                    return .vaultNotFound(path: location)
+                case "23505":
+                    return .io(path: location, detail: "a record that must be unique exists already (\(message))")
+                case "57P01", "57P02", "57P03", "08000", "08003", "08006":
+                    return .unreachable(location: location, detail: "the PostgreSQL server went away (\(message)); try again when it is back")
+                default:
+                    return .io(path: location, detail: "PostgreSQL error \(state): \(message)")
+                }
+            }
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown:
+                let underlying = error.underlying.map { "\($0)" } ?? "\(error.code)"
+                let cause = underlying.contains("Connection refused") ? "connection refused" : underlying
+                return .unreachable(location: location, detail: "cannot connect to PostgreSQL at \(place.isUnixSocket ? place.host : "\(place.host):\(place.port)") (\(cause)); is the server running, and the host and port right?")
+            case .sslUnsupported:
+                return .unreachable(location: location, detail: "the server does not offer TLS; use sslmode=disable only on loopback or a socket")
+            case .failedToAddSSLHandler:
+                return .unreachable(location: location, detail: "TLS could not be set up: \(error.underlying.map { "\($0)" } ?? "")")
+            case .authMechanismRequiresPassword:
+                return .unreachable(location: location, detail: "the server asks user '\(place.user)' for a password and none was given: set PGPASSWORD, KISVAULT_PG_PASSWORD_FILE or a ~/.pgpass line")
+            default:
+                return .io(path: location, detail: "PostgreSQL: \(error.code)")
+            }
+        }
+        if let error = error as? NIOSSLError {
+            return .unreachable(location: location, detail: "TLS failed: \(error)")
+        }
+        if error is ChannelError || error is IOError {
+            return .unreachable(location: location, detail: "cannot connect to PostgreSQL: \(error)")
+        }
+        if let error = error as? PostgresDecodingError {
+            return .damaged(path: location, detail: "a column is not of the type kisvault wrote (\(error.code))")
+        }
+        return .io(path: location, detail: "\(error)")
+    }
+}
+
+extension PostgresStorage {
+    /// What applies to a database: the server, the connection's encryption, and who else
+    /// may read or change the vault's schema (they can learn names and times, and delete
+    /// or replace rows, though never open a sealed field).
+    public func storageChecks() -> [DoctorCheck] {
+        var checks: [DoctorCheck] = []
+        do {
+            let (server, ssl, others, owner) = try read { any -> (String, Bool, [String], String) in
+                let records = any as! PostgresRecords
+                let server = try records.run("SELECT current_setting('server_version')").first?.decode(String.self) ?? "?"
+                let ssl = try records.run("SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)").first?.decode(Bool.self) ?? false
+                let owner = try records.run("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = \(place.schema)").first?.decode(String.self) ?? "?"
+                let others = try records.run("""
+                    SELECT r.rolname FROM pg_roles r WHERE r.rolname <> current_user AND NOT r.rolsuper AND r.rolname NOT LIKE 'pg\\_%'
+                      AND has_schema_privilege(r.oid, \(place.schema), 'USAGE') ORDER BY r.rolname
+                    """).map { try $0.decode(String.self) }
+                return (server, ssl, others, owner)
+            }
+            checks.append(DoctorCheck(check: "server", status: .ok, detail: "PostgreSQL \(server), schema \(place.schema) owned by \(owner)"))
+            let local = place.isUnixSocket || PostgresLocation.isLoopbackName(place.host)
+            checks.append(DoctorCheck(check: "connection", status: ssl || local ? .ok : .fail,
+                                      detail: ssl ? "TLS (sslmode=\(place.tls.rawValue))" : local ? "unencrypted, on this machine" : "unencrypted across the network: use sslmode=verify-full"))
+            checks.append(DoctorCheck(check: "privileges", status: others.isEmpty ? .ok : .warn,
+                                      detail: others.isEmpty ? "no other role may use the schema" : "other roles may use the schema (\(others.prefix(10).joined(separator: ", "))): they see names and times and can delete rows, never a secret; grant only the team's role"))
+        } catch {
+            checks.append(DoctorCheck(check: "server", status: .fail, detail: "\(error)"))
+        }
+        return checks
+    }
+
+    /// A database has no second file to disagree with.
+    public func foreignRecordProblems() -> [String] { [] }
+}

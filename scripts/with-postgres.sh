@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs a command with a throwaway PostgreSQL cluster: Debian's server binaries, a cluster
+# made with initdb in a temporary directory, owned by an unprivileged user (the server
+# refuses to run as root, and CI runs as root), listening on a free loopback port and on a
+# socket in that directory. The command gets KISVAULT_TEST_PG_URL (TCP, password auth),
+# KISVAULT_TEST_PG_SOCKET_URL (the socket) and PGPASSWORD. The cluster is stopped and
+# removed when the command ends, whatever its outcome; the command's status is the
+# script's.
+#
+#   scripts/with-postgres.sh swift test --skip-build
+set -euo pipefail
+
+bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$bindir/initdb" ] || { echo "with-postgres: no PostgreSQL server binaries (apt-get install postgresql)" >&2; exit 1; }
+
+if [ "$(id -u)" = 0 ]; then
+    runas=postgres
+    id "$runas" >/dev/null 2>&1 || { echo "with-postgres: no 'postgres' user to run the server as" >&2; exit 1; }
+    as() { setpriv --reuid="$runas" --regid="$(id -g "$runas")" --init-groups -- "$@"; }
+else
+    as() { "$@"; }
+fi
+
+dir=$(mktemp -d /tmp/kisvault-pg.XXXXXX)
+chmod 0755 "$dir"
+mkdir "$dir/data" "$dir/run"
+[ "$(id -u)" = 0 ] && chown "$runas" "$dir/data" "$dir/run"
+password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+printf '%s\n' "$password" > "$dir/pwfile"
+chmod 0644 "$dir/pwfile"
+
+stop() {
+    as "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$dir"
+}
+trap stop EXIT INT TERM
+
+as "$bindir/initdb" -D "$dir/data" -U kisvault --pwfile="$dir/pwfile" -A scram-sha-256 --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; exit 1; }
+rm -f "$dir/pwfile"
+# Local socket connections of the cluster's own user are trusted, so the socket URL is
+# tested without a password; TCP needs the password.
+sed -i 's/^local\s\+all\s\+all\s\+scram-sha-256/local all all trust/' "$dir/data/pg_hba.conf"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/run/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/run -c fsync=off -c max_connections=200" start >/dev/null \
+    || { cat "$dir/run/server.log" >&2; exit 1; }
+as "$bindir/psql" -h "$dir/run" -p "$port" -U kisvault -d postgres -qc "CREATE DATABASE kisvault_test" >/dev/null
+
+export PGPASSWORD="$password"
+export KISVAULT_TEST_PG_URL="postgres://kisvault@127.0.0.1:$port/kisvault_test"
+export KISVAULT_TEST_PG_SOCKET_URL="postgres://kisvault@localhost:$port/kisvault_test?host=$dir/run"
+export KISVAULT_TEST_PG_BIN="$bindir"
+export KISVAULT_TEST_PG_DATA="$dir/data"
+set +e
+"$@"
+status=$?
+set -e
+exit $status
