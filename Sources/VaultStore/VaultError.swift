@@ -81,6 +81,8 @@ extension VaultError: CustomStringConvertible {
         switch self {
         case .vaultNotFound(let path):
             return "no vault at \(path); create one with 'kisvault init' or point --vault / KISVAULT_PATH at an existing vault"
+        case .vaultExists(let path) where PostgresLocation.isURL(path):
+            return "the schema of \(path) already holds tables; kisvault never writes over them: choose another ?schema= (or an empty database)"
         case .vaultExists(let path):
             return "a file already exists at \(path); kisvault init never overwrites: choose another --vault path or remove the file yourself"
         case .notAVault(let path, let reason):

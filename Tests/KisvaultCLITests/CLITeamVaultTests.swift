@@ -1,0 +1,111 @@
+import Foundation
+import KISMock
+import Testing
+
+/// The team vault on PostgreSQL through the built binary: `make test` gives a throwaway
+/// cluster (`KISVAULT_TEST_PG_URL`, scripts/with-postgres.sh); each test works in a schema
+/// of its own. Several machines are processes with distinct host identities
+/// (`KISVAULT_HOST_ID`).
+@Suite struct CLITeamVaultTests {
+    static var baseURL: String? { ProcessInfo.processInfo.environment["KISVAULT_TEST_PG_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// A sandbox whose vault is a fresh schema, holding `count` mock accounts; nil where
+    /// no test database is given (outside `make test`: StorageBackendTests fails a run
+    /// that was required to have one).
+    static func setUp(count: Int, configure: (inout MockConfiguration) -> Void = { _ in }) async throws -> (CLISandbox, KISMockServer, [MockAccount], String)? {
+        guard let base = baseURL else { return nil }
+        let url = base + "?schema=cli_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+        let box = CLISandbox()
+        box.environment["KISVAULT_PATH"] = url
+        box.environment["PGPASSWORD"] = ProcessInfo.processInfo.environment["PGPASSWORD"]
+        let accounts = MockAccounts.generate(count: count, environment: "real", seed: 21)
+        var configuration = MockConfiguration()
+        configuration.accounts = accounts
+        configure(&configuration)
+        let mock = try await KISMockServer.start(configuration)
+        box.environment["KISVAULT_KIS_BASE_URL"] = mock.baseURL
+        try await box.initVault()
+        let r = try await box.runAsync(["account", "import", box.write("accounts.csv", MockAccounts.csv(accounts))])
+        precondition(r.status == 0, r.stderr)
+        return (box, mock, accounts, url)
+    }
+
+    @Test func theWholeLifeOfATeamVault() async throws {
+        guard let (box, mock, accounts, url) = try await Self.setUp(count: 4) else { return }
+        let a = accounts[0].name
+        let get = try await box.runAsync(["approval", "get", a])
+        #expect(get.status == 0 && get.stdout.count == 287, "\(get.stderr)")
+        #expect(try await box.runAsync(["approval", "get", a]).stdout == get.stdout, "served from the vault")
+        let issued = try await box.runAsync(["approval", "issue", "--all", "--quiet"])
+        #expect(issued.status == 0, "\(issued.stderr)")
+        #expect(mock.requests("/oauth2/Approval") == 4)
+        let doctor = try await box.runAsync(["doctor"])
+        #expect(doctor.status == 0 && doctor.stdout.contains("chain intact") && doctor.stdout.contains("privileges"), "\(doctor.stdout)\(doctor.stderr)")
+        // To a file and back: everything verbatim, the same passphrase opens both.
+        let file = box.dir + "/copy.db"
+        let out = try await box.runAsync(["vault", "copy", url, file])
+        #expect(out.status == 0 && out.stderr.contains("4 accounts"), "\(out.stderr)")
+        #expect(try await box.runAsync(["approval", "get", a, "--vault", file]).stdout == get.stdout)
+        let back = url.replacingOccurrences(of: "?schema=", with: "?schema=back_")
+        #expect(try await box.runAsync(["vault", "copy", file, back]).status == 0)
+        #expect(try await box.runAsync(["approval", "get", a, "--vault", back]).stdout == get.stdout)
+        // A destination that is not empty is refused, and left as it was.
+        let again = try await box.runAsync(["vault", "copy", file, back])
+        #expect(again.status == 2 && again.stderr.contains("already holds tables"), "\(again.stderr)")
+        #expect(try await box.runAsync(["vault", "copy", url, file]).status == 2)
+        #expect(mock.requests("/oauth2/Approval") == 4, "nothing was issued again by the copies")
+        await mock.stop()
+    }
+
+    @Test func eachFaultIsOneClearLine() async throws {
+        guard let (box, mock, _, url) = try await Self.setUp(count: 1) else { return }
+        func expect(_ env: [String: String?], vault: String? = nil, status: Int32, _ words: String) async throws {
+            let r = try await box.runAsync(["account", "list"] + (vault.map { ["--vault", $0] } ?? []), env: env)
+            #expect(r.status == status && r.stderr.contains(words) && r.stderr.split(separator: "\n").count == 1, "\(r.status) \(r.stderr)")
+            #expect(!r.stderr.contains(ProcessInfo.processInfo.environment["PGPASSWORD"] ?? "-"), "the password in a message")
+        }
+        try await expect(["PGPASSWORD": "wrong"], status: 1, "refused user")
+        try await expect([:], vault: url.replacingOccurrences(of: "?schema=", with: "?schema=none_"), status: 4, "no vault at")
+        let port = URLComponents(string: url)!.port!
+        try await expect([:], vault: url.replacingOccurrences(of: ":\(port)/", with: ":1/"), status: 1, "connection refused")
+        try await expect([:], vault: url.replacingOccurrences(of: "postgres://kisvault@", with: "postgres://kisvault:pw@"), status: 2, "holds a password")
+        try await expect([:], vault: "postgres://kisvault@db.example.test/x?sslmode=disable", status: 2, "in clear")
+        try await expect([:], vault: url + "&sslmode=sometimes", status: 2, "sslmode must be")
+        // The password from a file instead of the environment.
+        let pwfile = box.write("pgpw", (ProcessInfo.processInfo.environment["PGPASSWORD"] ?? "") + "\n")
+        #expect(try await box.runAsync(["account", "list"], env: ["PGPASSWORD": nil, "KISVAULT_PG_PASSWORD_FILE": pwfile]).status == 0)
+        // A newer format than this kisvault knows.
+        if let bin = ProcessInfo.processInfo.environment["KISVAULT_TEST_PG_BIN"] {
+            let schema = String(url.split(separator: "=").last!)
+            let base = String(url.split(separator: "?").first!)
+            let psql = Process()
+            psql.executableURL = URL(fileURLWithPath: bin + "/psql")
+            psql.arguments = [base, "-qc", "UPDATE \(schema).format SET version = 99"]
+            try psql.run()
+            psql.waitUntilExit()
+            #expect(psql.terminationStatus == 0)
+            try await expect([:], status: 1, "newer than this kisvault")
+        }
+        await mock.stop()
+    }
+
+    /// Three machines of ten processes each ask for the token of one account at once:
+    /// one request to KIS, one token everywhere.
+    @Test func threeMachinesTenProcessesOneToken() async throws {
+        guard let (box, mock, accounts, _) = try await Self.setUp(count: 1) else { return }
+        let tokens = try await withThrowingTaskGroup(of: CLIResult.self) { group in
+            for machine in 0..<3 {
+                for _ in 0..<10 {
+                    group.addTask { try await box.runAsync(["token", "get", accounts[0].name], env: ["KISVAULT_HOST_ID": "machine-\(machine)"]) }
+                }
+            }
+            var all: [CLIResult] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        #expect(tokens.allSatisfy { $0.status == 0 }, "\(tokens.map(\.stderr).filter { !$0.isEmpty }.prefix(3))")
+        #expect(Set(tokens.map(\.stdout)).count == 1)
+        #expect(mock.requests("/oauth2/tokenP") == 1)
+        await mock.stop()
+    }
+}
