@@ -248,7 +248,9 @@ public final class KeyManager: Sendable {
         if let current = state.current, isAcceptable(current, now) { return .cached }
         if let code = state.rejectedCode { return .rejected(code: code, message: state.rejectedMessage ?? "") }
         if let holder = state.leaseOwner, holder != owner.text, let until = state.leaseExpiresAt, until > now,
-           LeaseOwner.isAlive(holder) {
+           LeaseOwner.isAlive(holder), try tx.leaseHolderAlive(holder) != false {
+            // A holder known dead (a process of this host that is gone, or, on a team
+            // vault, one whose database session ended) is taken over at once.
             return .waitForOther
         }
         if kind == .token, let last = state.lastRequestAt, now.timeIntervalSince(last) < configuration.tokenInterval {

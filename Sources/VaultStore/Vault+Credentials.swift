@@ -85,6 +85,12 @@ public struct IssuanceTransaction {
                                     appkey: appkey, appsecret: appsecret)
     }
 
+    /// Whether the lease holder `owner` is alive as far as the storage can tell (a team
+    /// vault sees its clients' sessions); nil when it cannot.
+    public func leaseHolderAlive(_ owner: String) throws -> Bool? {
+        try records.leaseHolderAlive(owner)
+    }
+
     /// Releases the lease if `owner` still holds it.
     public func releaseLease(owner: String) throws {
         try records.releaseLease(accountID: snapshot.accountID, kind: snapshot.kind, owner: owner)

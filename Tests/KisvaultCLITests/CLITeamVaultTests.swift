@@ -108,4 +108,28 @@ import Testing
         #expect(mock.requests("/oauth2/tokenP") == 1)
         await mock.stop()
     }
+
+    /// The lease holder is SIGKILLed mid-request on one machine; another machine does not
+    /// wait out the lease (60 s): the holder's database session ended, and with it its
+    /// presence lock. (The second process's deadline is 30 s.)
+    @Test func aKilledHolderDoesNotBlockOtherMachines() async throws {
+        guard let (box, mock, accounts, _) = try await Self.setUp(count: 1, configure: { $0.latencyMilliseconds = 4000 }) else { return }
+        let name = accounts[0].name
+        // Killed with SIGKILL once its request is at the mock (an event, not a guessed delay).
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: CLISandbox.binaryDirectory + "/kisvault")
+        holder.arguments = ["approval", "get", name]
+        holder.environment = box.environment.merging(["KISVAULT_HOST_ID": "machine-a"]) { _, new in new }
+        holder.standardOutput = FileHandle.nullDevice
+        holder.standardError = FileHandle.nullDevice
+        try holder.run()
+        for _ in 0..<3000 where mock.requests("/oauth2/Approval") == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+        #expect(holder.terminationReason == .uncaughtSignal && mock.requests("/oauth2/Approval") == 1)
+        let other = try await box.runAsync(["approval", "get", name], env: ["KISVAULT_HOST_ID": "machine-b"], timeout: 30)
+        #expect(other.status == 0 && other.stdout.count == 287, "\(other.status) \(other.stderr)")
+        #expect(mock.requests("/oauth2/Approval") == 2)
+        await mock.stop()
+    }
 }

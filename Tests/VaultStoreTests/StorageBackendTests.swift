@@ -178,6 +178,38 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     }
 }
 
+extension StorageBackendTests {
+    /// A team vault sees whether a lease holder's database session is alive; a file
+    /// cannot tell (the key manager then asks the kernel, for this host's processes).
+    @Test(arguments: Backend.available) func leaseHoldersAreSeenAliveOrGone(_ backend: Backend) throws {
+        let dir = TemporaryDirectory()
+        let location = backend.location(dir)
+        let holder = try Self.create(location)
+        try holder.addAccount(Fixtures.account("acct", seed: 4))
+        let owner = "machine-a:4242:beef"
+        try holder.withIssuance(account: "acct", kind: .approval) { tx in
+            try tx.claim(owner: owner, until: Date().addingTimeInterval(60), requestAt: Date())
+        }
+        let other = try Vault.open(path: location).unlock(passphrase: SecureBytes(utf8: Fixtures.passphrase))
+        defer { other.vault.close() }
+        func alive() throws -> Bool? { try other.withIssuance(account: "acct", kind: .approval) { try $0.leaseHolderAlive(owner) } }
+        guard backend == .postgres else {
+            #expect(try alive() == nil)
+            holder.vault.close()
+            return
+        }
+        #expect(try alive() == true)
+        #expect(try other.withIssuance(account: "acct", kind: .approval) { try $0.leaseHolderAlive("machine-b:1:0") } == false)
+        holder.vault.close()  // the holder's sessions end, as when it is killed
+        var gone = false
+        for _ in 0..<200 where !gone {
+            gone = try alive() == false
+            if !gone { usleep(10_000) }
+        }
+        #expect(gone, "the holder's presence outlived its session")
+    }
+}
+
 extension Vault {
     /// The same location opened read-only.
     func open(readOnly location: String) throws -> Vault { try Vault.open(path: location, mode: .readOnly) }

@@ -10,6 +10,8 @@ struct PostgresRecords: VaultRecords {
     let connection: PostgresConnection
     let schema: String
     let logger: Logger
+    /// This process's presence locks (see ``PostgresPresence``).
+    let presence: PostgresPresence?
 
     /// Runs one statement and returns its rows. Blocks this thread (never an event loop's:
     /// the storage is used from the callers' threads, as SQLite is).
@@ -306,7 +308,18 @@ struct PostgresRecords: VaultRecords {
         try run("SELECT appkey, appsecret FROM \(unescaped: s).accounts WHERE id = \(accountID)").first.map { try $0.decode((Data, Data).self) }
     }
 
+    func leaseHolderAlive(_ owner: String) throws -> Bool? {
+        guard let presence else { return nil }
+        let (classID, objectID) = presence.key(owner)
+        return try run("""
+            SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
+                           AND classid::bigint = \(classID) AND objid::bigint = \(objectID))
+            """).first?.decode(Bool.self)
+    }
+
     func claimLease(accountID: String, kind: CredentialKind, owner: String, until: String, requestAt: String) throws {
+        // Present before the lease is visible: whoever sees the lease sees its holder.
+        try presence?.announce(owner)
         try run("""
             INSERT INTO \(unescaped: s).issuance(account_id, kind, lease_owner, lease_expires_at, last_request_at)
             VALUES (\(accountID), \(kind.rawValue), \(owner), \(until), \(requestAt))

@@ -24,6 +24,8 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     /// The advisory lock key of this vault: one 64-bit number per database and schema.
     let lockKey: Int64
 
+    /// The session-level advisory locks that say this process is alive.
+    let presence: PostgresPresence
     private let lock = NSLock()
     private var idle: [PostgresConnection] = []
     private var closed = false
@@ -96,6 +98,7 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
             hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
         }
         lockKey = Int64(bitPattern: hash)
+        presence = PostgresPresence(vaultKey: UInt32(truncatingIfNeeded: hash), configuration: configuration, logger: logger)
     }
 
     /// Opens the vault in the schema `url` names.
@@ -182,6 +185,7 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     }
 
     public func close() {
+        presence.close()
         let connections = lock.withLock { () -> [PostgresConnection] in
             closed = true
             defer { idle = [] }
@@ -202,7 +206,7 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
 
     /// What the schema's `format` table says, nil when there is no vault in the schema.
     func formatVersion(_ connection: PostgresConnection) throws -> Int? {
-        let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger)
+        let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger, presence: nil)
         let found = try records.run("SELECT count(*) FROM pg_tables WHERE schemaname = \(place.schema) AND tablename = 'format'").first?.decode(Int64.self) ?? 0
         guard found == 1 else { return nil }
         guard let row = try records.run("SELECT application, version FROM \(unescaped: place.schema).format").first else {
@@ -231,7 +235,7 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     /// Runs `body` in one transaction on `connection`: a write takes the vault's advisory
     /// lock first (waiting at most the busy timeout), a read is a REPEATABLE READ snapshot.
     func transaction<T>(_ connection: PostgresConnection, write: Bool, _ body: (PostgresRecords) throws -> T) throws -> T {
-        let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger)
+        let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger, presence: presence)
         try records.run(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         do {
             if write {
@@ -385,4 +389,63 @@ extension PostgresStorage {
 
     /// A database has no second file to disagree with.
     public func foreignRecordProblems() -> [String] { [] }
+}
+
+/// How machines see each other's liveness through the database: a process that claims an
+/// issuance lease first takes a session-level advisory lock named for its lease owner, on a
+/// connection of its own that it keeps open. The server releases the lock when that
+/// session ends (the process exits or is killed, its machine is lost, the network is cut),
+/// so a lease whose holder's lock is gone is taken over at once instead of after the lease
+/// duration.
+final class PostgresPresence: @unchecked Sendable {
+    let vaultKey: UInt32
+    let configuration: PostgresConnection.Configuration
+    let logger: Logger
+    private let lock = NSLock()
+    private var connection: PostgresConnection?
+    private var announced: Set<String> = []
+
+    init(vaultKey: UInt32, configuration: PostgresConnection.Configuration, logger: Logger) {
+        self.vaultKey = vaultKey
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The two 32-bit keys of `owner`'s lock: the vault's, and the owner's (FNV-1a).
+    func key(_ owner: String) -> (Int64, Int64) {
+        var hash: UInt32 = 0x811c_9dc5
+        for byte in owner.utf8 { hash = (hash ^ UInt32(byte)) &* 0x0100_0193 }
+        return (Int64(vaultKey), Int64(hash))
+    }
+
+    /// Holds `owner`'s presence lock from now until this process ends.
+    func announce(_ owner: String) throws {
+        try lock.withLock {
+            if let connection, connection.isClosed {
+                // The session ended (a server restart): every lock went with it.
+                self.connection = nil
+                announced = []
+            }
+            guard !announced.contains(owner) else { return }
+            let session = try connection ?? PostgresConnection.connect(
+                on: PostgresConnection.defaultEventLoopGroup.any(), configuration: configuration, id: 0, logger: logger).wait()
+            connection = session
+            let (classID, objectID) = key(owner)
+            _ = try session.query("SELECT pg_advisory_lock(\(Int32(bitPattern: UInt32(classID))), \(Int32(bitPattern: UInt32(objectID))))",
+                                  logger: logger).wait()
+            announced.insert(owner)
+        }
+    }
+
+    func close() {
+        let session = lock.withLock { () -> PostgresConnection? in
+            defer { connection = nil; announced = [] }
+            return connection
+        }
+        try? session?.close().wait()
+    }
+
+    deinit {
+        if let connection { PostgresStorage.dispose(connection) }
+    }
 }

@@ -296,6 +296,9 @@ struct SQLiteRecords: VaultRecords {
         return try withExtendedLifetime(rows) { try rows.next().map { ($0[0], $0[1]) } }
     }
 
+    /// A file has no view of other processes; the key manager asks the kernel instead.
+    func leaseHolderAlive(_ owner: String) throws -> Bool? { nil }
+
     func claimLease(accountID: String, kind: CredentialKind, owner: String, until: String, requestAt: String) throws {
         try db.cachedStatement(sql: """
             INSERT INTO issuance(account_id, kind, lease_owner, lease_expires_at, last_request_at) VALUES (?, ?, ?, ?, ?)

@@ -105,6 +105,9 @@ public protocol VaultRecords {
     func insertIssuance(_ record: IssuanceRecord) throws
     /// The sealed appkey and appsecret of account `id`.
     func sealedAppCredentials(accountID: String) throws -> (appkey: Data, appsecret: Data)?
+    /// Whether the process that holds a lease as `owner` is still there, as far as the
+    /// storage can tell (a database sees its clients' sessions); nil when it cannot.
+    func leaseHolderAlive(_ owner: String) throws -> Bool?
     /// Takes the issuance lease and records the request time, in one change.
     func claimLease(accountID: String, kind: CredentialKind, owner: String, until: String, requestAt: String) throws
     /// Releases the lease if `owner` holds it.
