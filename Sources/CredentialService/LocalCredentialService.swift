@@ -208,8 +208,11 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
         return unlocked
     }
 
-    /// The manager for an answer about `account`, after checking it exists.
+    /// The manager for an answer about `account`. Before unlocking, the account is checked
+    /// to exist, so that "no such account" comes before any passphrase; once unlocked (the
+    /// agent's case) the manager's own read answers that, and no extra read is made.
     private func manager(checking account: String) throws -> KeyManager {
+        if let base = lock.withLock({ base }) { return base }
         let vault = try writableVault()
         _ = try vault.account(named: account)
         return try baseManager(vault)

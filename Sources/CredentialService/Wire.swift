@@ -45,6 +45,25 @@ public struct CredentialAnswer: Sendable, Codable {
         case approvalKey = "approval_key", accessToken = "access_token", issuedAt = "issued_at", expiresAt = "expires_at", fromCache = "from_cache"
     }
 
+    /// The answer as a JSON object: the same fields its Codable form has, for the one
+    /// answer on the path a script waits for (`approval get` through the agent), where
+    /// Foundation's JSONSerialization costs a fraction of a JSONEncoder/JSONDecoder's
+    /// first use in a fresh process (docs/BENCHMARKS.md, "Service boundary").
+    public var jsonObject: [String: Any] {
+        [(kind == .approval ? CodingKeys.approvalKey : .accessToken).rawValue: value.utf8String(),
+         CodingKeys.issuedAt.rawValue: Timestamp.string(issuedAt), CodingKeys.expiresAt.rawValue: Timestamp.string(expiresAt),
+         CodingKeys.fromCache.rawValue: fromCache]
+    }
+
+    /// Reads what ``jsonObject`` (or the Codable form) wrote; nil for anything else.
+    public init?(jsonObject object: [String: Any]) {
+        let text = object[CodingKeys.approvalKey.rawValue] as? String ?? object[CodingKeys.accessToken.rawValue] as? String
+        guard let text, let issued = (object[CodingKeys.issuedAt.rawValue] as? String).flatMap(Timestamp.parse),
+              let expires = (object[CodingKeys.expiresAt.rawValue] as? String).flatMap(Timestamp.parse) else { return nil }
+        self.init(kind: object[CodingKeys.approvalKey.rawValue] != nil ? .approval : .token, value: SecureBytes(utf8: text),
+                  issuedAt: issued, expiresAt: expires, fromCache: object[CodingKeys.fromCache.rawValue] as? Bool ?? true)
+    }
+
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         if let key = try c.decodeIfPresent(String.self, forKey: .approvalKey) {

@@ -45,7 +45,14 @@ public final class AgentCredentialService: CredentialService {
 
     public func credential(_ kind: CredentialKind, account: String, minTTL: TimeInterval) async throws -> CredentialAnswer {
         let path = kind == .approval ? "approval-key" : "access-token"
-        return try call(CredentialAnswer.self, "GET", "/v1/accounts/\(Self.escape(account))/\(path)?min_ttl=\(Int(minTTL))")
+        let target = "/v1/accounts/\(Self.escape(account))/\(path)?min_ttl=\(Int(minTTL))"
+        let response = try exchange("GET", target, body: [])
+        guard response.status == 200 else { throw try refusal(response) }
+        guard let object = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any],
+              let answer = CredentialAnswer(jsonObject: object), answer.kind == kind else {
+            throw ServiceError(.vaultError, "the agent's answer to GET \(target.prefix(100)) is not what kisvault expects: is it an older kisvault? (restart it)")
+        }
+        return answer
     }
 
     public func invalidateToken(account: String, deadToken: SecureBytes, minTTL: TimeInterval) async throws -> CredentialAnswer {
