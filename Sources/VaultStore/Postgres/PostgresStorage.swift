@@ -236,7 +236,14 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     /// lock first (waiting at most the busy timeout), a read is a REPEATABLE READ snapshot.
     func transaction<T>(_ connection: PostgresConnection, write: Bool, _ body: (PostgresRecords) throws -> T) throws -> T {
         let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger, presence: presence)
-        try records.run(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        do {
+            try records.run(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        } catch {
+            // Nothing was done yet: a pooled connection the server dropped (a restart) is
+            // safe to replace and try again.
+            if case .unreachable = translate(error) { throw StaleConnection(underlying: error) }
+            throw error
+        }
         do {
             if write {
                 try records.run(PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = '\(Int(busyTimeout * 1000))ms'"))
@@ -254,36 +261,54 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     /// Runs `body` with a pooled connection (opened on demand), translating every failure
     /// once into a ``VaultError``. A connection that failed is closed, not pooled again.
     func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws(VaultError) -> T {
-        let connection: PostgresConnection
-        do {
-            connection = try takeConnection()
-        } catch {
-            throw translate(error)
-        }
-        do {
-            let result = try body(connection)
-            giveBack(connection)
-            return result
-        } catch {
-            let translated = translate(error)
-            if case .unreachable = translated {
-                Self.dispose(connection)
-            } else {
-                giveBack(connection)
+        var fresh = false
+        while true {
+            let connection: PostgresConnection
+            do {
+                (connection, fresh) = try takeConnection(fresh: fresh)
+            } catch {
+                throw translate(error)
             }
-            throw translated
+            do {
+                let result = try body(connection)
+                giveBack(connection)
+                return result
+            } catch let stale as StaleConnection {
+                Self.dispose(connection)
+                // Once, on a new connection: a server that is really gone fails again there.
+                guard !fresh else { throw translate(stale.underlying) }
+                fresh = true
+                continue
+            } catch {
+                return try handle(error, on: connection)
+            }
         }
     }
 
-    private func takeConnection() throws -> PostgresConnection {
+    /// A failure of a transaction: a connection the server dropped is closed, any other
+    /// goes back to the pool (its transaction was rolled back).
+    private func handle<T>(_ error: any Error, on connection: PostgresConnection) throws(VaultError) -> T {
+        let translated = translate(error)
+        if case .unreachable = translated {
+            Self.dispose(connection)
+        } else {
+            giveBack(connection)
+        }
+        throw translated
+    }
+
+    /// A pooled connection, or (with `fresh`, or none pooled) a new one; says which.
+    private func takeConnection(fresh: Bool) throws -> (PostgresConnection, Bool) {
         let (pooled, id) = try lock.withLock { () throws -> (PostgresConnection?, Int) in
             guard !closed else { throw VaultError.io(path: location, detail: "the vault was closed") }
             nextID += 1
-            return (idle.popLast(), nextID)
+            return (fresh ? nil : idle.popLast(), nextID)
         }
-        if let pooled, !pooled.isClosed { return pooled }
-        return try PostgresConnection.connect(on: PostgresConnection.defaultEventLoopGroup.any(), configuration: configuration,
-                                              id: id, logger: logger).wait()
+        if let pooled, !pooled.isClosed { return (pooled, false) }
+        if let pooled { Self.dispose(pooled) }
+        let made = try PostgresConnection.connect(on: PostgresConnection.defaultEventLoopGroup.any(), configuration: configuration,
+                                                  id: id, logger: logger).wait()
+        return (made, true)
     }
 
     private func giveBack(_ connection: PostgresConnection) {
@@ -389,6 +414,11 @@ extension PostgresStorage {
 
     /// A database has no second file to disagree with.
     public func foreignRecordProblems() -> [String] { [] }
+}
+
+/// A transaction that could not begin because its pooled connection was dead.
+struct StaleConnection: Error {
+    let underlying: any Error
 }
 
 /// How machines see each other's liveness through the database: a process that claims an
