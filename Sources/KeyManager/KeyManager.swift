@@ -205,6 +205,18 @@ public final class KeyManager: Sendable {
             if let (value, times) = try vault.openCredential(account: account, kind: kind), isAcceptable(times, now) {
                 return IssuedCredential(value: value, times: times, fromCache: true)
             }
+            // Another process's issuance in flight: look again with a read, not the write
+            // lock (thirty waiters polling with write transactions would queue the holder's
+            // own commit behind them).
+            let (peek, holderAlive) = try vault.vault.leaseState(account: account, kind: kind)
+            if let holder = peek.leaseOwner, holder != owner.text, let until = peek.leaseExpiresAt, until > now,
+               peek.current.map({ !isAcceptable($0, now) }) ?? true, LeaseOwner.isAlive(holder), holderAlive != false {
+                guard configuration.now() < waitLimit else {
+                    throw KeyManagerError.leaseTimeout(account: account, seconds: Int(configuration.leaseDuration + 30))
+                }
+                try await Task.sleep(for: .seconds(configuration.pollInterval))
+                continue
+            }
             let step = try vault.withIssuance(account: account, kind: kind) { tx -> Step in
                 try decide(tx, kind: kind, now: now, isAcceptable: isAcceptable)
             }

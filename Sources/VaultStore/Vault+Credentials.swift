@@ -154,6 +154,19 @@ extension Vault {
         try read { records in try records.issuanceSnapshots(kind: kind, tag: tag) }
     }
 
+    /// The issuance state of one account and, when a lease is held, whether its holder is
+    /// alive as far as the storage can tell: one read, for a process waiting on another's
+    /// issuance to look again without taking the write lock.
+    /// - Throws: ``VaultError/accountNotFound(name:)``.
+    public func leaseState(account: String, kind: CredentialKind) throws(VaultError) -> (IssuanceSnapshot, holderAlive: Bool?) {
+        let found = try read { records -> (IssuanceSnapshot, Bool?)? in
+            guard let snapshot = try records.issuanceSnapshot(account: account, kind: kind) else { return nil }
+            return (snapshot, try snapshot.leaseOwner.flatMap { try records.leaseHolderAlive($0) })
+        }
+        guard let found else { throw .accountNotFound(name: account) }
+        return found
+    }
+
     /// The issuance state of one account.
     /// - Throws: ``VaultError/accountNotFound(name:)``.
     public func issuanceSnapshot(account: String, kind: CredentialKind) throws(VaultError) -> IssuanceSnapshot {

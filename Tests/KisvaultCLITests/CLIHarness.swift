@@ -83,10 +83,15 @@ final class CLISandbox: @unchecked Sendable {
         var environment = self.environment
         for (k, v) in env { environment[k] = v }
         process.environment = environment
-        process.standardInput = FileHandle(forReadingAtPath: stdinFile ?? inPath)
+        // Closed here once the child is done: left to deinit, thirty concurrent runs' handles
+        // piled up past a thousand descriptors, and Foundation's Process.run crashed.
+        let input = FileHandle(forReadingAtPath: stdinFile ?? inPath)
+        let output = FileHandle(forWritingAtPath: outPath), errors = FileHandle(forWritingAtPath: errPath)
+        defer { for handle in [input, output, errors] { try? handle?.close() } }
+        process.standardInput = input
         if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        process.standardOutput = FileHandle(forWritingAtPath: outPath)
-        process.standardError = FileHandle(forWritingAtPath: errPath)
+        process.standardOutput = output
+        process.standardError = errors
         try process.run()
         // A hung child (a prompt nobody answers) must fail the test, not stall the suite.
         let deadline = Date().addingTimeInterval(timeout)
