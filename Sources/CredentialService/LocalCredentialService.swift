@@ -20,7 +20,7 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
         /// When false, a token request inside KIS's minute fails with the time to wait.
         public var waitForTokenInterval = true
         /// The manager's clock.
-        public var now: @Sendable () -> Date = { Date() }
+        public var now: @Sendable () -> Date = { MachineClock.now() }
         /// Seconds to wait for another writer of the vault.
         public var busyTimeout: Double = 5
 

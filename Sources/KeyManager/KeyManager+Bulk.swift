@@ -88,7 +88,7 @@ extension KeyManager {
     /// reported as skipped.
     public func bulk(accounts: [String], options: BulkOptions, progress: BulkProgress? = nil) async throws -> [BulkItemResult] {
         let progress = progress ?? BulkProgress(total: accounts.count)
-        let started = configuration.now()
+        let started = now()
         let kind = options.kind
         let minTTL = options.minTTL
         let wantsFresh = options.mode == .issue && !options.force
@@ -99,7 +99,7 @@ extension KeyManager {
 
         var results: [String: BulkItemResult] = [:]
         var toIssue: [(id: String, name: String)] = []
-        let now = configuration.now()
+        let now = self.now()
         for name in accounts {
             guard let snapshot = snapshots[name] else {
                 results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-found", message: "no account named '\(name)'")
@@ -256,7 +256,7 @@ actor ClaimDispenser {
             let names = Array(remaining.prefix(chunk))
             remaining = remaining.dropFirst(names.count)
             guard !names.isEmpty else { return nil }
-            let now = manager.configuration.now()
+            let now = manager.now()
             let decided = try manager.vault.withIssuance(accounts: names, kind: kind) { tx in
                 try manager.decide(tx, kind: kind, now: now, isAcceptable: accept)
             }

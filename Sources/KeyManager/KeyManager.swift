@@ -16,8 +16,9 @@ public struct KeyManagerConfiguration: Sendable {
     public var pollInterval: TimeInterval = 0.05
     /// When false, a token request inside the minute fails with the time to wait.
     public var waitForTokenInterval = true
-    /// The manager's clock (tests shift it together with the mock's).
-    public var now: @Sendable () -> Date = { Date() }
+    /// This machine's clock (tests shift it together with the mock's). Decisions use it
+    /// corrected by the vault's clock (``KeyManager/now()``).
+    public var now: @Sendable () -> Date = { MachineClock.now() }
 
     public init() {}
 }
@@ -71,6 +72,11 @@ public final class KeyManager: Sendable {
         KeyManager(vault: vault, client: client, configuration: configuration, logger: logger, owner: owner, inFlight: inFlight)
     }
 
+    /// The time every decision is made by: the machine's clock, corrected to the vault's
+    /// (a team vault's server), so that machines whose clocks differ agree on leases, the
+    /// token minute and what is fresh.
+    func now() -> Date { configuration.now().addingTimeInterval(vault.vault.storage.clockOffset()) }
+
     /// A credential valid for at least `minTTL` seconds: the stored one, or a new one.
     /// - Throws: ``KeyManagerError``, ``VaultError``.
     public func get(account: String, kind: CredentialKind, minTTL: TimeInterval) async throws -> IssuedCredential {
@@ -82,7 +88,7 @@ public final class KeyManager: Sendable {
     /// issuing twice. With `revokeOld` (tokens), the previous token is revoked at KIS once
     /// the new one is stored.
     public func rotate(account: String, kind: CredentialKind, revokeOld: Bool = false) async throws -> IssuedCredential {
-        let started = configuration.now()
+        let started = now()
         let issued = try await obtain(account: account, kind: kind) { times, _ in times.issuedAt >= started }
         if revokeOld && kind == .token {
             try await revokePrevious(account: account, current: issued.value)
@@ -182,7 +188,7 @@ public final class KeyManager: Sendable {
     /// claims the lease, issues one from KIS, stores it, and returns it.
     func obtain(account: String, kind: CredentialKind, isAcceptable: (CredentialTimes, Date) -> Bool) async throws -> IssuedCredential {
         // The common case needs no gate: a fresh stored credential.
-        if let (value, times) = try vault.openCredential(account: account, kind: kind), isAcceptable(times, configuration.now()) {
+        if let (value, times) = try vault.openCredential(account: account, kind: kind), isAcceptable(times, now()) {
             return IssuedCredential(value: value, times: times, fromCache: true)
         }
         let key = "\(kind.rawValue)/\(account)"
@@ -198,10 +204,10 @@ public final class KeyManager: Sendable {
     }
 
     func obtainLocked(account: String, kind: CredentialKind, isAcceptable: (CredentialTimes, Date) -> Bool) async throws -> IssuedCredential {
-        let waitLimit = configuration.now().addingTimeInterval(configuration.leaseDuration + 30)
+        let waitLimit = now().addingTimeInterval(configuration.leaseDuration + 30)
         var retriedRateLimit = false
         while true {
-            let now = configuration.now()
+            let now = self.now()
             if let (value, times) = try vault.openCredential(account: account, kind: kind), isAcceptable(times, now) {
                 return IssuedCredential(value: value, times: times, fromCache: true)
             }
@@ -211,7 +217,7 @@ public final class KeyManager: Sendable {
             let (peek, holderAlive) = try vault.vault.leaseState(account: account, kind: kind)
             if let holder = peek.leaseOwner, holder != owner.text, let until = peek.leaseExpiresAt, until > now,
                peek.current.map({ !isAcceptable($0, now) }) ?? true, LeaseOwner.isAlive(holder), holderAlive != false {
-                guard configuration.now() < waitLimit else {
+                guard self.now() < waitLimit else {
                     throw KeyManagerError.leaseTimeout(account: account, seconds: Int(configuration.leaseDuration + 30))
                 }
                 try await Task.sleep(for: .seconds(configuration.pollInterval))
@@ -227,7 +233,7 @@ public final class KeyManager: Sendable {
             case .rejected(let code, let message):
                 throw KeyManagerError.previouslyRejected(account: account, code: code, message: message)
             case .waitForOther:
-                guard configuration.now() < waitLimit else {
+                guard self.now() < waitLimit else {
                     throw KeyManagerError.leaseTimeout(account: account, seconds: Int(configuration.leaseDuration + 30))
                 }
                 try await Task.sleep(for: .seconds(configuration.pollInterval))
@@ -306,11 +312,11 @@ public final class KeyManager: Sendable {
             switch claim.snapshot.kind {
             case .approval:
                 let key = try await client.approvalKey(environment: environment, appkey: appkey, secret: secret)
-                let issued = configuration.now()
+                let issued = now()
                 return .issued(key.key, CredentialTimes(issuedAt: issued, expiresAt: issued.addingTimeInterval(KISFacts.approvalKeyLifetime)))
             case .token:
                 let token = try await client.accessToken(environment: environment, appkey: appkey, secret: secret)
-                return .issued(token.token, CredentialTimes(issuedAt: configuration.now(), expiresAt: token.expiresAt))
+                return .issued(token.token, CredentialTimes(issuedAt: now(), expiresAt: token.expiresAt))
             }
         } catch {
             return .failed(error)

@@ -63,15 +63,21 @@ extension UnlockedVault {
         if let owner = try records.accountName(withFingerprint: fingerprint, except: nil) {
             throw VaultError.duplicateAppkey(existing: owner, adding: account.name)
         }
+        try insertChecked(records, account, now: now, fingerprint: fingerprint)
+    }
+
+    /// Inserts `account`, whose name and appkey the caller found free; returns its record.
+    @discardableResult
+    func insertChecked(_ records: any VaultRecords, _ account: NewAccount, now: String, fingerprint: Data) throws -> SealedAccount {
         // Why a random record id rather than the name: names change (rename) and the id is
         // part of every field key, so it must not.
         let id = hexString(randomBytes(16))
         let s = account.secrets
-        try records.insertAccount(
-            SealedAccount(id: id, name: account.name, environment: account.environment, appkeyFingerprint: fingerprint,
-                          appkey: seal(s.appkey, id, .appkey), appsecret: seal(s.appsecret, id, .appsecret),
-                          accountNumber: s.accountNumber.map { seal($0, id, .accountNumber) }, htsID: s.htsID.map { seal($0, id, .htsID) }),
-            tags: Set(account.tags).sorted(), times: AccountTimes(now: now))
+        let sealed = SealedAccount(id: id, name: account.name, environment: account.environment, appkeyFingerprint: fingerprint,
+                                   appkey: seal(s.appkey, id, .appkey), appsecret: seal(s.appsecret, id, .appsecret),
+                                   accountNumber: s.accountNumber.map { seal($0, id, .accountNumber) }, htsID: s.htsID.map { seal($0, id, .htsID) })
+        try records.insertAccount(sealed, tags: Set(account.tags).sorted(), times: AccountTimes(now: now))
+        return sealed
     }
 
     func seal(_ value: SecureBytes, _ id: String, _ field: AccountField) -> Data {

@@ -221,13 +221,15 @@ extension UnlockedVault {
 
     /// ``withIssuance(account:kind:_:)`` for many accounts in one transaction: one commit
     /// (one fsync) instead of one per account, which is what lets a bulk run keep up with
-    /// KIS at high concurrency. Unknown accounts are skipped.
+    /// KIS at high concurrency. Unknown accounts are skipped, a name given twice is decided once.
     public func withIssuance<T>(accounts: [String], kind: CredentialKind, _ body: (IssuanceTransaction) throws -> T) throws(VaultError) -> [String: T] {
         guard !accounts.isEmpty else { return [:] }
         return try issuanceWrite { records, auditor in
+            let snapshots = Dictionary(try records.issuanceSnapshots(accounts: accounts, kind: kind).map { ($0.account, $0) },
+                                       uniquingKeysWith: { first, _ in first })
             var results: [String: T] = [:]
-            for account in accounts {
-                guard let snapshot = try records.issuanceSnapshot(account: account, kind: kind) else { continue }
+            for account in accounts where results[account] == nil {
+                guard let snapshot = snapshots[account] else { continue }
                 results[account] = try body(IssuanceTransaction(records: records, vault: self, auditor: auditor, snapshot: snapshot))
             }
             return results
@@ -242,8 +244,9 @@ extension UnlockedVault {
     public func withClaimed(_ claimed: [IssuanceSnapshot], _ body: (IssuanceTransaction) throws -> Void) throws(VaultError) -> Int {
         guard !claimed.isEmpty else { return 0 }
         return try issuanceWrite { records, auditor in
+            let existing = try records.existingAccountIDs(claimed.map(\.accountID))
             var count = 0
-            for snapshot in claimed where try records.accountExists(id: snapshot.accountID) {
+            for snapshot in claimed where existing.contains(snapshot.accountID) {
                 try body(IssuanceTransaction(records: records, vault: self, auditor: auditor, snapshot: snapshot))
                 count += 1
             }

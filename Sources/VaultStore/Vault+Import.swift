@@ -62,18 +62,30 @@ extension UnlockedVault {
             var summary = ImportSummary(added: 0, updated: 0)
             let now = Timestamp.string(Date())
             let auditor = AuditAppender(keys: keys)
+            // What is in the vault, read once: each row is checked against it here, not
+            // with two lookups per row (a round trip each on a database server).
+            let stored = try records.sealedAccounts()
+            var existing = Dictionary(stored.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            var owners = Dictionary(stored.map { ($0.appkeyFingerprint, $0.name) }, uniquingKeysWith: { first, _ in first })
             for (candidate, fingerprint) in valid {
                 let account = candidate.account
                 do {
-                    if update, let existing = try records.sealedAccount(named: account.name) {
-                        try replace(records, existing, with: account, now: now, fingerprint: fingerprint)
+                    let replacing = existing[account.name]
+                    if replacing != nil, !update { throw VaultError.accountExists(name: account.name) }
+                    if let owner = owners[fingerprint], owner != account.name {
+                        throw VaultError.duplicateAppkey(existing: owner, adding: account.name)
+                    }
+                    if let replacing {
+                        try replace(records, replacing, with: account, now: now, fingerprint: fingerprint)
+                        owners[replacing.appkeyFingerprint] = nil
                         try auditor.append(records, entry: auditEntry(action: "account.import", account: account.name, detail: "updated from \(source)"))
                         summary.updated += 1
                     } else {
-                        try insert(records, account, now: now, fingerprint: fingerprint)
+                        existing[account.name] = try insertChecked(records, account, now: now, fingerprint: fingerprint)
                         try auditor.append(records, entry: auditEntry(action: "account.import", account: account.name, detail: "added from \(source)"))
                         summary.added += 1
                     }
+                    owners[fingerprint] = account.name
                 } catch let error as VaultError {
                     problems.append(ImportProblem(location: candidate.location, account: account.name, reason: Self.reason(error)))
                 }
@@ -86,10 +98,8 @@ extension UnlockedVault {
     }
 
     func replace(_ records: any VaultRecords, _ existing: SealedAccount, with account: NewAccount, now: String, fingerprint fp: Data) throws {
+        // The appkey's uniqueness was checked by the caller.
         let id = existing.id
-        if let owner = try records.accountName(withFingerprint: fp, except: id) {
-            throw VaultError.duplicateAppkey(existing: owner, adding: account.name)
-        }
         let s = account.secrets
         try records.updateAccount(id: id, .environment(account.environment))
         try records.updateAccount(id: id, .accountNumber(s.accountNumber.map { seal($0, id, .accountNumber) }))

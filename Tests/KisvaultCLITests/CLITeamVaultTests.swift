@@ -139,4 +139,26 @@ import Testing
         #expect(mock.requests("/oauth2/Approval") == 2)
         await mock.stop()
     }
+
+    /// Machines whose clocks are a day apart agree on freshness and on the token minute:
+    /// every decision is made by the server's clock. Machine B, 23 h 55 min ahead, would
+    /// find A's new token about to expire and issue another; machine C, a day behind,
+    /// would see A's request as made tomorrow and be told to wait a day.
+    @Test func skewedClocksDecideByTheServersClock() async throws {
+        guard let (box, mock, accounts, _) = try await Self.setUp(count: 1) else { return }
+        let name = accounts[0].name
+        let first = try await box.runAsync(["token", "get", name], env: ["KISVAULT_HOST_ID": "machine-a"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let ahead = try await box.runAsync(["token", "get", name], env: ["KISVAULT_HOST_ID": "machine-b", "KISVAULT_CLOCK_OFFSET_SECONDS": "86100"])
+        #expect(ahead.status == 0 && ahead.stdout == first.stdout, "the token is fresh by the server's clock: \(ahead.stderr)")
+        let behind = try await box.runAsync(["token", "issue", name, "--force", "--no-wait"],
+                                            env: ["KISVAULT_HOST_ID": "machine-c", "KISVAULT_CLOCK_OFFSET_SECONDS": "-86400"])
+        let said = behind.stdout + behind.stderr
+        let waited = said.split(separator: "wait ").last.flatMap { Int($0.prefix { $0.isNumber }) }
+        #expect(behind.status != 0 && waited.map { $0 <= 60 } == true, "told to wait the rest of the minute, not a day: \(said)")
+        let status = try await box.runAsync(["token", "status", "--json"], env: ["KISVAULT_CLOCK_OFFSET_SECONDS": "-86400"])
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(mock.requests("/oauth2/tokenP") == 1)
+        await mock.stop()
+    }
 }

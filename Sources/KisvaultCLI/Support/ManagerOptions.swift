@@ -47,12 +47,10 @@ struct ManagerOptions: ParsableArguments {
     @Flag(name: .customLong("no-wait"), help: "Fail instead of waiting out KIS's once-a-minute token limit.")
     var noWait = false
 
-    /// The manager's clock. `KISVAULT_CLOCK_OFFSET_SECONDS` shifts it; it exists for tests
-    /// that move `kis-mock`'s clock (`/__mock/clock/advance`) and must move ours with it.
-    static var clock: @Sendable () -> Date {
-        let offset = ProcessInfo.processInfo.environment["KISVAULT_CLOCK_OFFSET_SECONDS"].flatMap(Double.init) ?? 0
-        return { Date().addingTimeInterval(offset) }
-    }
+    /// The manager's clock: this machine's, which `KISVAULT_CLOCK_OFFSET_SECONDS` shifts,
+    /// for tests that move `kis-mock`'s clock (`/__mock/clock/advance`) and ours with it, or
+    /// that give "machines" clocks that disagree (a team vault corrects to the server's).
+    static var clock: @Sendable () -> Date { { MachineClock.now() } }
 
     /// The settings of a service that unlocks the vault here (or of an agent started here).
     func settings(busyTimeout: Double) -> LocalCredentialService.Settings {

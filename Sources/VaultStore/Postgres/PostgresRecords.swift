@@ -12,12 +12,92 @@ struct PostgresRecords: VaultRecords {
     let logger: Logger
     /// This process's presence locks (see ``PostgresPresence``).
     let presence: PostgresPresence?
+    /// The writes held back in this transaction; nil outside one (each write goes at once).
+    let pending: PendingWrites?
 
-    /// Runs one statement and returns its rows. Blocks this thread (never an event loop's:
-    /// the storage is used from the callers' threads, as SQLite is).
+    /// Runs one statement and returns its rows, after the writes held back (so it sees
+    /// them). Blocks this thread (never an event loop's: the storage is used from the
+    /// callers' threads, as SQLite is).
     @discardableResult
     func run(_ query: PostgresQuery) throws -> [PostgresRow] {
+        if let pending, !pending.isEmpty { try flush(pending) }
+        return try execute(query)
+    }
+
+    @discardableResult
+    private func execute(_ query: PostgresQuery) throws -> [PostgresRow] {
         try connection.query(query, logger: logger).wait().rows
+    }
+
+    /// Sends what `pending` holds: one statement per kind of row, whatever the number of
+    /// rows, in an order that keeps every reference valid (accounts before their tags).
+    func flush(_ pending: PendingWrites) throws {
+        let batch = pending.take()
+        if !batch.accounts.isEmpty {
+            try execute("""
+                INSERT INTO \(unescaped: s).accounts(id, name, environment, appkey_fp, appkey, appsecret, account_no, hts_id, created_at, updated_at, secrets_updated_at)
+                SELECT id, name, environment, decode(appkey_fp, 'base64'), decode(appkey, 'base64'), decode(appsecret, 'base64'),
+                       decode(account_no, 'base64'), decode(hts_id, 'base64'), created_at, updated_at, secrets_updated_at
+                FROM jsonb_to_recordset(\(try PendingWrites.json(batch.accounts))::jsonb) AS x(id text, name text, environment text, appkey_fp text,
+                     appkey text, appsecret text, account_no text, hts_id text, created_at text, updated_at text, secrets_updated_at text)
+                """)
+        }
+        if !batch.tags.isEmpty {
+            try execute("""
+                INSERT INTO \(unescaped: s).account_tags(account_id, tag)
+                SELECT account_id, tag FROM jsonb_to_recordset(\(try PendingWrites.json(batch.tags))::jsonb) AS x(account_id text, tag text)
+                ON CONFLICT DO NOTHING
+                """)
+        }
+        if !batch.claims.isEmpty {
+            try execute("""
+                INSERT INTO \(unescaped: s).issuance(account_id, kind, lease_owner, lease_expires_at, last_request_at)
+                SELECT account_id, kind, lease_owner, lease_expires_at, last_request_at
+                FROM jsonb_to_recordset(\(try PendingWrites.json(batch.claims))::jsonb)
+                     AS x(account_id text, kind text, lease_owner text, lease_expires_at text, last_request_at text)
+                ON CONFLICT (account_id, kind) DO UPDATE SET
+                    lease_owner = excluded.lease_owner, lease_expires_at = excluded.lease_expires_at, last_request_at = excluded.last_request_at
+                """)
+        }
+        if !batch.credentials.isEmpty {
+            let rows = try PendingWrites.json(batch.credentials)
+            try execute("""
+                DELETE FROM \(unescaped: s).credentials c USING jsonb_to_recordset(\(rows)::jsonb) AS x(account_id text, kind text)
+                WHERE c.account_id = x.account_id AND c.kind = x.kind AND c.slot = 'previous'
+                """)
+            try execute("""
+                UPDATE \(unescaped: s).credentials c SET slot = 'previous' FROM jsonb_to_recordset(\(rows)::jsonb) AS x(account_id text, kind text)
+                WHERE c.account_id = x.account_id AND c.kind = x.kind AND c.slot = 'current'
+                """)
+            try execute("""
+                INSERT INTO \(unescaped: s).credentials(account_id, kind, slot, id, value, issued_at, expires_at)
+                SELECT account_id, kind, 'current', id, decode(value, 'base64'), issued_at, expires_at
+                FROM jsonb_to_recordset(\(rows)::jsonb) AS x(account_id text, kind text, id text, value text, issued_at text, expires_at text)
+                """)
+        }
+        if !batch.clears.isEmpty {
+            let rows = try PendingWrites.json(batch.clears)
+            try execute("""
+                INSERT INTO \(unescaped: s).issuance(account_id, kind)
+                SELECT account_id, kind FROM jsonb_to_recordset(\(rows)::jsonb) AS x(account_id text, kind text) ON CONFLICT DO NOTHING
+                """)
+            // As in SQLite, every column in the SET list reads its old value.
+            try execute("""
+                UPDATE \(unescaped: s).issuance i SET last_error = NULL,
+                    lease_owner = CASE WHEN i.lease_owner = x.owner THEN NULL ELSE i.lease_owner END,
+                    lease_expires_at = CASE WHEN i.lease_owner = x.owner THEN NULL ELSE i.lease_expires_at END
+                FROM jsonb_to_recordset(\(rows)::jsonb) AS x(account_id text, kind text, owner text)
+                WHERE i.account_id = x.account_id AND i.kind = x.kind
+                """)
+        }
+        if !batch.audits.isEmpty {
+            try execute("""
+                INSERT INTO \(unescaped: s).audit(seq, at, actor, keyslot, action, account, outcome, detail, mac)
+                SELECT seq, at, actor, keyslot, action, account, outcome, detail, decode(mac, 'base64')
+                FROM jsonb_to_recordset(\(try PendingWrites.json(batch.audits))::jsonb) AS x(seq bigint, at text, actor text, keyslot text,
+                     action text, account text, outcome text, detail text, mac text)
+                """)
+        }
     }
 
     var s: String { schema }
@@ -51,10 +131,8 @@ struct PostgresRecords: VaultRecords {
 
     func setAuditHead(_ head: AuditHead) throws {
         try run("""
-            INSERT INTO \(unescaped: s).meta(key, num) VALUES ('audit_head_seq', \(head.seq)) ON CONFLICT (key) DO UPDATE SET num = excluded.num
-            """)
-        try run("""
-            INSERT INTO \(unescaped: s).meta(key, blob) VALUES ('audit_head_mac', \(head.mac)) ON CONFLICT (key) DO UPDATE SET blob = excluded.blob
+            INSERT INTO \(unescaped: s).meta(key, num, blob) VALUES ('audit_head_seq', \(head.seq), NULL::bytea), ('audit_head_mac', NULL::bigint, \(head.mac))
+            ON CONFLICT (key) DO UPDATE SET num = excluded.num, blob = excluded.blob
             """)
     }
 
@@ -151,6 +229,10 @@ struct PostgresRecords: VaultRecords {
     }
 
     func insertAccount(_ account: SealedAccount, tags: [String], times: AccountTimes) throws {
+        if let pending {
+            pending.add(account: account, tags: tags, times: times)
+            return
+        }
         try run("""
             INSERT INTO \(unescaped: s).accounts(id, name, environment, appkey_fp, appkey, appsecret, account_no, hts_id, created_at, updated_at, secrets_updated_at)
             VALUES (\(account.id), \(account.name), \(account.environment.rawValue), \(account.appkeyFingerprint), \(account.appkey), \(account.appsecret),
@@ -226,6 +308,7 @@ struct PostgresRecords: VaultRecords {
     }
 
     func storeCurrent(_ credential: StoredCredential) throws {
+        if let pending, try pending.add(credential: credential, flushing: flush) { return }
         let (account, kind) = (credential.accountID, credential.kind.rawValue)
         try run("DELETE FROM \(unescaped: s).credentials WHERE account_id = \(account) AND kind = \(kind) AND slot = 'previous'")
         try run("UPDATE \(unescaped: s).credentials SET slot = 'previous' WHERE account_id = \(account) AND kind = \(kind) AND slot = 'current'")
@@ -276,6 +359,14 @@ struct PostgresRecords: VaultRecords {
         try run("\(unescaped: snapshotSQL(kind)) WHERE a.name = \(name)").first.map { try Self.snapshot($0, kind: kind) }
     }
 
+    func issuanceSnapshots(accounts names: [String], kind: CredentialKind) throws -> [IssuanceSnapshot] {
+        try run("\(unescaped: snapshotSQL(kind)) WHERE a.name = ANY(\(names))").map { try Self.snapshot($0, kind: kind) }
+    }
+
+    func existingAccountIDs(_ ids: [String]) throws -> Set<String> {
+        Set(try run("SELECT id FROM \(unescaped: s).accounts WHERE id = ANY(\(ids))").map { try $0.decode(String.self) })
+    }
+
     func issuanceSnapshots(kind: CredentialKind, tag: String?) throws -> [IssuanceSnapshot] {
         let rows: [PostgresRow]
         if let tag {
@@ -320,6 +411,8 @@ struct PostgresRecords: VaultRecords {
     func claimLease(accountID: String, kind: CredentialKind, owner: String, until: String, requestAt: String) throws {
         // Present before the lease is visible: whoever sees the lease sees its holder.
         try presence?.announce(owner)
+        if let pending, try pending.add(claim: .init(accountId: accountID, kind: kind.rawValue, leaseOwner: owner, leaseExpiresAt: until, lastRequestAt: requestAt),
+                                        flushing: flush) { return }
         try run("""
             INSERT INTO \(unescaped: s).issuance(account_id, kind, lease_owner, lease_expires_at, last_request_at)
             VALUES (\(accountID), \(kind.rawValue), \(owner), \(until), \(requestAt))
@@ -336,6 +429,7 @@ struct PostgresRecords: VaultRecords {
     }
 
     func clearError(accountID: String, kind: CredentialKind, releasingLeaseOf owner: String) throws {
+        if let pending, try pending.add(clear: .init(accountId: accountID, kind: kind.rawValue, owner: owner), flushing: flush) { return }
         // As in SQLite, every column in the SET list reads its old value.
         try run("""
             INSERT INTO \(unescaped: s).issuance AS i (account_id, kind) VALUES (\(accountID), \(kind.rawValue))
@@ -372,6 +466,10 @@ struct PostgresRecords: VaultRecords {
     }
 
     func appendAudit(_ record: AuditRecord, mac: Data) throws {
+        if let pending {
+            pending.add(audit: record, mac: mac)
+            return
+        }
         try run("""
             INSERT INTO \(unescaped: s).audit(seq, at, actor, keyslot, action, account, outcome, detail, mac)
             VALUES (\(record.seq), \(record.at), \(record.actor), \(record.keyslot), \(record.action), \(record.account), \(record.outcome), \(record.detail), \(mac))
@@ -409,5 +507,107 @@ struct PostgresRecords: VaultRecords {
 
     func lastAuditRow() throws -> (AuditRecord, Data)? {
         try run("SELECT \(unescaped: auditColumns), mac FROM \(unescaped: s).audit ORDER BY seq DESC LIMIT 1").first.map(Self.auditRecord)
+    }
+}
+
+/// The writes of one transaction that nobody reads the answer of (new accounts and their
+/// tags, leases claimed, credentials stored, errors cleared, audit rows), held back and
+/// sent as one statement per kind: a bulk commit of 64 accounts is a handful of round
+/// trips instead of six per account. Any other statement, and COMMIT, sends them first,
+/// so the transaction reads what it wrote; a write that would touch a row already held
+/// back for the same purpose sends the batch first, so the order of changes to one row
+/// is the order they were made. Rows travel as one JSON parameter each batch (bound, never
+/// spliced into the SQL; binary fields in base64).
+final class PendingWrites {
+    struct AccountRow: Encodable {
+        var id, name, environment: String
+        var appkeyFp, appkey, appsecret: Data
+        var accountNo, htsId: Data?
+        var createdAt, updatedAt, secretsUpdatedAt: String
+    }
+    struct TagRow: Encodable { var accountId, tag: String }
+    struct ClaimRow: Encodable { var accountId, kind, leaseOwner, leaseExpiresAt, lastRequestAt: String }
+    struct CredentialRow: Encodable { var accountId, kind, id: String; var value: Data; var issuedAt, expiresAt: String }
+    struct ClearRow: Encodable { var accountId, kind, owner: String }
+    struct AuditRow: Encodable {
+        var seq: Int64
+        var at, actor: String
+        var keyslot: String?
+        var action: String
+        var account: String?
+        var outcome, detail: String
+        var mac: Data
+    }
+
+    struct Batch {
+        var accounts: [AccountRow] = []
+        var tags: [TagRow] = []
+        var claims: [ClaimRow] = []
+        var credentials: [CredentialRow] = []
+        var clears: [ClearRow] = []
+        var audits: [AuditRow] = []
+    }
+
+    private var batch = Batch()
+    /// (account, kind) pairs held back by purpose, to tell when a write must wait its turn.
+    private var stored: Set<String> = [], leased: Set<String> = []
+    private(set) var isEmpty = true
+
+    func take() -> Batch {
+        defer { batch = Batch(); stored = []; leased = []; isEmpty = true }
+        return batch
+    }
+
+    func add(account: SealedAccount, tags: [String], times: AccountTimes) {
+        batch.accounts.append(AccountRow(id: account.id, name: account.name, environment: account.environment.rawValue,
+                                         appkeyFp: account.appkeyFingerprint, appkey: account.appkey, appsecret: account.appsecret,
+                                         accountNo: account.accountNumber, htsId: account.htsID, createdAt: times.createdAt,
+                                         updatedAt: times.updatedAt, secretsUpdatedAt: times.secretsUpdatedAt))
+        batch.tags += tags.map { TagRow(accountId: account.id, tag: $0) }
+        isEmpty = false
+    }
+
+    func add(audit record: AuditRecord, mac: Data) {
+        batch.audits.append(AuditRow(seq: record.seq, at: record.at, actor: record.actor, keyslot: record.keyslot, action: record.action,
+                                     account: record.account, outcome: record.outcome, detail: record.detail, mac: mac))
+        isEmpty = false
+    }
+
+    /// Holds `credential` back; a second one for the same account and kind sends the
+    /// first batch before (each replaces the one before it). Always true: held.
+    func add(credential: StoredCredential, flushing flush: (PendingWrites) throws -> Void) throws -> Bool {
+        let key = credential.accountID + "/" + credential.kind.rawValue
+        if stored.contains(key) { try flush(self) }
+        stored.insert(key)
+        batch.credentials.append(CredentialRow(accountId: credential.accountID, kind: credential.kind.rawValue, id: credential.id,
+                                               value: credential.value, issuedAt: credential.issuedAt, expiresAt: credential.expiresAt))
+        isEmpty = false
+        return true
+    }
+
+    /// Claims and clears change the same issuance row: one held back for a row already in
+    /// the batch sends the batch first.
+    func add(claim: ClaimRow, flushing flush: (PendingWrites) throws -> Void) throws -> Bool {
+        let key = claim.accountId + "/" + claim.kind
+        if leased.contains(key) { try flush(self) }
+        leased.insert(key)
+        batch.claims.append(claim)
+        isEmpty = false
+        return true
+    }
+
+    func add(clear: ClearRow, flushing flush: (PendingWrites) throws -> Void) throws -> Bool {
+        let key = clear.accountId + "/" + clear.kind
+        if leased.contains(key) { try flush(self) }
+        leased.insert(key)
+        batch.clears.append(clear)
+        isEmpty = false
+        return true
+    }
+
+    static func json(_ rows: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try encoder.encode(rows), as: UTF8.self)
     }
 }

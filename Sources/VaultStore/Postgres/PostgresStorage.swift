@@ -15,7 +15,8 @@ import PostgresNIO
 /// Connections are pooled per process.
 public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     public let location: String
-    public let formatVersion: Int
+    /// Set once, by ``open(url:mode:busyTimeout:)`` before the storage is handed out.
+    public private(set) var formatVersion: Int
     let place: PostgresLocation
     let configuration: PostgresConnection.Configuration
     let mode: SQLiteStorage.AccessMode
@@ -26,6 +27,8 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
 
     /// The session-level advisory locks that say this process is alive.
     let presence: PostgresPresence
+    /// The server's clock as seen from here.
+    let clock = ServerClock()
     private let lock = NSLock()
     private var idle: [PostgresConnection] = []
     private var closed = false
@@ -85,6 +88,10 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
                  mode: SQLiteStorage.AccessMode, busyTimeout: Double) {
         self.place = place
         location = place.text
+        // How long a write waits for the vault's lock, set once per session in the startup
+        // message rather than by a statement in every transaction.
+        var configuration = configuration
+        configuration.options.additionalStartupParameters.append(("lock_timeout", "\(Int(busyTimeout * 1000))"))
         self.configuration = configuration
         self.formatVersion = formatVersion
         self.mode = mode
@@ -107,19 +114,18 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     ///   ``VaultError/notAVault(path:reason:)``, ``VaultError/newerFormat(path:found:supported:)``.
     public static func open(url: String, mode: SQLiteStorage.AccessMode = .readWrite, busyTimeout: Double = 5) throws(VaultError) -> PostgresStorage {
         let place = try PostgresLocation(url)
-        let probe = PostgresStorage(place: place, configuration: try connectionConfiguration(place), formatVersion: 0, mode: mode, busyTimeout: busyTimeout)
-        let version = try probe.withConnection { connection -> Int? in
-            try probe.formatVersion(connection)
+        let storage = PostgresStorage(place: place, configuration: try connectionConfiguration(place), formatVersion: 0, mode: mode, busyTimeout: busyTimeout)
+        let version = try storage.withConnection { connection -> Int? in
+            try storage.formatVersion(connection)
         }
         guard let version else { throw .vaultNotFound(path: place.text) }
         guard version <= migrations.count else { throw .newerFormat(path: place.text, found: version, supported: migrations.count) }
-        var current = version
+        storage.formatVersion = version
+        try storage.measureClock()
         if version < migrations.count, mode == .readWrite {
-            try probe.withConnection { connection in try probe.transaction(connection, write: true) { try probe.migrate($0, from: version) } }
-            current = migrations.count
+            try storage.withConnection { connection in try storage.transaction(connection, write: true) { try storage.migrate($0, from: version) } }
+            storage.formatVersion = migrations.count
         }
-        let storage = PostgresStorage(place: place, configuration: probe.configuration, formatVersion: current, mode: mode, busyTimeout: busyTimeout)
-        storage.adopt(probe)
         return storage
     }
 
@@ -184,6 +190,27 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
         return try withConnection { connection in try transaction(connection, write: true, body) }
     }
 
+    /// Measured when the vault is opened and again every few minutes, on the next use:
+    /// a failed measurement keeps the last one (the next statement reports the outage).
+    public func clockOffset() -> TimeInterval {
+        let (offset, stale) = clock.current
+        guard stale else { return offset }
+        try? measureClock()
+        return clock.current.offset
+    }
+
+    /// Three round trips for the server's `clock_timestamp()`, timed by this machine.
+    func measureClock() throws(VaultError) {
+        let samples = try withConnection { connection in
+            try (0..<3).map { _ -> (server: Date, before: Date, after: Date) in
+                let before = MachineClock.now()
+                let seconds = try connection.query("SELECT extract(epoch FROM clock_timestamp())::float8", logger: logger).wait().rows.first?.decode(Double.self) ?? 0
+                return (Date(timeIntervalSince1970: seconds), before, MachineClock.now())
+            }
+        }
+        clock.record(samples)
+    }
+
     public func close() {
         presence.close()
         let connections = lock.withLock { () -> [PostgresConnection] in
@@ -206,7 +233,7 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
 
     /// What the schema's `format` table says, nil when there is no vault in the schema.
     func formatVersion(_ connection: PostgresConnection) throws -> Int? {
-        let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger, presence: nil)
+        let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger, presence: nil, pending: nil)
         let found = try records.run("SELECT count(*) FROM pg_tables WHERE schemaname = \(place.schema) AND tablename = 'format'").first?.decode(Int64.self) ?? 0
         guard found == 1 else { return nil }
         guard let row = try records.run("SELECT application, version FROM \(unescaped: place.schema).format").first else {
@@ -234,8 +261,10 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
 
     /// Runs `body` in one transaction on `connection`: a write takes the vault's advisory
     /// lock first (waiting at most the busy timeout), a read is a REPEATABLE READ snapshot.
+    /// Writes the records hold back (``PendingWrites``) go out before COMMIT, which runs
+    /// through ``PostgresRecords/run(_:)`` like every other statement.
     func transaction<T>(_ connection: PostgresConnection, write: Bool, _ body: (PostgresRecords) throws -> T) throws -> T {
-        let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger, presence: presence)
+        let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger, presence: presence, pending: PendingWrites())
         do {
             try records.run(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         } catch {
@@ -245,10 +274,7 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
             throw error
         }
         do {
-            if write {
-                try records.run(PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = '\(Int(busyTimeout * 1000))ms'"))
-                try records.run("SELECT pg_advisory_xact_lock(\(lockKey))")
-            }
+            if write { try records.run("SELECT pg_advisory_xact_lock(\(lockKey))") }
             let result = try body(records)
             try records.run("COMMIT")
             return result
@@ -318,15 +344,6 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
             return true
         }
         if !keep { Self.dispose(connection) }
-    }
-
-    /// Takes over the connections of the probe that opened the vault.
-    private func adopt(_ probe: PostgresStorage) {
-        let connections = probe.lock.withLock { () -> [PostgresConnection] in
-            defer { probe.idle = [] }
-            return probe.idle
-        }
-        lock.withLock { idle += connections }
     }
 
     /// Maps PostgreSQL and connection failures to the vault's typed errors, once, here.

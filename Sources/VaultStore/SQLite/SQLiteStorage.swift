@@ -145,6 +145,9 @@ public final class SQLiteStorage: VaultStorage {
         if !stale.isEmpty { throw .staleFiles(path: path, files: stale) }
     }
 
+    /// A file has the machine's clock only.
+    public func clockOffset() -> TimeInterval { 0 }
+
     public func close() {
         try? db.close()
     }

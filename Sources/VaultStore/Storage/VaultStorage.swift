@@ -32,6 +32,8 @@ public protocol VaultStorage: Sendable {
     func foreignRecordProblems() -> [String]
     /// Closes the connections. Further use throws.
     func close()
+    /// How far the storage's clock is ahead of ``MachineClock`` (0 for a file).
+    func clockOffset() -> TimeInterval
 }
 
 /// The records of one vault inside one transaction of a ``VaultStorage``. Methods that
@@ -100,6 +102,11 @@ public protocol VaultRecords {
     func issuanceSnapshot(account name: String, kind: CredentialKind) throws -> IssuanceSnapshot?
     /// The issuance state of every account (optionally tagged `tag`), by name.
     func issuanceSnapshots(kind: CredentialKind, tag: String?) throws -> [IssuanceSnapshot]
+    /// The issuance state of the accounts named `names` that exist, in any order: one
+    /// statement for a batch where a round trip costs (see the default below).
+    func issuanceSnapshots(accounts names: [String], kind: CredentialKind) throws -> [IssuanceSnapshot]
+    /// Which of `ids` are accounts still.
+    func existingAccountIDs(_ ids: [String]) throws -> Set<String>
     /// Every issuance row as stored (for `vault copy`).
     func issuanceRecords() throws -> [IssuanceRecord]
     func insertIssuance(_ record: IssuanceRecord) throws
@@ -130,6 +137,19 @@ public protocol VaultRecords {
     func auditRow(seq: Int64) throws -> (AuditRecord, Data)?
     /// The row with the highest number, with its MAC.
     func lastAuditRow() throws -> (AuditRecord, Data)?
+}
+
+extension VaultRecords {
+    // One lookup per item: right for a file read in-process, where a statement costs
+    // microseconds. A server's records answer a batch in one statement instead.
+
+    public func issuanceSnapshots(accounts names: [String], kind: CredentialKind) throws -> [IssuanceSnapshot] {
+        try names.compactMap { try issuanceSnapshot(account: $0, kind: kind) }
+    }
+
+    public func existingAccountIDs(_ ids: [String]) throws -> Set<String> {
+        Set(try ids.filter { try accountExists(id: $0) })
+    }
 }
 
 /// What identifies a vault, written once by `init`.
