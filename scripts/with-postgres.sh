@@ -3,7 +3,8 @@
 # made with initdb in a temporary directory, owned by an unprivileged user (the server
 # refuses to run as root, and CI runs as root), listening on a free loopback port and on a
 # socket in that directory. The command gets KISVAULT_TEST_PG_URL (TCP, password auth),
-# KISVAULT_TEST_PG_SOCKET_URL (the socket) and PGPASSWORD. The cluster is stopped and
+# KISVAULT_TEST_PG_SOCKET_URL (the socket), PGPASSWORD, and KISVAULT_TEST_PG_CTL (a
+# script that stops or starts the server). The cluster is stopped and
 # removed when the command ends, whatever its outcome; the command's status is the
 # script's.
 #
@@ -43,16 +44,35 @@ rm -f "$dir/pwfile"
 sed -i 's/^local\s\+all\s\+all\s\+scram-sha-256/local all all trust/' "$dir/data/pg_hba.conf"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/run/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/run -c fsync=off -c max_connections=200" start >/dev/null \
+options="-c listen_addresses=127.0.0.1 -p $port -k $dir/run -c fsync=off -c max_connections=200"
+as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/run/server.log" -w -t 60 -o "$options" start >/dev/null \
     || { cat "$dir/run/server.log" >&2; exit 1; }
 as "$bindir/psql" -h "$dir/run" -p "$port" -U kisvault -d postgres -qc "CREATE DATABASE kisvault_test" >/dev/null
+
+# The server's fault tests stop and start it with this script (`ctl stop|start`). The
+# server must keep none of the caller's descriptors (a test runner's pipes and sockets,
+# which it would then hold open forever): Python's subprocess closes every one above
+# stderr in the child, and the server's output goes to its log. The script itself stays a
+# root process (Foundation's Process never reaps a child that changed its user).
+prefix=""
+[ "$(id -u)" = 0 ] && prefix="'setpriv', '--reuid=$runas', '--regid=$(id -g "$runas")', '--init-groups', '--',"
+cat > "$dir/ctl" <<CTL
+#!/usr/bin/env python3
+import subprocess, sys
+if sys.argv[1:] not in (["stop"], ["start"]):
+    sys.exit("usage: ctl stop|start")
+command = [$prefix "$bindir/pg_ctl", "-D", "$dir/data", "-l", "$dir/run/server.log", "-m", "fast", "-w", "-t", "60",
+           "-o", "$options", sys.argv[1]]
+sys.exit(subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True).returncode)
+CTL
+chmod 0755 "$dir/ctl"
 
 export PGPASSWORD="$password"
 export KISVAULT_TEST_PG_URL="postgres://kisvault@127.0.0.1:$port/kisvault_test"
 export KISVAULT_TEST_PG_SOCKET_URL="postgres://kisvault@localhost:$port/kisvault_test?host=$dir/run"
 export KISVAULT_TEST_PG_BIN="$bindir"
 export KISVAULT_TEST_PG_DATA="$dir/data"
+export KISVAULT_TEST_PG_CTL="$dir/ctl"
 set +e
 "$@"
 status=$?

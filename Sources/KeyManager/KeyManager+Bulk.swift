@@ -169,7 +169,7 @@ extension KeyManager {
                                                    message: "issued at KIS but not stored: \(reason)")
                 } else if results[name] == nil {
                     results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-attempted",
-                                                   message: "not attempted: the vault could not be written")
+                                                   message: "not attempted: the vault could not be written: \(reason)")
                     progress.record(.failed)
                 }
             }

@@ -161,4 +161,53 @@ import Testing
         #expect(mock.requests("/oauth2/tokenP") == 1)
         await mock.stop()
     }
+
+    /// The server stopped in the middle of `approval issue --all`: the run ends (no hang)
+    /// with each account's fate in its report; with the server back, running it again
+    /// finishes the rest. Every key issued and stored is kept, one issued but never stored
+    /// is issued again. Needs with-postgres.sh's control script, and no other test using
+    /// the server at the time (`make test` runs tests one at a time).
+    @Test func aServerStoppedMidBulkRunIsReportedAndARerunFinishes() async throws {
+        guard let ctl = ProcessInfo.processInfo.environment["KISVAULT_TEST_PG_CTL"],
+              let (box, mock, accounts, _) = try await Self.setUp(count: 400, configure: { $0.latencyMilliseconds = 40 }) else { return }
+        let run = Task { try await box.runAsync(["approval", "issue", "--all", "--concurrency", "8", "--json"], timeout: 90) }
+        for _ in 0..<3000 where mock.requests("/oauth2/Approval") < 60 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try await Self.runQuietly(ctl, "stop") == 0, "pg_ctl stop")
+        let first = try await run.value
+        #expect(try await Self.runQuietly(ctl, "start") == 0, "pg_ctl start")
+        struct Report: Decodable { struct Item: Decodable { var account: String; var status: String; var message: String? }
+                                   var results: [Item] }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let report = try decoder.decode(Report.self, from: Data(first.stdout.utf8))
+        let failed = report.results.filter { $0.status == "failed" }
+        #expect(first.status == 7 && report.results.count == accounts.count && !failed.isEmpty,
+                "\(first.status) \(failed.count) failed: \(first.stderr.suffix(600))")
+        #expect(first.stderr.contains("run the same command again"), "\(first.stderr.suffix(600))")
+        #expect(failed.allSatisfy { $0.message?.contains("PostgreSQL") == true }, "each says why: \(failed.prefix(2))")
+        let issuedBefore = mock.requests("/oauth2/Approval")
+        let second = try await box.runAsync(["approval", "issue", "--all", "--concurrency", "8", "--json"], timeout: 90)
+        #expect(second.status == 0, "\(second.stderr.suffix(600))")
+        let rerun = try decoder.decode(Report.self, from: Data(second.stdout.utf8))
+        let reissued = rerun.results.filter { $0.status == "issued" }.map(\.account)
+        #expect(Set(reissued) == Set(failed.map(\.account)), "the rerun issues exactly what the first run reported failed")
+        #expect(mock.requests("/oauth2/Approval") == issuedBefore + reissued.count)
+        let status = try await box.runAsync(["approval", "status", "--json"])
+        #expect(status.status == 0 && !status.stdout.contains("\"none\""), "every account has a key")
+        await mock.stop()
+    }
+
+    /// Runs the Python `script` with no pipes of ours (a server it starts must not hold them).
+    static func runQuietly(_ script: String, _ arguments: String...) async throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script] + arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        return try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+    }
 }

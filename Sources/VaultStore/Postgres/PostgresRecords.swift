@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import PostgresNIO
 import VaultCrypto
 
@@ -24,9 +25,32 @@ struct PostgresRecords: VaultRecords {
         return try execute(query)
     }
 
+    /// How long any statement may go unanswered on a live connection. A statement that
+    /// waits for the vault's lock gives up sooner, at the server's lock_timeout; this
+    /// bounds what nothing else does (a server that stopped answering, a cut network).
+    static let unansweredAfter: Int64 = 120
+
+    /// One statement, answered, failed, or given up: within a second of the connection
+    /// closing under it (a statement sent as the server shut the session down is otherwise
+    /// never failed by PostgresNIO, and the caller would wait forever), or after
+    /// ``unansweredAfter``.
     @discardableResult
     private func execute(_ query: PostgresQuery) throws -> [PostgresRow] {
-        try connection.query(query, logger: logger).wait().rows
+        let connection = connection
+        let answer = connection.eventLoop.makePromise(of: PostgresQueryResult.self)
+        connection.query(query, logger: logger).cascade(to: answer)
+        // Looked at once a second while unanswered (most statements never see it run): a
+        // callback on the connection's close would pile up on a pooled connection.
+        let started = NIODeadline.now()
+        let watch = connection.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            if connection.isClosed {
+                answer.fail(Unanswered(seconds: nil))
+            } else if NIODeadline.now() - started > .seconds(Self.unansweredAfter) {
+                answer.fail(Unanswered(seconds: Self.unansweredAfter))
+            }
+        }
+        defer { watch.cancel() }
+        return try answer.futureResult.wait().rows
     }
 
     /// Sends what `pending` holds: one statement per kind of row, whatever the number of
@@ -508,6 +532,12 @@ struct PostgresRecords: VaultRecords {
     func lastAuditRow() throws -> (AuditRecord, Data)? {
         try run("SELECT \(unescaped: auditColumns), mac FROM \(unescaped: s).audit ORDER BY seq DESC LIMIT 1").first.map(Self.auditRecord)
     }
+}
+
+/// A statement the server never answered: its connection closed first (nil), or it
+/// waited `seconds`.
+struct Unanswered: Error {
+    let seconds: Int64?
 }
 
 /// The writes of one transaction that nobody reads the answer of (new accounts and their

@@ -279,6 +279,9 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
             try records.run("COMMIT")
             return result
         } catch {
+            // A connection the server dropped has no transaction left to roll back (and a
+            // statement sent on it may never be answered): it is discarded instead.
+            if case .unreachable = translate(error) { throw error }
             _ = try? records.run("ROLLBACK")
             throw error
         }
@@ -391,6 +394,12 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
         }
         if error is ChannelError || error is IOError {
             return .unreachable(location: location, detail: "cannot connect to PostgreSQL: \(error)")
+        }
+        if let error = error as? Unanswered {
+            guard let seconds = error.seconds else {
+                return .unreachable(location: location, detail: "the connection to the PostgreSQL server closed mid-statement; try again when it is back")
+            }
+            return .unreachable(location: location, detail: "the PostgreSQL server did not answer for \(seconds) s; is it overloaded, or the network cut?")
         }
         if let error = error as? PostgresDecodingError {
             return .damaged(path: location, detail: "a column is not of the type kisvault wrote (\(error.code))")
