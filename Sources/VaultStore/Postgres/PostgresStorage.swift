@@ -92,6 +92,9 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
         // message rather than by a statement in every transaction.
         var configuration = configuration
         configuration.options.additionalStartupParameters.append(("lock_timeout", "\(Int(busyTimeout * 1000))"))
+        // Every statement is small and indexed; compiling one (JIT, on where a table's
+        // statistics are stale) costs more than it saves.
+        configuration.options.additionalStartupParameters.append(("jit", "off"))
         self.configuration = configuration
         self.formatVersion = formatVersion
         self.mode = mode
