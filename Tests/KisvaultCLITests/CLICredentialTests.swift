@@ -339,10 +339,21 @@ import FoundationNetworking
             #expect(run.stdout == stored.stdout, "the sample uses the token kisvault holds")
             #expect(mock.requests("/oauth2/tokenP") == before, "\(zone): the sample asked KIS")
         }
-        let file = try FileManager.default.contentsOfDirectory(atPath: box.dir + "/home/KIS/config")
-        #expect(file.count == 1 && file[0].hasPrefix("KIS"))
-        let mode = try FileManager.default.attributesOfItem(atPath: box.dir + "/home/KIS/config/" + file[0])[.posixPermissions] as? Int
-        #expect(mode == 0o600)
+        // The sample names its file for the local day: Seoul is a day ahead of the other
+        // two from 15:00 UTC on, so one file or two.
+        let days = Set(["America/New_York", "Asia/Seoul", "UTC"].map { zone -> String in
+            let day = DateFormatter()
+            day.locale = Locale(identifier: "en_US_POSIX")
+            day.timeZone = TimeZone(identifier: zone)
+            day.dateFormat = "yyyyMMdd"
+            return "KIS" + day.string(from: Date())
+        })
+        let files = try FileManager.default.contentsOfDirectory(atPath: box.dir + "/home/KIS/config")
+        #expect(Set(files) == days || Set(files).count == days.count, "\(files) for \(days.sorted())")
+        for file in files {
+            let mode = try FileManager.default.attributesOfItem(atPath: box.dir + "/home/KIS/config/" + file)[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+        }
         // env and json next to each other, in a directory of the user's choice.
         let out = box.dir + "/tokens"
         #expect(try await box.runAsync(["token", "export", a.name, "--format", "env", "--dir", out]).status == 0)

@@ -11,7 +11,7 @@ public enum OutputFormat: String, ExpressibleByArgument, Sendable, CaseIterable 
 /// Options every command shares: where the vault is, how to print, how to get the
 /// passphrase. Pulled into each command with `@OptionGroup`.
 public struct VaultOptions: ParsableArguments, @unchecked Sendable {
-    @Option(name: .customLong("vault"), help: ArgumentHelp("The vault file (default: $KISVAULT_PATH, else $XDG_DATA_HOME/kisvault/vault.db).", valueName: "path"))
+    @Option(name: .customLong("vault"), help: ArgumentHelp("The vault: a file, or a postgres:// URL for a team vault (default: $KISVAULT_PATH, else $XDG_DATA_HOME/kisvault/vault.db).", valueName: "path-or-url"))
     var vaultPath: String?
 
     @Flag(help: "Print diagnostics to stderr.")

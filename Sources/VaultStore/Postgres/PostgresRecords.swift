@@ -636,19 +636,17 @@ final class PendingWrites {
     /// Claims and clears change the same issuance row: one held back for a row already in
     /// the batch sends the batch first.
     func add(claim: ClaimRow, flushing flush: (PendingWrites) throws -> Void) throws -> Bool {
-        let key = claim.accountId + "/" + claim.kind
-        if leased.contains(key) { try flush(self) }
-        leased.insert(key)
-        batch.claims.append(claim)
-        isEmpty = false
-        return true
+        try holdIssuanceChange(of: claim.accountId + "/" + claim.kind, flushing: flush) { $0.claims.append(claim) }
     }
 
     func add(clear: ClearRow, flushing flush: (PendingWrites) throws -> Void) throws -> Bool {
-        let key = clear.accountId + "/" + clear.kind
+        try holdIssuanceChange(of: clear.accountId + "/" + clear.kind, flushing: flush) { $0.clears.append(clear) }
+    }
+
+    private func holdIssuanceChange(of key: String, flushing flush: (PendingWrites) throws -> Void, _ append: (inout Batch) -> Void) throws -> Bool {
         if leased.contains(key) { try flush(self) }
         leased.insert(key)
-        batch.clears.append(clear)
+        append(&batch)
         isEmpty = false
         return true
     }
