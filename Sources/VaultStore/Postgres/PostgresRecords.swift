@@ -36,7 +36,11 @@ struct PostgresRecords: VaultRecords {
     /// ``unansweredAfter``.
     @discardableResult
     private func execute(_ query: PostgresQuery) throws -> [PostgresRow] {
-        let connection = connection
+        try Self.answer(query, on: connection, logger: logger)
+    }
+
+    /// ``execute(_:)`` on any connection (the presence session's, a clock reading's).
+    static func answer(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) throws -> [PostgresRow] {
         let answer = connection.eventLoop.makePromise(of: PostgresQueryResult.self)
         connection.query(query, logger: logger).cascade(to: answer)
         // Looked at once a second while unanswered (most statements never see it run): a

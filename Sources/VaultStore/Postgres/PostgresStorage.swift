@@ -207,7 +207,8 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
         let samples = try withConnection { connection in
             try (0..<3).map { _ -> (server: Date, before: Date, after: Date) in
                 let before = MachineClock.now()
-                let seconds = try connection.query("SELECT extract(epoch FROM clock_timestamp())::float8", logger: logger).wait().rows.first?.decode(Double.self) ?? 0
+                let seconds = try PostgresRecords.answer("SELECT extract(epoch FROM clock_timestamp())::float8", on: connection, logger: logger)
+                    .first?.decode(Double.self) ?? 0
                 return (Date(timeIntervalSince1970: seconds), before, MachineClock.now())
             }
         }
@@ -490,8 +491,8 @@ final class PostgresPresence: @unchecked Sendable {
                 on: PostgresConnection.defaultEventLoopGroup.any(), configuration: configuration, id: 0, logger: logger).wait()
             connection = session
             let (classID, objectID) = key(owner)
-            _ = try session.query("SELECT pg_advisory_lock(\(Int32(bitPattern: UInt32(classID))), \(Int32(bitPattern: UInt32(objectID))))",
-                                  logger: logger).wait()
+            _ = try PostgresRecords.answer("SELECT pg_advisory_lock(\(Int32(bitPattern: UInt32(classID))), \(Int32(bitPattern: UInt32(objectID))))",
+                                           on: session, logger: logger)
             announced.insert(owner)
         }
     }
