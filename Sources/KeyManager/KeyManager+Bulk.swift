@@ -282,7 +282,9 @@ actor ClaimDispenser {
 /// it lands; a run killed in that window loses only what was in flight anyway.
 ///
 /// Results arrive sealed and are stored against the snapshot their lease was claimed
-/// with: the commit reads nothing again.
+/// with: the commit reads nothing again. Commits run one at a time, in order, on a queue
+/// of their own, so a commit that waits on a database server (milliseconds of round trips)
+/// blocks neither the workers handing in the next results nor the concurrency pool.
 actor Committer {
     /// One answer from KIS, ready to store.
     enum Outcome: Sendable {
@@ -295,16 +297,18 @@ actor Committer {
     let delay: TimeInterval
     var pending: [(IssuanceSnapshot, Outcome)] = []
     var scheduled = false
-    /// The first failure to write the vault; nothing is committed after it.
-    private(set) var failure: (any Error)?
-    /// Accounts (by id) whose issued credential was in a batch that failed to commit.
-    private(set) var lost: Set<String> = []
+    private let queue = DispatchQueue(label: "kisvault.bulk.commits")
+    private let outcome = CommitOutcome()
 
-    var hasFailed: Bool { failure != nil }
+    /// The first failure to write the vault; nothing is committed after it.
+    var failure: (any Error)? { outcome.failure }
+    /// Accounts (by id) whose issued credential was in a batch that failed to commit.
+    var lost: Set<String> { outcome.lost }
+    var hasFailed: Bool { outcome.failure != nil }
 
     /// Records a vault failure met elsewhere (claiming leases): the run stops.
     func noteFailure(_ error: any Error) {
-        if failure == nil { failure = error }
+        outcome.fail(error, losing: [])
     }
 
     init(manager: KeyManager, batch: Int, delay: TimeInterval) {
@@ -317,7 +321,7 @@ actor Committer {
         if let failure { throw failure }
         pending.append((claimed, outcome))
         if pending.count >= batch {
-            try flush()
+            startCommit()
         } else if !scheduled {
             scheduled = true
             Task {
@@ -329,34 +333,59 @@ actor Committer {
 
     func timedFlush() {
         scheduled = false
-        do { try flush() } catch { failure = error }
+        startCommit()
     }
 
-    /// Commits what is pending. After a failure elsewhere (claiming leases) the pending
-    /// results are still tried: stored if the vault takes them, else marked lost.
-    func flush() throws {
-        guard !pending.isEmpty else {
-            if let failure { throw failure }
-            return
-        }
+    /// Commits what is pending and waits for every commit started before. After a failure
+    /// elsewhere (claiming leases) the pending results are still tried: stored if the
+    /// vault takes them, else marked lost.
+    func flush() async throws {
+        startCommit()
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in queue.async { done.resume() } }
+        if let failure { throw failure }
+    }
+
+    /// Queues the pending results' commit behind the ones before it.
+    private func startCommit() {
+        guard !pending.isEmpty else { return }
         let items = pending
         pending = []
-        let outcomes = Dictionary(items.map { ($0.0.accountID, $0.1) }, uniquingKeysWith: { a, _ in a })
-        do {
-            try manager.vault.withClaimed(items.map(\.0)) { tx in
-                switch outcomes[tx.snapshot.accountID] {
-                case .issued(let sealed, let times): try manager.store(tx, sealed, times)
-                case .failed(let error): try manager.fail(tx, error)
-                case nil: break
+        let (manager, outcome) = (manager, outcome)
+        queue.async {
+            let outcomes = Dictionary(items.map { ($0.0.accountID, $0.1) }, uniquingKeysWith: { a, _ in a })
+            do {
+                try manager.vault.withClaimed(items.map(\.0)) { tx in
+                    switch outcomes[tx.snapshot.accountID] {
+                    case .issued(let sealed, let times): try manager.store(tx, sealed, times)
+                    case .failed(let error): try manager.fail(tx, error)
+                    case nil: break
+                    }
                 }
+            } catch {
+                // The batch's transaction rolled back whole: its issued credentials are lost.
+                outcome.fail(error, losing: items.compactMap { snapshot, result in
+                    if case .issued = result { return snapshot.accountID }
+                    return nil
+                })
             }
-        } catch {
-            // The batch's transaction rolled back whole: its issued credentials are lost.
-            if failure == nil { failure = error }
-            for (snapshot, outcome) in items {
-                if case .issued = outcome { lost.insert(snapshot.accountID) }
-            }
-            throw error
+        }
+    }
+}
+
+/// What the commits of a bulk run came to, written from the commit queue and read by the
+/// run.
+final class CommitOutcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _failure: (any Error)?
+    private var _lost: Set<String> = []
+
+    var failure: (any Error)? { lock.withLock { _failure } }
+    var lost: Set<String> { lock.withLock { _lost } }
+
+    func fail(_ error: any Error, losing ids: [String]) {
+        lock.withLock {
+            if _failure == nil { _failure = error }
+            _lost.formUnion(ids)
         }
     }
 }

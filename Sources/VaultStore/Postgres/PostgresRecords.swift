@@ -377,14 +377,16 @@ struct PostgresRecords: VaultRecords {
 
     func snapshotSQL(_ kind: CredentialKind) -> String {
         // The kind is one of two fixed words, never user text: written into the statement.
+        // Each joined row is looked up by its primary key (LATERAL): tables filled moments
+        // ago have no statistics, and the planner then scans them whole once per account.
         let k = kind.rawValue
         return """
             SELECT a.id, a.name, a.environment, c.issued_at, c.expires_at, p.issued_at, p.expires_at,
                    i.lease_owner, i.lease_expires_at, i.last_request_at, i.rejected_code, i.rejected_message, i.last_error
             FROM \(s).accounts a
-            LEFT JOIN \(s).credentials c ON c.account_id = a.id AND c.kind = '\(k)' AND c.slot = 'current'
-            LEFT JOIN \(s).credentials p ON p.account_id = a.id AND p.kind = '\(k)' AND p.slot = 'previous'
-            LEFT JOIN \(s).issuance i ON i.account_id = a.id AND i.kind = '\(k)'
+            LEFT JOIN LATERAL (SELECT issued_at, expires_at FROM \(s).credentials WHERE account_id = a.id AND kind = '\(k)' AND slot = 'current') c ON true
+            LEFT JOIN LATERAL (SELECT issued_at, expires_at FROM \(s).credentials WHERE account_id = a.id AND kind = '\(k)' AND slot = 'previous') p ON true
+            LEFT JOIN LATERAL (SELECT * FROM \(s).issuance WHERE account_id = a.id AND kind = '\(k)') i ON true
             """
     }
 
@@ -442,7 +444,12 @@ struct PostgresRecords: VaultRecords {
     }
 
     func sealedAppCredentials(accountID: String) throws -> (appkey: Data, appsecret: Data)? {
-        try run("SELECT appkey, appsecret FROM \(unescaped: s).accounts WHERE id = \(accountID)").first.map { try $0.decode((Data, Data).self) }
+        // Read after each claim of a claim batch: held-back writes change no appkey unless
+        // they add accounts, so the claims stay held and go out together.
+        if let pending, !pending.holdsAccounts {
+            return try execute("SELECT appkey, appsecret FROM \(unescaped: s).accounts WHERE id = \(accountID)").first.map { try $0.decode((Data, Data).self) }
+        }
+        return try run("SELECT appkey, appsecret FROM \(unescaped: s).accounts WHERE id = \(accountID)").first.map { try $0.decode((Data, Data).self) }
     }
 
     func leaseHolderAlive(_ owner: String) throws -> Bool? {
@@ -604,9 +611,15 @@ final class PendingWrites {
     /// (account, kind) pairs held back by purpose, to tell when a write must wait its turn.
     private var stored: Set<String> = [], leased: Set<String> = []
     private(set) var isEmpty = true
+    /// Whether new accounts are held (a read of the accounts table must send them first).
+    var holdsAccounts: Bool { !batch.accounts.isEmpty }
+
+    /// Rows sent so far by this transaction's batches.
+    private(set) var sentRows = 0
 
     func take() -> Batch {
         defer { batch = Batch(); stored = []; leased = []; isEmpty = true }
+        sentRows += batch.accounts.count + batch.tags.count + batch.claims.count + batch.credentials.count + batch.clears.count + batch.audits.count
         return batch
     }
 

@@ -281,6 +281,7 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
             if write { try records.run("SELECT pg_advisory_xact_lock(\(lockKey))") }
             let result = try body(records)
             try records.run("COMMIT")
+            if let pending = records.pending, pending.sentRows > 0 { refreshStatistics(after: pending.sentRows, on: records) }
             return result
         } catch {
             // A connection the server dropped has no transaction left to roll back (and a
@@ -290,6 +291,31 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
             throw error
         }
     }
+
+    /// Rows written since the tables' statistics were last refreshed, by this process.
+    private var rowsSinceAnalyze = 0
+
+    /// Refreshes the planner's statistics once this process has written many rows since
+    /// the last time (500, or twice the accounts then known), instead of waiting for
+    /// autovacuum's next round (a minute): until then the planner takes tables filled
+    /// moments ago for empty and scans them whole once per account looked up, and a bulk
+    /// run's claims slow down as it goes. Errors are ignored (another role's tables are
+    /// skipped with a warning; an outage shows on the next statement).
+    private func refreshStatistics(after rows: Int, on records: PostgresRecords) {
+        let due = lock.withLock { () -> Bool in
+            rowsSinceAnalyze += rows
+            guard rowsSinceAnalyze >= max(500, 2 * knownAccounts) else { return false }
+            rowsSinceAnalyze = 0
+            return true
+        }
+        guard due else { return }
+        let s = place.schema
+        _ = try? records.run(PostgresQuery(unsafeSQL: "ANALYZE \(s).accounts, \(s).account_tags, \(s).credentials, \(s).issuance"))
+        if let count = try? records.run(PostgresQuery(unsafeSQL: "SELECT reltuples::bigint FROM pg_class WHERE oid = '\(s).accounts'::regclass")).first?.decode(Int64.self) {
+            lock.withLock { knownAccounts = Int(max(0, count)) }
+        }
+    }
+    private var knownAccounts = 0
 
     /// Runs `body` with a pooled connection (opened on demand), translating every failure
     /// once into a ``VaultError``. A connection that failed is closed, not pooled again.
