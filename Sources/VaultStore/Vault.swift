@@ -19,11 +19,6 @@ public final class Vault: Sendable {
     /// The format version the records are at.
     public var formatVersion: Int { storage.formatVersion }
 
-    /// The time by the vault's clock: this machine's for a file, the server's for a team
-    /// vault. Leases, the token minute and freshness are decided by it, so machines whose
-    /// clocks disagree still agree on them.
-    public func now() -> Date { MachineClock.now().addingTimeInterval(storage.clockOffset()) }
-
     public init(storage: any VaultStorage) {
         self.storage = storage
     }

@@ -124,7 +124,9 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
         guard let version else { throw .vaultNotFound(path: place.text) }
         guard version <= migrations.count else { throw .newerFormat(path: place.text, found: version, supported: migrations.count) }
         storage.formatVersion = version
-        try storage.measureClock()
+        // One reading to start with (most processes live seconds); the refreshes of a
+        // long-lived one take the best of three.
+        try storage.measureClock(samples: 1)
         if version < migrations.count, mode == .readWrite {
             try storage.withConnection { connection in try storage.transaction(connection, write: true) { try storage.migrate($0, from: version) } }
             storage.formatVersion = migrations.count
@@ -198,14 +200,14 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     public func clockOffset() -> TimeInterval {
         let (offset, stale) = clock.current
         guard stale else { return offset }
-        try? measureClock()
+        try? measureClock(samples: 3)
         return clock.current.offset
     }
 
-    /// Three round trips for the server's `clock_timestamp()`, timed by this machine.
-    func measureClock() throws(VaultError) {
+    /// `samples` round trips for the server's `clock_timestamp()`, timed by this machine.
+    func measureClock(samples count: Int) throws(VaultError) {
         let samples = try withConnection { connection in
-            try (0..<3).map { _ -> (server: Date, before: Date, after: Date) in
+            try (0..<count).map { _ -> (server: Date, before: Date, after: Date) in
                 let before = MachineClock.now()
                 let seconds = try PostgresRecords.answer("SELECT extract(epoch FROM clock_timestamp())::float8", on: connection, logger: logger)
                     .first?.decode(Double.self) ?? 0
@@ -294,6 +296,8 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
 
     /// Rows written since the tables' statistics were last refreshed, by this process.
     private var rowsSinceAnalyze = 0
+    /// The accounts the last refresh counted.
+    private var knownAccounts = 0
 
     /// Refreshes the planner's statistics once this process has written many rows since
     /// the last time (500, or twice the accounts then known), instead of waiting for
@@ -315,8 +319,6 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
             lock.withLock { knownAccounts = Int(max(0, count)) }
         }
     }
-    private var knownAccounts = 0
-
     /// Runs `body` with a pooled connection (opened on demand), translating every failure
     /// once into a ``VaultError``. A connection that failed is closed, not pooled again.
     func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws(VaultError) -> T {

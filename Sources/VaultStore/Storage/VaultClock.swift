@@ -3,7 +3,7 @@ import Foundation
 /// This machine's clock, as kisvault reads it. `KISVAULT_CLOCK_OFFSET_SECONDS` shifts it
 /// (read once per process): tests run "machines" whose clocks disagree without touching
 /// the real one. Nothing else should read `Date()` for a decision that other machines
-/// must agree with; those use ``Vault/now()``, which follows the storage's clock.
+/// must agree with; those add ``VaultStorage/clockOffset()`` (the key manager's `now()`).
 public enum MachineClock {
     /// The shift from `KISVAULT_CLOCK_OFFSET_SECONDS`, 0 when unset or not a number.
     public static let offset: TimeInterval = {
