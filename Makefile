@@ -29,7 +29,7 @@ build: deps
 # afterwards whatever happens), and the team-vault tests must not skip.
 test: deps
 	$(SWIFT) build --build-tests
-	KISVAULT_REQUIRE_PG=1 bash scripts/with-postgres.sh $(SWIFT) test --skip-build --no-parallel
+	KISVAULT_REQUIRE_PG=1 KISVAULT_REQUIRE_PYPI=1 bash scripts/with-postgres.sh $(SWIFT) test --skip-build --no-parallel
 
 # A statically linked Swift runtime: 5 ms less process start-up, which is most of what a
 # `kisvault approval get` through the agent costs (docs/BENCHMARKS.md).

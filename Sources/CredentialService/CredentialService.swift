@@ -46,8 +46,17 @@ public enum HandOut: String, Sendable, Codable {
     case exec
     /// `account show --reveal`. Audited as `account.reveal`.
     case reveal
+    /// `token export` in a format named after or holding them (pykis, kis-trader,
+    /// mojito2). Audited as `token.export`.
+    case export
     /// Any other reader of the agent's API. Audited as `account.reveal`.
     case api
 
-    var auditAction: String { self == .exec ? "exec" : "account.reveal" }
+    var auditAction: String {
+        switch self {
+        case .exec: "exec"
+        case .export: "token.export"
+        case .reveal, .api: "account.reveal"
+        }
+    }
 }

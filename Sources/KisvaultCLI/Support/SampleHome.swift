@@ -39,8 +39,8 @@ enum SampleHome {
         let entry = KISYAMLExport.Entry(name: account, environment: environment, appkey: appkey, appsecret: appsecret,
                                         accountNumber: env["KIS_ACCOUNT_NO"], htsID: env["KIS_HTS_ID"])
         try AtomicFile.write(Data(try KISYAMLExport.text([entry]).utf8), to: config + "/kis_devlp.yaml")
-        let file = TokenFiles.file(format: .kisSample, account: account, token: token, expiresAt: expires, margin: margin, now: Date())
-        try AtomicFile.write(Data(file.contents.utf8), to: config + "/" + file.name)
+        let file = try TokenFiles.file(format: .kisSample, TokenFiles.Input(account: account, token: token, expiresAt: expires, margin: margin, now: Date()))
+        try AtomicFile.write(file.contents, to: config + "/" + file.name)
     }
 
     /// Starts the command (found on PATH) with SIGINT, SIGTERM and SIGHUP at their

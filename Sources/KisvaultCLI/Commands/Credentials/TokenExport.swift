@@ -11,81 +11,66 @@ extension TokenCommand {
             abstract: "Write an account's access token where a KIS client reads its own cache, so it asks KIS for none.",
             discussion: """
                 The token is the one 'token get' prints (issued only if needed), written 0600 \\
-                through a temporary file and a rename:
-                  kis-sample  DIR/KIS<YYYYMMDD> with token: and valid-date:, as the official \\
+                through a temporary file and a rename, under the name the reader looks for:
+                  kis-sample  DIR/KIS<YYYYMMDD> (token:, valid-date:), as the official \\
                               sample's kis_auth.py reads it (DIR default ~/KIS/config)
+                  pykis       DIR/token_<real|virtual>_<HTS id>_<sha1>.json, for PyKis's \\
+                              keep_token=DIR (default ~/.pykis/cache; needs the HTS id)
+                  kis-trader  DIR/<real|paper>-<sha256 of the appkey>.json (default \\
+                              ~/.cache/kis-trader/tokens)
+                  mojito2     DIR/token.dat, the pickle mojito2 reads from its working \\
+                              directory; it holds the appkey and appsecret: needs --plaintext
                   env         DIR/ACCOUNT.env: KIS_ACCESS_TOKEN and its expiry
                   json        DIR/ACCOUNT.token.json: access_token, expires_at, \\
                               access_token_token_expired
-                The sample compares valid-date with the machine's local time, so it is \\
-                written in local time, --min-ttl before the real expiry (docs/INTEGRATIONS.md).
+                Each reader is told the token ends --min-ttl before it does; PyKis and \\
+                kis-trader drop a token 10 minutes before that, so for them the token is \\
+                renewed when less than --min-ttl plus 10 minutes is left (docs/INTEGRATIONS.md).
 
-                Example:
+                Examples:
                   kisvault token export alpha --format kis-sample
+                  kisvault token export alpha --format pykis --dir ~/bots/pykis-tokens
                 """)
         @OptionGroup var options: VaultOptions
         @OptionGroup var manager: ManagerOptions
         @Argument(help: "The account.") var account: String
-        @Option(name: .customLong("format"), help: ArgumentHelp("kis-sample, env or json.", valueName: "format")) var exportFormat: TokenFileFormat
-        @Option(help: ArgumentHelp("The directory to write into (kis-sample: ~/KIS/config; others: the current one).", valueName: "dir"))
+        @Option(name: .customLong("format"), help: ArgumentHelp("kis-sample, pykis, kis-trader, mojito2, env or json.", valueName: "format"))
+        var exportFormat: TokenFileFormat
+        @Option(help: ArgumentHelp("The directory to write into (default: where that client looks; env, json, mojito2: the current one).", valueName: "dir"))
         var dir: String?
+        @Flag(help: "Allow a format that holds the appsecret in clear (mojito2).") var plaintext = false
         @OptionGroup var minTTL: MinTTLOptions
 
-        enum TokenFileFormat: String, ExpressibleByArgument, CaseIterable {
-            case kisSample = "kis-sample", env, json
+        func validate() throws {
+            if exportFormat.holdsAppsecret && !plaintext {
+                throw ValidationError("\(exportFormat.rawValue)'s token.dat holds the appkey and appsecret in clear (it compares them with its own): give --plaintext to write it")
+            }
+            guard minTTL.seconds + exportFormat.readerMargin < CredentialRules.shortestLifetime else {
+                throw ValidationError("--min-ttl \(minTTL.minTTL) plus \(exportFormat.rawValue)'s own 10 minutes is not shorter than a token lives (24h)")
+            }
         }
 
         func run() async throws {
-            let issued = try await Services.with(options, manager) { try await $0.credential(.token, account: account, minTTL: minTTL.seconds) }
+            let (issued, app) = try await Services.with(options, manager) { service in
+                // What the file is named after is checked before a token is asked for.
+                let app = exportFormat.needsApp
+                    ? try await service.appCredentials(account: account, purpose: .export, detail: exportFormat.rawValue) : nil
+                if exportFormat == .pykis, let app { _ = try TokenFiles.pykisID(app, account: account) }
+                // The file says the token ends --min-ttl early, and the reader drops it its own
+                // margin before that: the token must outlive both.
+                let issued = try await service.credential(.token, account: account, minTTL: minTTL.seconds + exportFormat.readerMargin)
+                return (issued, app)
+            }
             let token = try issued.checkedText(account: account)
-            let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
-            let directory = dir ?? (exportFormat == .kisSample ? home + "/KIS/config" : ".")
-            let file = TokenFiles.file(format: exportFormat, account: account, token: token, expiresAt: issued.expiresAt,
-                                       margin: minTTL.seconds, now: Date())
+            let directory = dir ?? exportFormat.defaultDirectory(ProcessInfo.processInfo.environment)
+            let file = try TokenFiles.file(format: exportFormat, TokenFiles.Input(
+                account: account, token: token, expiresAt: issued.expiresAt, margin: minTTL.seconds, now: Date(), app: app))
             try TokenFiles.makeDirectory(directory)
-            var data = Data(file.contents.utf8)
+            var data = file.contents
             defer { data.resetBytes(in: 0..<data.count) }
             let path = directory + "/" + file.name
             try AtomicFile.write(data, to: path)
             Terminal.note("wrote the access token of '\(account)' to \(path) (valid until \(Timestamp.string(issued.expiresAt)))")
-        }
-    }
-}
-
-/// The token files of `token export`, each in the format and under the name its reader expects.
-enum TokenFiles {
-    /// The file for `format`: its name in the directory and its text.
-    static func file(format: TokenCommand.Export.TokenFileFormat, account: String, token: String, expiresAt: Date, margin: TimeInterval,
-                     now: Date, zone: TimeZone = .current) -> (name: String, contents: String) {
-        switch format {
-        case .kisSample:
-            // kis_auth.py reads KIS<today's date>, and keeps the token while `valid-date` is
-            // later than the machine's local time as text: so the date is written in the
-            // machine's zone (KIS's own string is Korea time), `margin` before the expiry.
-            let local = DateFormatter()
-            local.locale = Locale(identifier: "en_US_POSIX")
-            local.timeZone = zone
-            local.dateFormat = "yyyy-MM-dd HH:mm:ss"
-            let day = DateFormatter()
-            day.locale = Locale(identifier: "en_US_POSIX")
-            day.timeZone = zone
-            day.dateFormat = "yyyyMMdd"
-            let validUntil = expiresAt.addingTimeInterval(-margin)
-            return ("KIS" + day.string(from: now), "token: \(token)\nvalid-date: \(local.string(from: validUntil))\n")
-        case .env:
-            return ("\(account).env", "KIS_ACCESS_TOKEN=\(token)\nKIS_ACCESS_TOKEN_EXPIRES_AT=\(Int(expiresAt.timeIntervalSince1970))\nKIS_ACCESS_TOKEN_EXPIRES_KST='\(CredentialRules.koreaTime(expiresAt))'\n")
-        case .json:
-            let object = #"{"access_token": "\#(token)", "expires_at": "\#(Timestamp.string(expiresAt))", "access_token_token_expired": "\#(CredentialRules.koreaTime(expiresAt))"}"#
-            return ("\(account).token.json", object + "\n")
-        }
-    }
-
-    /// Creates `directory` and its missing parents 0700.
-    static func makeDirectory(_ directory: String) throws(CLIError) {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw .io("cannot create \(directory): \(error.localizedDescription)")
         }
     }
 }
