@@ -19,6 +19,8 @@ public struct KeyManagerConfiguration: Sendable {
     /// This machine's clock (tests shift it together with the mock's). Decisions use it
     /// corrected by the vault's clock (``KeyManager/now()``).
     public var now: @Sendable () -> Date = { MachineClock.now() }
+    /// Words added to the detail of every issuance's audit row ("renewed by the agent").
+    public var auditNote: String?
 
     public init() {}
 }
@@ -70,6 +72,14 @@ public final class KeyManager: Sendable {
     /// at once. The caller shuts `client` down.
     public func using(client: KISClient) -> KeyManager {
         KeyManager(vault: vault, client: client, configuration: configuration, logger: logger, owner: owner, inFlight: inFlight)
+    }
+
+    /// This manager with `note` in the audit rows of what it issues: the same lease owner,
+    /// gate and client.
+    public func noting(_ note: String) -> KeyManager {
+        var configuration = configuration
+        configuration.auditNote = note
+        return KeyManager(vault: vault, client: client, configuration: configuration, logger: logger, owner: owner, inFlight: inFlight)
     }
 
     /// The time every decision is made by: the machine's clock, corrected to the vault's
@@ -348,7 +358,8 @@ public final class KeyManager: Sendable {
 
     func store(_ tx: IssuanceTransaction, _ sealed: SealedCredential, _ times: CredentialTimes) throws {
         try tx.store(sealed, times: times, releasingLeaseOf: owner.text)
-        try tx.audit(action: "\(tx.snapshot.kind.rawValue).issue", detail: "expires=\(Timestamp.string(times.expiresAt))")
+        let note = configuration.auditNote.map { " " + $0 } ?? ""
+        try tx.audit(action: "\(tx.snapshot.kind.rawValue).issue", detail: "expires=\(Timestamp.string(times.expiresAt))" + note)
     }
 
     func fail(_ tx: IssuanceTransaction, _ error: KISError) throws {
@@ -358,7 +369,8 @@ public final class KeyManager: Sendable {
         } else {
             try tx.recordError(error.description)
         }
-        try tx.audit(action: "\(tx.snapshot.kind.rawValue).issue", outcome: .failed, detail: error.code ?? "\(error.kind)")
+        let note = configuration.auditNote.map { " " + $0 } ?? ""
+        try tx.audit(action: "\(tx.snapshot.kind.rawValue).issue", outcome: .failed, detail: (error.code ?? "\(error.kind)") + note)
     }
 }
 

@@ -62,7 +62,7 @@ public struct AgentLifecycle: Sendable {
     /// client for the environment's URLs (`KISVAULT_KIS_*`) that lives as long as the agent.
     /// - Throws: ``ServiceError`` `bad_request` for KIS URLs kisvault refuses.
     public func serve(vault: UnlockedVault, settings: LocalCredentialService.Settings, idleLock: TimeInterval?, maxLock: TimeInterval?,
-                      logger: Logger, onListening: @escaping @Sendable () -> Void) async throws {
+                      renewal: RenewalSettings? = nil, logger: Logger, onListening: @escaping @Sendable () -> Void) async throws {
         let endpoints: KISEndpoints
         do { endpoints = try KISEndpoints.fromEnvironment() } catch { throw ServiceError(.badRequest, error.description) }
         let client = try KISClient(configuration: KISClientConfiguration(endpoints: endpoints))
@@ -71,7 +71,7 @@ public struct AgentLifecycle: Sendable {
         configuration.now = settings.now
         do {
             try await serve(manager: KeyManager(vault: vault, client: client, configuration: configuration), idleLock: idleLock,
-                            maxLock: maxLock, logger: logger, onListening: onListening)
+                            maxLock: maxLock, renewal: renewal, logger: logger, onListening: onListening)
         } catch {
             await client.shutdown()
             throw error
@@ -83,7 +83,7 @@ public struct AgentLifecycle: Sendable {
     /// vault's agent lock the whole time. The socket is created 0600 in a 0700 directory,
     /// never looser for a moment; a stale socket of a killed agent is replaced, anything
     /// else at the path is refused.
-    public func serve(manager: KeyManager, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger,
+    public func serve(manager: KeyManager, idleLock: TimeInterval?, maxLock: TimeInterval?, renewal: RenewalSettings? = nil, logger: Logger,
                       onListening: @escaping @Sendable () -> Void) async throws {
         umask(0o177)
         let lockFD = open(lockFile, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
@@ -98,7 +98,8 @@ public struct AgentLifecycle: Sendable {
             }
             unlink(socketPath)
         }
-        let server = AgentServer(manager: manager, vaultPath: vaultPath, socketPath: socketPath, idleLock: idleLock, maxLock: maxLock, logger: logger)
+        let server = AgentServer(manager: manager, vaultPath: vaultPath, socketPath: socketPath, idleLock: idleLock, maxLock: maxLock, logger: logger,
+                                 renewal: renewal)
         try await server.run(onListening: onListening)
     }
 

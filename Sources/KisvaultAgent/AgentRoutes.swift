@@ -17,6 +17,8 @@ import Glibc
 struct AgentRoutes: Sendable {
     let state: AgentState
     let stopper: Stopper
+    /// The background renewal, when `--renew-before` asked for one.
+    var renewer: Renewer?
 
     /// The largest request body: a dead token, a passphrase, a bulk selection of 10,000
     /// names.
@@ -28,13 +30,13 @@ struct AgentRoutes: Sendable {
         let router = Router(context: AgentContext.self)
         if peerCheck { router.middlewares.add(PeerCheck(logger: state.logger)) }
         router.middlewares.add(JSONErrors(vault: state.vaultPath, endpoints: state.endpoints))
-        let state = self.state
+        let state = self.state, renewer = self.renewer
         router.get("/v1/status") { _, _ in
             state.checkVault()
             return answer(AgentStatusAnswer(
                 locked: state.isLocked, lockReason: state.lockReason, vault: state.vaultPath, pid: Int(getpid()),
                 startedAt: Timestamp.string(state.started), idleLockSeconds: state.idleLock, maxLockSeconds: state.maxLock,
-                kisURLs: .init(real: state.endpoints.real, mock: state.endpoints.mock)))
+                kisURLs: .init(real: state.endpoints.real, mock: state.endpoints.mock), renewal: renewer?.status))
         }
         router.get("/v1/accounts") { request, _ in
             await serve { service in AccountList(accounts: try await service.accounts(tag: request.uri.queryParameters.get("tag").map { String($0) })) }
@@ -258,10 +260,12 @@ public struct AgentStatusAnswer: Sendable, Codable {
     public var idleLockSeconds: Double?
     public var maxLockSeconds: Double?
     public var kisURLs: URLs
+    /// Background renewal (`agent start --renew-before`), null without it.
+    public var renewal: RenewalStatus?
 
     enum CodingKeys: String, CodingKey {
         case locked, lockReason = "lock_reason", vault, pid, startedAt = "started_at", idleLockSeconds = "idle_lock_seconds",
-             maxLockSeconds = "max_lock_seconds", kisURLs = "kis_urls"
+             maxLockSeconds = "max_lock_seconds", kisURLs = "kis_urls", renewal
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -275,6 +279,7 @@ public struct AgentStatusAnswer: Sendable, Codable {
         try c.encode(idleLockSeconds, forKey: .idleLockSeconds)
         try c.encode(maxLockSeconds, forKey: .maxLockSeconds)
         try c.encode(kisURLs, forKey: .kisURLs)
+        try c.encode(renewal, forKey: .renewal)
     }
 }
 

@@ -62,6 +62,7 @@ public final class AgentServer: Sendable {
     let socketPath: String
     let connectionIdleTimeout: TimeInterval
     let stopper = Stopper()
+    let renewer: Renewer?
 
     /// - Parameters:
     ///   - manager: the manager over the unlocked vault; the agent owns it from here on.
@@ -70,9 +71,11 @@ public final class AgentServer: Sendable {
     ///   - connectionIdleTimeout: close a connection idle this long (scripts open one per
     ///     request; one that connects and sends nothing must not hold a descriptor forever).
     ///   - now: the clock idle and maximum-lifetime locks are measured on.
+    ///   - renewal: what to keep renewed in the background (`--renew-before`), if anything.
     public init(manager: KeyManager, vaultPath: String, socketPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger,
-                connectionIdleTimeout: TimeInterval = 30, now: @escaping @Sendable () -> Date = { Date() }) {
+                connectionIdleTimeout: TimeInterval = 30, now: @escaping @Sendable () -> Date = { Date() }, renewal: RenewalSettings? = nil) {
         state = AgentState(manager: manager, vaultPath: vaultPath, idleLock: idleLock, maxLock: maxLock, logger: logger, now: now)
+        renewer = renewal.map { [state] in Renewer(state: state, settings: $0) }
         self.socketPath = socketPath
         self.connectionIdleTimeout = connectionIdleTimeout
     }
@@ -81,7 +84,7 @@ public final class AgentServer: Sendable {
     /// socket. `onListening` runs once the socket accepts connections. A signal locks the
     /// agent at once, before the graceful shutdown waits for requests in flight.
     public func run(onListening: @escaping @Sendable () -> Void) async throws {
-        let router = AgentRoutes(state: state, stopper: stopper).router(peerCheck: true)
+        let router = AgentRoutes(state: state, stopper: stopper, renewer: renewer).router(peerCheck: true)
         let ticker = Task { [state] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
@@ -95,6 +98,7 @@ public final class AgentServer: Sendable {
             onServerRunning: { _ in onListening() },
             logger: state.logger)
         let server = Task { try await app.run() }
+        let renewing = Task { [renewer] in await renewer?.run() }
         stopper.set { [state] reason in
             state.lockNow(reason: reason)
             server.cancel()
@@ -109,6 +113,7 @@ public final class AgentServer: Sendable {
         defer {
             for source in signals { source.cancel() }
             ticker.cancel()
+            renewing.cancel()
             state.lockNow(reason: "stopped")
             // Our own socket, unless something else took its place meanwhile.
             var info = stat()

@@ -69,7 +69,8 @@ final class AgentState: @unchecked Sendable {
 
     /// The manager for one request, keys made accessible.
     /// - Throws: ``ServiceError`` `locked` (never a stale key) or `vault_changed`.
-    func begin() throws(ServiceError) -> KeyManager {
+    ///   `activity` false (the agent's own renewals) leaves the idle clock alone.
+    func begin(activity: Bool = true) throws(ServiceError) -> KeyManager {
         lock.lock(); defer { lock.unlock() }
         guard let manager else { throw ServiceError(.locked, "the agent is locked (\(lockReason ?? "locked")); unlock it with 'kisvault unlock'") }
         if let problem = vaultProblemLocked() {
@@ -78,7 +79,7 @@ final class AgentState: @unchecked Sendable {
         }
         if active == 0 { manager.vault.unprotectKeys() }
         active += 1
-        lastActivity = now()
+        if activity { lastActivity = now() }
         return manager
     }
 
@@ -107,10 +108,10 @@ final class AgentState: @unchecked Sendable {
         return nil
     }
 
-    func end(_ manager: KeyManager) {
+    func end(_ manager: KeyManager, activity: Bool = true) {
         lock.lock(); defer { lock.unlock() }
         active -= 1
-        lastActivity = now()
+        if activity { lastActivity = now() }
         if active == 0 && self.manager != nil { manager.vault.protectKeys() }
     }
 

@@ -261,4 +261,57 @@ import FoundationNetworking
         #expect(try await box.runAsync(["approval", "issue", accounts[0].name], env: none).status == 3)
         await mock.stop()
     }
+
+    /// `--renew-before`: with the clocks 23 hours on, the tagged accounts' credentials
+    /// (1 hour left, under the 2-hour margin) are renewed once each, a failing renewal is
+    /// shown with its retry and retried with backoff, the untagged account is left alone,
+    /// and a `get` then answers from the vault.
+    @Test func renewBeforeRenewsEachSelectedAccountOnce() async throws {
+        let (box, mock, accounts) = try await Self.setUp(count: 3)
+        for account in accounts.prefix(2) {
+            #expect(try await box.runAsync(["account", "edit", account.name, "--add-tag", "desk"]).status == 0)
+        }
+        #expect(try await box.runAsync(["approval", "issue", "--all"]).status == 0)
+        #expect(try await box.runAsync(["token", "issue", "--all"]).status == 0)
+        let first = try await box.runAsync(["approval", "get", accounts[0].name]).stdout
+        #expect(mock.requests("/oauth2/Approval") == 3 && mock.requests("/oauth2/tokenP") == 3)
+        let later: [String: String?] = ["KISVAULT_CLOCK_OFFSET_SECONDS": "82800"]
+        mock.advanceClock(seconds: 82_800)
+        // Three answers KIS gives for no reason the manager can fix: both renewals of the
+        // first pass fail, one of the retries, then they go through.
+        mock.queueError("EGW99999", path: "/oauth2/Approval", count: 3)
+        let start = try await box.runAsync(["agent", "start", "--renew-before", "2h", "--renew-tag", "desk", "--renew-interval", "1s"], env: later)
+        #expect(start.status == 0, "\(start.stderr)")
+        func renewal() async throws -> [String: Any] {
+            try await Self.get(box, "/v1/status").json?["renewal"] as? [String: Any] ?? [:]
+        }
+        let sawFailing = try await Self.waitFor(20) {
+            let failing = try await renewal()["failing"] as? [[String: Any]] ?? []
+            return failing.contains { $0["error_code"] as? String == "EGW99999" && $0["kind"] as? String == "approval" && $0["next_attempt_at"] != nil }
+        }
+        #expect(sawFailing, "a failing renewal shows in status")
+        let shown = try await box.runAsync(["agent", "status"])
+        #expect(shown.stdout.contains("renew:   accounts tagged desk, under 2h left, every 1s"), "\(shown.stdout)")
+        let renewed = try await Self.waitFor(30) {
+            let r = try await renewal()
+            return r["renewed_approval_keys"] as? Int == 2 && r["renewed_tokens"] as? Int == 2 && (r["failing"] as? [Any])?.isEmpty == true
+        }
+        let finalState = try await renewal()
+        #expect(renewed, "\(finalState)")
+        // Two more passes change nothing: each was renewed once.
+        let passes = try await renewal()["passes"] as? Int ?? 0
+        #expect(try await Self.waitFor(20) { (try await renewal()["passes"] as? Int ?? 0) >= passes + 2 })
+        #expect(mock.requests("/oauth2/Approval") == 3 + 2 + 2 + 1, "2 renewals, 3 refused on the way (2, then 1 retried)")
+        #expect(mock.requests("/oauth2/tokenP") == 3 + 2)
+        // Answered from the vault: the renewed key, no request.
+        let now = try await box.runAsync(["approval", "get", accounts[0].name], env: later)
+        #expect(now.status == 0 && now.stdout != first && !now.stdout.isEmpty)
+        let untouched = try await box.runAsync(["approval", "status", "--format", "json"], env: later)
+        #expect(untouched.status == 0)
+        #expect(mock.requests("/oauth2/Approval") == 8)
+        let audit = try await box.runAsync(["audit", "list", "--format", "json"], env: later)
+        #expect(audit.stdout.components(separatedBy: "renewed by the agent").count - 1 == 4 + 3, "4 renewals and 3 failures audited")
+        try await Self.stop(box)
+        await mock.stop()
+    }
 }

@@ -40,6 +40,18 @@ struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertibl
     }
 
     var description: String { text }
+
+    /// `seconds` the way users write it: "1h30m", "45s".
+    static func text(_ seconds: TimeInterval) -> String {
+        var left = Int(seconds.rounded())
+        guard left > 0 else { return "0s" }
+        var out = ""
+        for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] where left >= size {
+            out += "\(left / size)\(unit)"
+            left %= size
+        }
+        return out
+    }
 }
 
 /// What commands that talk to KIS share: how the manager waits and which clock it reads.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CredentialService
 import Foundation
 import KisvaultAgent
 import Logging
@@ -19,8 +20,18 @@ extension AgentCommand {
                   curl --unix-socket "$KISVAULT_AGENT_SOCK" http://agent/v1/accounts/alpha/access-token
                 and kisvault commands use the agent without asking for the passphrase.
 
-                Example:
+                With --renew-before the agent also keeps the approval keys and tokens of \
+                every account (or those tagged --renew-tag) renewed before they have less \
+                than that left, looking every --renew-interval: a script that asks at market \
+                open gets a stored one. Renewals take the same leases and token minute as \
+                any issuance (two agents on one vault never renew an account twice), are \
+                audited, and show in 'agent status' with any failure and its next retry. \
+                A locked agent renews nothing: give --idle-lock a value that covers the \
+                hours it must keep renewing.
+
+                Examples:
                   eval "$(kisvault agent start --idle-lock 2h)"
+                  eval "$(kisvault agent start --renew-before 1h --renew-tag desk --idle-lock 7d --max-lock 7d)"
                 """)
 
         @OptionGroup var options: VaultOptions
@@ -31,6 +42,27 @@ extension AgentCommand {
         @Option(name: .customLong("max-lock"), help: ArgumentHelp("Lock this long after start, whatever happens (default 12h).", valueName: "duration"))
         var maxLock = DurationArgument(seconds: 12 * 3600, text: "12h")
         @Flag(help: "Stay in the foreground (logs on stderr).") var foreground = false
+        @Option(name: .customLong("renew-before"), help: ArgumentHelp("Renew approval keys and tokens with less than this left (off by default).", valueName: "duration"))
+        var renewBefore: DurationArgument?
+        @Option(name: .customLong("renew-tag"), help: ArgumentHelp("With --renew-before: only the accounts with this tag.", valueName: "tag"))
+        var renewTag: String?
+        @Option(name: .customLong("renew-interval"), help: ArgumentHelp("With --renew-before: how often to look (default 1m).", valueName: "duration"))
+        var renewInterval = DurationArgument(seconds: 60, text: "1m")
+
+        func validate() throws {
+            guard let renewBefore else {
+                if renewTag != nil { throw ValidationError("--renew-tag selects what --renew-before renews: give --renew-before too") }
+                return
+            }
+            guard renewBefore.seconds > 0, renewBefore.seconds < CredentialRules.shortestLifetime else {
+                throw ValidationError("--renew-before \(renewBefore) must be above 0 and shorter than a credential lives (24h)")
+            }
+            guard renewInterval.seconds >= 1 else { throw ValidationError("--renew-interval \(renewInterval) must be at least 1s") }
+        }
+
+        var renewal: RenewalSettings? {
+            renewBefore.map { RenewalSettings(before: $0.seconds, tag: renewTag, interval: renewInterval.seconds) }
+        }
 
         func run() async throws {
             let lifecycle = AgentLifecycle(vaultPath: options.path, socketPath: socket.path)
@@ -44,7 +76,7 @@ extension AgentCommand {
                 logger.logLevel = options.verbose ? .info : .notice
                 let socketPath = lifecycle.socketPath, vaultPath = options.path
                 try await lifecycle.serve(vault: unlocked, settings: manager.settings(busyTimeout: options.busyTimeout), idleLock: idleLock.seconds,
-                                          maxLock: maxLock.seconds, logger: logger) {
+                                          maxLock: maxLock.seconds, renewal: renewal, logger: logger) {
                     // The agent serves whether or not its starter reads this line.
                     try? Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")
                     Terminal.note("agent serving \(vaultPath) on \(socketPath) (pid \(getpid()))")
@@ -55,6 +87,8 @@ extension AgentCommand {
                                  "--passphrase-fd", "0", "--idle-lock", idleLock.text, "--max-lock", maxLock.text]
                 if let keyslot = options.keyslot { arguments += ["--keyslot", keyslot] }
                 if manager.noWait { arguments.append("--no-wait") }
+                if let renewBefore { arguments += ["--renew-before", renewBefore.text, "--renew-interval", renewInterval.text] }
+                if let renewTag { arguments += ["--renew-tag", renewTag] }
                 let pid = try lifecycle.detach(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
                                                arguments: arguments, passphrase: passphrase, environment: ProcessInfo.processInfo.environment)
                 try Terminal.out("KISVAULT_AGENT_SOCK=\(lifecycle.socketPath); export KISVAULT_AGENT_SOCK;")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CredentialService
 import Foundation
 import KisvaultAgent
 import Logging
@@ -30,8 +31,22 @@ extension AgentCommand {
                     kis:     real \(Terminal.escape(status.kisURLs.real)), mock \(Terminal.escape(status.kisURLs.mock))
                     state:   \(status.locked ? "locked (\(Terminal.escape(status.lockReason ?? "?")))" : "unlocked")
                     """)
+                if let renewal = status.renewal { try Terminal.out(Self.describe(renewal)) }
             }
             if status.locked { throw ExitCode(KisvaultExit.locked.rawValue) }
+        }
+
+        /// The renewal lines: what is kept renewed, what was, and every account failing.
+        static func describe(_ renewal: RenewalStatus) -> String {
+            let scope = renewal.tag.map { "accounts tagged \(Terminal.escape($0))" } ?? "every account"
+            var lines = ["renew:   \(scope), under \(DurationArgument.text(renewal.beforeSeconds)) left, every \(DurationArgument.text(renewal.intervalSeconds))"
+                + "; renewed \(renewal.renewedApprovalKeys) approval keys, \(renewal.renewedTokens) tokens in \(renewal.passes) passes"
+                + (renewal.lastPassAt.map { " (last \(Terminal.escape($0)))" } ?? "")]
+            for failing in renewal.failing {
+                lines.append("failing: \(Terminal.escape(failing.account)) \(failing.kind.noun): \(Terminal.escape(failing.errorCode ?? "error")) "
+                    + "\(Terminal.escape(failing.message)) (\(failing.attempts) attempts, next \(Terminal.escape(failing.nextAttemptAt)))")
+            }
+            return lines.joined(separator: "\n")
         }
     }
 }
