@@ -74,8 +74,9 @@ let package = Package(
         .target(
             name: "KISMock",
             dependencies: [
-                "AccountFile",
+                "AccountFile", "VaultCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

@@ -49,6 +49,9 @@ public enum HandOut: String, Sendable, Codable {
     /// `token export` in a format named after or holding them (pykis, kis-trader,
     /// mojito2). Audited as `token.export`.
     case export
+    /// `token check`: the appkey and appsecret go in the data call's headers. Audited as
+    /// `token.check`.
+    case check
     /// Any other reader of the agent's API. Audited as `account.reveal`.
     case api
 
@@ -56,6 +59,7 @@ public enum HandOut: String, Sendable, Codable {
         switch self {
         case .exec: "exec"
         case .export: "token.export"
+        case .check: "token.check"
         case .reveal, .api: "account.reveal"
         }
     }

@@ -260,6 +260,9 @@ public struct KISURLs: Sendable, Codable, Equatable {
         do { return KISURLs(try KISEndpoints.fromEnvironment()) } catch { throw ServiceError(.badRequest, error.description) }
     }
 
+    /// The same URLs as the KIS client takes them.
+    public var endpoints: KISEndpoints { KISEndpoints(real: real, mock: mock, realWebSocket: realWebSocket, mockWebSocket: mockWebSocket) }
+
     public func rest(_ environment: AccountEnvironment) -> String { environment == .real ? real : mock }
     public func webSocket(_ environment: AccountEnvironment) -> String { environment == .real ? realWebSocket : mockWebSocket }
 }

@@ -103,14 +103,45 @@ public final class KISClient: Sendable {
                            fields: ["appkey": appkey, "appsecret": secret, "token": token])
     }
 
+    /// The path and stock code `checkToken` asks for: the current price of one stock,
+    /// the cheapest data call there is.
+    public static let tokenCheckPath = "/uapi/domestic-stock/v1/quotations/inquire-price"
+
+    /// Calls one cheap data endpoint (the quote of 005930, `tr_id` FHKST01010100) with
+    /// `token`, and returns when KIS accepts it.
+    /// - Throws: ``KISError``; a refused token as ``KISError/Kind/tokenInvalid`` with
+    ///   EGW00121 (invalid), EGW00122 (not found) or EGW00123 (expired).
+    public func checkToken(environment: KISEnvironment, appkey: String, secret: String, token: String) async throws(KISError) {
+        let path = Self.tokenCheckPath
+        _ = try await withRetries(path: path) { () async throws(KISError) -> [String: Any] in
+            var request = HTTPClientRequest(url: configuration.endpoints.baseURL(for: environment) + path + "?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930")
+            request.method = .GET
+            request.headers.add(name: "content-type", value: "application/json; charset=utf-8")
+            request.headers.add(name: "authorization", value: "Bearer " + token)
+            request.headers.add(name: "appkey", value: appkey)
+            request.headers.add(name: "appsecret", value: secret)
+            request.headers.add(name: "tr_id", value: "FHKST01010100")
+            request.headers.add(name: "custtype", value: "P")
+            return try await send(request, environment: environment, path: path)
+        }
+    }
+
     /// Sends one request with retries; returns the decoded JSON object of a 2xx answer.
     func post(environment: KISEnvironment, path: String, fields: [String: String]) async throws(KISError) -> [String: Any] {
+        try await withRetries(path: path) { () async throws(KISError) -> [String: Any] in
+            try await postOnce(environment: environment, path: path, fields: fields)
+        }
+    }
+
+    /// `once` until it succeeds, fails for good, or the retry policy's attempts or time
+    /// run out.
+    func withRetries(path: String, _ once: () async throws(KISError) -> [String: Any]) async throws(KISError) -> [String: Any] {
         let started = ContinuousClock.now
         var generator = SystemRandomNumberGenerator()
         var attempt = 1
         while true {
             do {
-                return try await postOnce(environment: environment, path: path, fields: fields)
+                return try await once()
             } catch {
                 let elapsed = (ContinuousClock.now - started) / .seconds(1)
                 let policy = configuration.retry
@@ -127,16 +158,22 @@ public final class KISClient: Sendable {
     }
 
     func postOnce(environment: KISEnvironment, path: String, fields: [String: String]) async throws(KISError) -> [String: Any] {
+        var request = HTTPClientRequest(url: configuration.endpoints.baseURL(for: environment) + path)
+        request.method = .POST
+        request.headers.add(name: "content-type", value: "application/json; charset=utf-8")
+        request.body = .bytes(ByteBuffer(string: Self.jsonObject(fields)))
+        return try await send(request, environment: environment, path: path)
+    }
+
+    /// Sends `request` once, after the host's rate limiter, and decodes the answer.
+    func send(_ request: HTTPClientRequest, environment: KISEnvironment, path: String) async throws(KISError) -> [String: Any] {
         if let limiter = limiters[environment] {
             do { try await limiter.acquire() } catch { throw KISError(kind: .unavailable, message: "cancelled") }
         }
         let base = configuration.endpoints.baseURL(for: environment)
-        var request = HTTPClientRequest(url: base + path)
-        request.method = .POST
-        request.headers.add(name: "content-type", value: "application/json; charset=utf-8")
+        var request = request
         request.headers.add(name: "accept", value: "application/json")
         request.headers.add(name: "user-agent", value: configuration.userAgent)
-        request.body = .bytes(ByteBuffer(string: Self.jsonObject(fields)))
         counter.increment()
         let status: Int
         let bytes: ByteBuffer

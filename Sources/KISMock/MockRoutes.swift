@@ -1,16 +1,25 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import HTTPTypes
+import VaultCrypto
 
 /// The request handlers. Every OAuth request is counted, delayed, possibly faulted,
 /// validated as KIS validates it, and answered in KIS's shapes.
 struct MockRoutes: Sendable {
     let state: MockState
 
+    static let hashkeyPath = "/uapi/hashkey"
+    static let pricePath = "/uapi/domestic-stock/v1/quotations/inquire-price"
+    /// The quote's tr_id (주식현재가 시세).
+    static let priceTrID = "FHKST01010100"
+
     func register(on router: Router<BasicRequestContext>) {
         for path in ["/oauth2/Approval", "/oauth2/tokenP", "/oauth2/revokeP"] {
             router.post(RouterPath(path)) { request, _ in try await handle(path: path, request: request) }
         }
+        router.post(RouterPath(Self.hashkeyPath)) { request, _ in try await data(path: Self.hashkeyPath, request: request) }
+        router.get(RouterPath(Self.pricePath)) { request, _ in try await data(path: Self.pricePath, request: request) }
         router.get("/__mock/stats") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: state.statsJSON())))
         }
@@ -82,7 +91,9 @@ struct MockRoutes: Sendable {
         switch path {
         case "/oauth2/Approval":
             state.countOutcome("ok", path: path, appkey: appkey)
-            return json(200, ["approval_key": MockTokens.approvalKey()])
+            let key = MockTokens.approvalKey()
+            state.issueApproval(appkey: appkey, key: key)
+            return json(200, ["approval_key": key])
         case "/oauth2/tokenP":
             guard let token = state.issueToken(appkey: appkey, make: { MockTokens.jwt(appkey: appkey, issuedAt: $0, expiresAt: $1) }) else {
                 return await refuse(403, "EGW00133")
@@ -101,6 +112,56 @@ struct MockRoutes: Sendable {
             state.countOutcome("ok", path: path, appkey: appkey)
             return json(200, ["code": 200, "message": "접근토큰 폐기에 성공하였습니다"])
         }
+    }
+
+    /// The data endpoints: the app credentials in headers, answered in the data shape
+    /// (`rt_cd`, `msg_cd`, `msg1`) as KIS's are. The quote also checks the bearer token
+    /// against the appkey: EGW00121 for an unknown, revoked or other appkey's token,
+    /// EGW00123 for an expired one of its own.
+    func data(path: String, request: Request) async throws -> Response {
+        state.countRequest(path: path)
+        let plan = state.plan()
+        if plan.latency > 0 { try await Task.sleep(for: .milliseconds(Int(plan.latency * 1000))) }
+        if let forced = state.takeForced(path: path) {
+            state.countOutcome(forced.code, path: path, appkey: nil)
+            return dataError(forced.status, forced.code)
+        }
+        if let fault = plan.fault {
+            state.countOutcome("fault:\(fault.rawValue)", path: path, appkey: nil)
+            return try await inject(fault)
+        }
+        let appkey = request.headers[HTTPField.Name("appkey")!].flatMap { $0.isEmpty ? nil : $0 }
+        let secret = request.headers[HTTPField.Name("appsecret")!].flatMap { $0.isEmpty ? nil : $0 }
+        func refuse(_ code: String, status: Int = 500) -> Response {
+            state.countOutcome(code, path: path, appkey: appkey)
+            return dataError(status, code)
+        }
+        guard let appkey else { return refuse("EGW00102") }
+        guard let secret else { return refuse("EGW00104") }
+        guard let account = state.accountsByKey[appkey] else { return refuse("EGW00103") }
+        if let only = state.configuration.environment, account.environment != only { return refuse("EGW00103") }
+        guard account.appsecret == secret else { return refuse("EGW00105") }
+        guard state.admit(appkey: appkey, environment: account.environment) else { return refuse("EGW00201") }
+
+        if path == Self.hashkeyPath {
+            let body = try await request.body.collect(upTo: 65536)
+            guard (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) is [String: Any] else { return refuse("OPSQ0001") }
+            state.countOutcome("ok", path: path, appkey: appkey)
+            let hash = Digest.sha256Hex(Array(secret.utf8) + Array(body.readableBytesView))
+            return json(200, ["BODY": (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) ?? [:], "HASH": hash])
+        }
+        let authorization = request.headers[.authorization] ?? ""
+        guard authorization.lowercased().hasPrefix("bearer "), !authorization.dropFirst(7).isEmpty else { return refuse("EGW00122") }
+        switch state.checkToken(appkey: appkey, token: String(authorization.dropFirst(7))) {
+        case .invalid: return refuse("EGW00121")
+        case .expired: return refuse("EGW00123")
+        case .valid: break
+        }
+        guard request.headers[HTTPField.Name("tr_id")!] == Self.priceTrID else { return refuse("OPSQ0002") }
+        let code = request.uri.queryParameters.get("FID_INPUT_ISCD") ?? ""
+        guard code.utf8.count == 6, code.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) }) else { return refuse("OPSQ0003") }
+        state.countOutcome("ok", path: path, appkey: appkey)
+        return json(200, ["rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다.", "output": MockQuotes.quote(code: code)])
     }
 
     func inject(_ fault: MockFault) async throws -> Response {
@@ -150,7 +211,25 @@ let kisMessages: [String: String] = [
     "EGW00205": "grant_type 값이 올바르지 않습니다.",
     "EGW00206": "API 사용 권한이 없습니다.",
     "EGW00207": "IP 주소가 없거나 유효하지 않은 IP 주소입니다.",
+    "OPSQ0001": "요청 본문(JSON)이 올바르지 않습니다.",
+    "OPSQ0002": "없는 서비스 코드 입니다",
+    "OPSQ0003": "종목코드가 올바르지 않습니다.",
 ]
+
+/// Deterministic fake prices: the same code always quotes the same, so tests can compare.
+enum MockQuotes {
+    static func quote(code: String) -> [String: String] {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in code.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let price = 1_000 + Int(hash % 199_000) / 10 * 10
+        let change = Int((hash >> 20) % 2_001) - 1_000
+        let open = price - change
+        return ["stck_shrn_iscd": code, "stck_prpr": String(price), "prdy_vrss": String(change),
+                "prdy_vrss_sign": change > 0 ? "2" : change < 0 ? "5" : "3", "stck_oprc": String(open),
+                "stck_hgpr": String(max(price, open) + 50), "stck_lwpr": String(max(10, min(price, open) - 50)),
+                "acml_vol": String(Int((hash >> 32) % 5_000_000))]
+    }
+}
 
 func json(_ status: Int, _ object: [String: Any]) -> Response {
     let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)

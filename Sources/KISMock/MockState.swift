@@ -30,6 +30,12 @@ public final class MockState: @unchecked Sendable {
     /// Every token issued per appkey, newest last: as at KIS, each stays valid until it
     /// expires or is revoked, whatever was issued after it.
     private var tokens: [String: [Token]] = [:]
+    /// Every token ever issued, by value: which appkey it belongs to and when it ends, kept
+    /// after it expires or is revoked so a data endpoint can tell "expired" (EGW00123)
+    /// from "not ours" (EGW00121).
+    private var issued: [String: (appkey: String, expiresAt: Date, revoked: Bool)] = [:]
+    /// Every approval key issued, by value: its appkey and end (the WebSocket checks them).
+    private var approvals: [String: (appkey: String, expiresAt: Date)] = [:]
     private var lastTokenIssue: [String: Date] = [:]
     private var secondWindow: [String: (second: Int64, count: Int)] = [:]
     private var forced: [ForcedError] = []
@@ -62,6 +68,8 @@ public final class MockState: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         clockOffset = 0
         tokens = [:]
+        issued = [:]
+        approvals = [:]
         lastTokenIssue = [:]
         secondWindow = [:]
         forced = []
@@ -147,7 +155,43 @@ public final class MockState: @unchecked Sendable {
         let token = Token(value: make(now, expires), issuedAt: now, expiresAt: expires)
         list.append(token)
         tokens[appkey] = list
+        issued[token.value] = (appkey, expires, false)
         return token
+    }
+
+    /// Records an approval key handed out for `appkey`; valid 24 hours on the mock's clock.
+    func issueApproval(appkey: String, key: String) {
+        lock.lock(); defer { lock.unlock() }
+        approvals[key] = (appkey, currentTime().addingTimeInterval(86_400))
+    }
+
+    /// What a WebSocket session's approval key is: the appkey it opens a session for, or
+    /// why it opens none.
+    enum ApprovalCheck: Equatable {
+        case valid(appkey: String)
+        case unknown
+        case expired
+    }
+
+    func checkApproval(_ key: String) -> ApprovalCheck {
+        lock.lock(); defer { lock.unlock() }
+        guard let approval = approvals[key] else { return .unknown }
+        return approval.expiresAt > currentTime() ? .valid(appkey: approval.appkey) : .expired
+    }
+
+    /// What a data endpoint makes of a bearer token presented with `appkey`.
+    enum TokenCheck: Equatable {
+        case valid
+        /// Unknown, revoked, or another appkey's: EGW00121.
+        case invalid
+        /// One of this appkey's, past its end: EGW00123.
+        case expired
+    }
+
+    func checkToken(appkey: String, token: String) -> TokenCheck {
+        lock.lock(); defer { lock.unlock() }
+        guard let known = issued[token], known.appkey == appkey, !known.revoked else { return .invalid }
+        return known.expiresAt > currentTime() ? .valid : .expired
     }
 
     /// Revokes `token` if it is one of `appkey`'s valid tokens; false for an unknown,
@@ -158,6 +202,7 @@ public final class MockState: @unchecked Sendable {
         guard var list = tokens[appkey], let index = list.firstIndex(where: { $0.value == token && $0.expiresAt > now }) else { return false }
         list.remove(at: index)
         tokens[appkey] = list
+        issued[token]?.revoked = true
         return true
     }
 
@@ -182,7 +227,7 @@ public final class MockState: @unchecked Sendable {
     }
 
     func stats() -> [String: Any] {
-        var requests: [String: Int] = ["/oauth2/Approval": 0, "/oauth2/tokenP": 0, "/oauth2/revokeP": 0]
+        var requests: [String: Int] = ["/oauth2/Approval": 0, "/oauth2/tokenP": 0, "/oauth2/revokeP": 0, MockRoutes.hashkeyPath: 0, MockRoutes.pricePath: 0]
         for (k, v) in requestsByPath { requests[k] = v }
         return ["requests": requests, "outcomes": outcomes, "per_account": perAccount, "clock_offset_seconds": clockOffset]
     }

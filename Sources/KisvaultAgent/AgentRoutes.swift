@@ -67,14 +67,15 @@ struct AgentRoutes: Sendable {
             let name = context.parameters.get("name") ?? ""
             return await serve { service in try await service.revokeToken(account: name) }
         }
-        // Every hand-out of an appkey and appsecret is audited (`exec`, `token.export`, or
-        // `account.reveal`).
+        // Every hand-out of an appkey and appsecret is audited (`exec`, `token.export`,
+        // `token.check`, or `account.reveal`).
         router.get("/v1/accounts/:name/app-credentials") { request, context in
             let name = context.parameters.get("name") ?? ""
             let purpose: HandOut = switch request.uri.queryParameters.get("for") {
             case "exec": .exec
             case "reveal": .reveal
             case "export": .export
+            case "check": .check
             default: .api
             }
             return await serve { service in try await service.appCredentials(account: name, purpose: purpose) }

@@ -88,6 +88,7 @@ struct KISMockCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Serve the KIS auth endpoints; the first stdout line is 'listening on URL'.",
             discussion: """
+                Serves the OAuth endpoints, POST /uapi/hashkey and GET /uapi/domestic-stock/v1/quotations/inquire-price. \
                 Faults: server-error, html, truncated, empty, drop, stall, hostile-key, hostile-error (repeatable --fault, drawn \
                 at --fail-rate). Test hooks: GET /__mock/stats, POST /__mock/clock/advance?seconds=N, \
                 POST /__mock/reset, POST /__mock/next-error.
