@@ -48,18 +48,25 @@ struct MockRoutes: Sendable {
         }
     }
 
-    func handle(path: String, request: Request) async throws -> Response {
+    /// What every request goes through first: counted, delayed, and answered with a
+    /// queued error or a drawn fault if there is one (nil: go on).
+    func intercept(path: String, dataShape: Bool) async throws -> Response? {
         state.countRequest(path: path)
         let plan = state.plan()
         if plan.latency > 0 { try await Task.sleep(for: .milliseconds(Int(plan.latency * 1000))) }
         if let forced = state.takeForced(path: path) {
             state.countOutcome(forced.code, path: path, appkey: nil)
-            return forced.dataShape ? dataError(forced.status, forced.code) : oauthError(forced.status, forced.code)
+            return forced.dataShape || dataShape ? dataError(forced.status, forced.code) : oauthError(forced.status, forced.code)
         }
         if let fault = plan.fault {
             state.countOutcome("fault:\(fault.rawValue)", path: path, appkey: nil)
             return try await inject(fault)
         }
+        return nil
+    }
+
+    func handle(path: String, request: Request) async throws -> Response {
+        if let early = try await intercept(path: path, dataShape: false) { return early }
         let contentType = request.headers[.contentType] ?? ""
         guard contentType.lowercased().hasPrefix("application/json") else {
             state.countOutcome("EGW00132", path: path, appkey: nil)
@@ -119,17 +126,7 @@ struct MockRoutes: Sendable {
     /// against the appkey: EGW00121 for an unknown, revoked or other appkey's token,
     /// EGW00123 for an expired one of its own.
     func data(path: String, request: Request) async throws -> Response {
-        state.countRequest(path: path)
-        let plan = state.plan()
-        if plan.latency > 0 { try await Task.sleep(for: .milliseconds(Int(plan.latency * 1000))) }
-        if let forced = state.takeForced(path: path) {
-            state.countOutcome(forced.code, path: path, appkey: nil)
-            return dataError(forced.status, forced.code)
-        }
-        if let fault = plan.fault {
-            state.countOutcome("fault:\(fault.rawValue)", path: path, appkey: nil)
-            return try await inject(fault)
-        }
+        if let early = try await intercept(path: path, dataShape: true) { return early }
         let appkey = request.headers[HTTPField.Name("appkey")!].flatMap { $0.isEmpty ? nil : $0 }
         let secret = request.headers[HTTPField.Name("appsecret")!].flatMap { $0.isEmpty ? nil : $0 }
         func refuse(_ code: String, status: Int = 500) -> Response {
