@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // Declared because the agent names HTTP fields itself; Hummingbird brings it anyway.
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // KIS's WebSocket: kis-mock serves it, `approval check` speaks it.
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
     ],
     targets: [
         // The only door to libsodium (Debian's libsodium-dev 1.0.18).
@@ -68,6 +70,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -77,6 +81,7 @@ let package = Package(
                 "AccountFile", "VaultCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -127,6 +132,9 @@ let package = Package(
             dependencies: [
                 "KISMock", "KISAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -149,7 +157,8 @@ let package = Package(
         ),
         .testTarget(
             name: "KISAPITests",
-            dependencies: ["KISAPI", "KISMock"],
+            dependencies: ["KISAPI", "KISMock", .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                           .product(name: "NIOWebSocket", package: "swift-nio")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -175,7 +184,9 @@ let package = Package(
             // The executables are dependencies so that `swift test` builds the binaries the
             // end-to-end tests run.
             dependencies: ["KisvaultCLI", "KisvaultAgent", "VaultStore", "VaultCrypto", "VaultTestSupport", "KISMock", "kisvault", "kis-mock",
-                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"), .product(name: "NIOWebSocket", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
     ]

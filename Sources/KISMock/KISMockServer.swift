@@ -19,14 +19,25 @@ public final class KISMockServer: Sendable {
     public let port: Int
     /// `http://127.0.0.1:PORT`.
     public var baseURL: String { "http://\(host):\(port)" }
+    /// The WebSocket's port, nil when it does not listen.
+    public let webSocketPort: Int?
+    /// `ws://127.0.0.1:PORT`, nil when the WebSocket does not listen.
+    public var webSocketURL: String? { webSocketPort.map { "ws://\(host):\($0)" } }
     let host: String
     private let task: Task<Void, any Error>
+    private let webSocketTask: Task<Void, any Error>?
 
-    private init(state: MockState, port: Int, host: String, task: Task<Void, any Error>) {
+    /// The path `queueError` takes for the WebSocket: the next subscribe frames are
+    /// answered with the code.
+    public static let webSocketPath = "websocket"
+
+    private init(state: MockState, port: Int, host: String, task: Task<Void, any Error>, webSocket: (port: Int, task: Task<Void, any Error>)?) {
         self.state = state
         self.port = port
         self.host = host
         self.task = task
+        webSocketPort = webSocket?.port
+        webSocketTask = webSocket?.task
     }
 
     /// Starts serving and returns once the port is bound.
@@ -60,15 +71,29 @@ public final class KISMockServer: Sendable {
         MockRoutes(state: state).register(on: router)
         var logger = Logger(label: "kis-mock")
         logger.logLevel = .critical
+        let (port, task) = try await listen(what: "kis-mock") { onRunning in
+            Application(router: router, configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kis-mock"),
+                        onServerRunning: onRunning, logger: logger)
+        }
+        guard configuration.webSocket else { return KISMockServer(state: state, port: port, host: configuration.host, task: task, webSocket: nil) }
+        do {
+            let webSocket = try await MockWebSocket.start(state: state, host: configuration.host, port: configuration.webSocketPort, logger: logger)
+            return KISMockServer(state: state, port: port, host: configuration.host, task: task, webSocket: webSocket)
+        } catch {
+            task.cancel()
+            _ = try? await task.value
+            throw error
+        }
+    }
+
+    /// Runs the application `make` builds (handing it the callback for when it listens)
+    /// and returns its bound port and the task that runs it.
+    static func listen<App: ApplicationProtocol>(what: String, _ make: (@escaping @Sendable (any Channel) async -> Void) -> App) async throws -> (Int, Task<Void, any Error>) {
         let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kis-mock"),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            },
-            logger: logger)
+        let app = make { channel in
+            continuation.yield(channel.localAddress?.port ?? 0)
+            continuation.finish()
+        }
         let task = Task {
             defer { continuation.finish() }
             try await app.run()
@@ -76,15 +101,17 @@ public final class KISMockServer: Sendable {
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else {
             _ = try await task.value
-            throw MockAccountFileError(description: "kis-mock stopped before it was listening")
+            throw MockAccountFileError(description: "\(what) stopped before it was listening")
         }
-        return KISMockServer(state: state, port: port, host: configuration.host, task: task)
+        return (port, task)
     }
 
-    /// Stops serving and waits until the port is closed.
+    /// Stops serving and waits until the ports are closed.
     public func stop() async {
         task.cancel()
+        webSocketTask?.cancel()
         _ = try? await task.value
+        _ = try? await webSocketTask?.value
     }
 
     /// Waits until the server stops (for the `kis-mock serve` executable).

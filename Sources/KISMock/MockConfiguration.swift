@@ -47,6 +47,12 @@ public struct MockConfiguration: Sendable {
     /// KIS is reported to answer a handed-back token's `expires_in` as a full 86400 instead
     /// of what is left (KIS-API.md, observed): off by default.
     public var expiresInQuirk = false
+    /// Also listen for KIS's WebSocket protocol (on a port of its own).
+    public var webSocket = true
+    /// The WebSocket's port (0 picks a free one).
+    public var webSocketPort = 0
+    /// How often a WebSocket session gets a PINGPONG frame.
+    public var webSocketPingSeconds: Double = 10
 
     public init() {}
 }

@@ -272,6 +272,16 @@ enum MockTokens {
         return [base64url(Data(header.utf8)), base64url(Data(payload.utf8)), base64url(signature)].joined(separator: ".")
     }
 
+    /// `yyyyMMddHHmmss` in Korea time, as KIS stamps its WebSocket frames.
+    static func koreaStamp(_ date: Date) -> String {
+        koreaTime(date).filter(\.isNumber)
+    }
+
+    /// `count` random bytes in hex (the WebSocket acknowledgement's `iv` and `key`).
+    static func hex(_ count: Int) -> String {
+        (0..<count).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+
     /// `yyyy-MM-dd HH:mm:ss` in Korea time (UTC+9, no daylight saving), as KIS writes
     /// `access_token_token_expired`.
     static func koreaTime(_ date: Date) -> String {

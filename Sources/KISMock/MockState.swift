@@ -41,6 +41,10 @@ public final class MockState: @unchecked Sendable {
     private var forced: [ForcedError] = []
     private var rng: SeededGenerator
 
+    /// The WebSocket session holding each appkey (one per appkey, as at KIS).
+    private var sessions: [String: UUID] = [:]
+    private var webSocket: [String: Int] = ["sessions_opened": 0, "sessions_open": 0]
+
     private var requestsByPath: [String: Int] = [:]
     private var outcomes: [String: Int] = [:]
     private var perAccount: [String: [String: Int]] = [:]
@@ -74,6 +78,7 @@ public final class MockState: @unchecked Sendable {
         secondWindow = [:]
         forced = []
         requestsByPath = [:]
+        webSocket = ["sessions_opened": 0, "sessions_open": webSocket["sessions_open"] ?? 0]
         outcomes = [:]
         perAccount = [:]
         rng = SeededGenerator(seed: configuration.seed)
@@ -179,6 +184,36 @@ public final class MockState: @unchecked Sendable {
         return approval.expiresAt > currentTime() ? .valid(appkey: approval.appkey) : .expired
     }
 
+    /// Takes `appkey`'s one WebSocket session for session `id`; false when another holds it.
+    func claimSession(appkey: String, id: UUID) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        if let holder = sessions[appkey], holder != id { return false }
+        sessions[appkey] = id
+        return true
+    }
+
+    func releaseSession(appkey: String, id: UUID) {
+        lock.lock(); defer { lock.unlock() }
+        if sessions[appkey] == id { sessions[appkey] = nil }
+    }
+
+    func webSocketOpened() {
+        lock.lock(); defer { lock.unlock() }
+        webSocket["sessions_opened", default: 0] += 1
+        webSocket["sessions_open", default: 0] += 1
+    }
+
+    func webSocketClosed() {
+        lock.lock(); defer { lock.unlock() }
+        webSocket["sessions_open", default: 0] -= 1
+    }
+
+    /// Counts an answer of the WebSocket (`OPSP0000`, ...) or `malformed`.
+    func countWebSocket(_ outcome: String) {
+        lock.lock(); defer { lock.unlock() }
+        webSocket[outcome, default: 0] += 1
+    }
+
     /// What a data endpoint makes of a bearer token presented with `appkey`.
     enum TokenCheck: Equatable {
         case valid
@@ -229,6 +264,6 @@ public final class MockState: @unchecked Sendable {
     func stats() -> [String: Any] {
         var requests: [String: Int] = ["/oauth2/Approval": 0, "/oauth2/tokenP": 0, "/oauth2/revokeP": 0, MockRoutes.hashkeyPath: 0, MockRoutes.pricePath: 0]
         for (k, v) in requestsByPath { requests[k] = v }
-        return ["requests": requests, "outcomes": outcomes, "per_account": perAccount, "clock_offset_seconds": clockOffset]
+        return ["requests": requests, "outcomes": outcomes, "per_account": perAccount, "clock_offset_seconds": clockOffset, "websocket": webSocket]
     }
 }

@@ -1,5 +1,8 @@
 import Foundation
+import HummingbirdWSClient
 import KISMock
+import Logging
+import NIOWebSocket
 import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -106,5 +109,62 @@ import FoundationNetworking
         #expect(expired.status == 5 && expired.stdout == "\(a.name): expired\n", "\(expired.stdout) \(expired.stderr)")
         #expect(mock.requests("/uapi/domestic-stock/v1/quotations/inquire-price") == quotes)
         await mock.stop()
+    }
+
+    /// `approval check`: ok after `approval issue`, in-use while a bot holds the session,
+    /// rejected for a key KIS does not know, unreachable with nothing listening.
+    @Test func approvalCheckProvesTheKeyWhereItIsUsed() async throws {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 2)
+        box.environment["KISVAULT_KIS_WS_URL"] = try #require(mock.webSocketURL)
+        let a = accounts[0]
+        let none = try await box.runAsync(["approval", "check", a.name])
+        #expect(none.status == 4 && none.stdout == "\(a.name): none (no approval key stored)\n", "\(none.stdout) \(none.stderr)")
+        #expect(try await box.runAsync(["approval", "issue", "--all"]).status == 0)
+        let ok = try await box.runAsync(["approval", "check", a.name])
+        #expect(ok.status == 0 && ok.stdout == "\(a.name): ok\n", "\(ok.stdout) \(ok.stderr)")
+        let stats = mock.stats()["websocket"] as? [String: Int]
+        #expect(stats?["OPSP0000"] == 1 && stats?["OPSP0001"] == 1 && stats?["sessions_open"] == 0, "registered, unregistered, closed: \(stats ?? [:])")
+        let all = try await box.runAsync(["approval", "check", "--all", "--format", "json"])
+        #expect(all.status == 0 && all.stdout.components(separatedBy: #""state" : "ok""#).count - 1 == 2, "\(all.stdout)")
+        // A bot holds a's session: in-use, exit 5; b is still ok: exit 7 for the two.
+        let key = try await box.runAsync(["approval", "get", a.name]).stdout.trimmingCharacters(in: .newlines)
+        let holding = AsyncStream<Void>.makeStream(), release = AsyncStream<Void>.makeStream()
+        let url = try #require(mock.webSocketURL)
+        let bot = Task { try await CLIWebSocketBot.hold(url: url, key: key, holding: holding.continuation, release: release.stream) }
+        for await _ in holding.stream { break }
+        let busy = try await box.runAsync(["approval", "check", a.name])
+        #expect(busy.status == 5 && busy.stdout.hasPrefix("\(a.name): in-use"), "\(busy.stdout) \(busy.stderr)")
+        #expect(try await box.runAsync(["approval", "check", a.name, accounts[1].name]).status == 7)
+        release.continuation.yield()
+        _ = try await bot.value
+        // A key KIS no longer knows (the mock forgot every key): rejected with its code.
+        var reset = URLRequest(url: URL(string: mock.baseURL + "/__mock/reset")!)
+        reset.httpMethod = "POST"
+        _ = try await URLSession.shared.data(for: reset)
+        let rejected = try await box.runAsync(["approval", "check", a.name])
+        #expect(rejected.status == 5 && rejected.stdout.contains("rejected (OPSP0011"), "\(rejected.stdout) \(rejected.stderr)")
+        // Nothing listening there: unreachable, exit 6, within the timeout.
+        let down = try await box.runAsync(["approval", "check", a.name, "--timeout", "3s"], env: ["KISVAULT_KIS_WS_URL": "ws://127.0.0.1:1"])
+        #expect(down.status == 6 && down.stdout.hasPrefix("\(a.name): unreachable"), "\(down.stdout) \(down.stderr)")
+        // A ws:// URL off loopback is refused before anything is sent.
+        let plain = try await box.runAsync(["approval", "check", a.name], env: ["KISVAULT_KIS_WS_URL": "ws://example.com:21000"])
+        #expect(plain.status == 2, "\(plain.stdout) \(plain.stderr)")
+        await mock.stop()
+    }
+}
+
+/// A bot that holds one appkey's WebSocket session until told to let go.
+enum CLIWebSocketBot {
+    static func hold(url: String, key: String, holding: AsyncStream<Void>.Continuation, release: AsyncStream<Void>) async throws {
+        var logger = Logger(label: "bot")
+        logger.logLevel = .critical
+        try await WebSocketClient.connect(url: url + "/tryitout/H0STCNT0", logger: logger) { inbound, outbound, _ in
+            try await outbound.write(.text(#"{"header": {"approval_key": "\#(key)", "custtype": "P", "tr_type": "1", "content-type": "utf-8"}, "body": {"input": {"tr_id": "H0STCNT0", "tr_key": "005930"}}}"#))
+            var messages = inbound.messages(maxSize: 1 << 16).makeAsyncIterator()
+            _ = try await messages.next()
+            holding.yield()
+            for await _ in release { break }
+            try await outbound.close(.normalClosure, reason: nil)
+        }
     }
 }

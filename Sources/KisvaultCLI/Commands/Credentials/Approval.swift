@@ -8,6 +8,6 @@ struct ApprovalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "approval",
         abstract: "Hand out, issue and rotate WebSocket approval keys.",
-        subcommands: [Get.self, Issue.self, Rotate.self, Status.self])
+        subcommands: [Get.self, Issue.self, Rotate.self, Check.self, Status.self])
 
 }
