@@ -64,6 +64,11 @@ import Testing
             let many = (0..<42).map { Self.frame(key, trKey: String(format: "%06d", $0)) }
             let answers = try await Self.converse(url, many) { Self.codes($0).count >= 42 }
             #expect(Self.codes(answers).filter { $0 == "OPSP0000" }.count == 41 && Self.codes(answers).last == "OPSP0008")
+            // Another appkey's key inside a session opened with this one: refused, and the
+            // session keeps its own registrations.
+            let other = try await Self.approvalKey(client, accounts[1])
+            let mixed = try await Self.converse(url, [Self.frame(key, trKey: "000660"), Self.frame(other)]) { Self.codes($0).count >= 2 }
+            #expect(Self.codes(mixed) == ["OPSP0000", "OPSP0011"], "\(mixed)")
             #expect(KISWebSocketCheck.frame(approvalKey: key, register: true).contains(#""tr_type":"1""#))
         }
     }
