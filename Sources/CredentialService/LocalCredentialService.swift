@@ -23,6 +23,8 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
         public var now: @Sendable () -> Date = { MachineClock.now() }
         /// Seconds to wait for another writer of the vault.
         public var busyTimeout: Double = 5
+        /// The longest one call waits for KIS, retries included (`--timeout`).
+        public var kisTimeout: TimeInterval = 30
 
         public init() {}
     }
@@ -134,6 +136,7 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
         // The run's own client: its request rate is the run's.
         var configuration = KISClientConfiguration(endpoints: endpoints)
         configuration.perHostRate = request.rate
+        configuration.totalTimeout = request.timeout ?? settings.kisTimeout
         let client = try KISClient(configuration: configuration)
         do {
             let results = try await bulk(names: names, request, manager: try baseManager(vault).using(client: client), started: started)
@@ -200,7 +203,9 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
         guard let unlockVault else { throw ServiceError(.locked, "the vault is locked") }
         let unlocked = try unlockVault(vault)
         // Made with the manager: a client starts no connection before its first request.
-        let client = try KISClient(configuration: KISClientConfiguration(endpoints: endpoints))
+        var configuration = KISClientConfiguration(endpoints: endpoints)
+        configuration.totalTimeout = settings.kisTimeout
+        let client = try KISClient(configuration: configuration)
         lock.withLock {
             self.client = client
             base = KeyManager(vault: unlocked, client: client, configuration: managerConfiguration)

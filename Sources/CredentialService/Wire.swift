@@ -202,6 +202,8 @@ public struct BulkRequest: Sendable, Codable {
     public var minTTL: TimeInterval = 600
     /// Tokens: revoke each rotated account's previous token at KIS.
     public var revokeOld = false
+    /// The longest one account waits for KIS, retries included; nil: the server's own.
+    public var timeout: TimeInterval?
 
     public init(kind: CredentialKind, mode: BulkMode) {
         self.kind = kind
@@ -209,7 +211,7 @@ public struct BulkRequest: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case kind, mode, accounts, all, tag, concurrency, rate, force, dryRun = "dry_run", minTTL = "min_ttl", revokeOld = "revoke_old"
+        case kind, mode, accounts, all, tag, concurrency, rate, force, dryRun = "dry_run", minTTL = "min_ttl", revokeOld = "revoke_old", timeout
     }
 }
 

@@ -21,6 +21,17 @@ public struct KISClientConfiguration: Sendable {
     public init(endpoints: KISEndpoints) {
         self.endpoints = endpoints
     }
+
+    /// The longest one call waits for KIS, retries included (`--timeout`): the retry
+    /// policy's total, and no single request longer than that.
+    public var totalTimeout: TimeInterval {
+        get { retry.maxTotal }
+        set {
+            retry.maxTotal = newValue
+            requestTimeout = min(15, newValue)
+            connectTimeout = min(5, newValue)
+        }
+    }
 }
 
 /// The version reported in `User-Agent`.
@@ -54,6 +65,10 @@ public final class KISClient: Sendable {
         http.tracing.tracer = nil
         // Enough idle connections for a bulk run at high concurrency to reuse them all.
         http.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        // A refused connection fails the attempt at once: the retry loop here backs off,
+        // logs each retry (--verbose) and stops at --timeout, where the pool's own silent
+        // reconnecting held a request until the connect timeout passed.
+        http.connectionPool.retryConnectionEstablishment = false
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
         if let rate = configuration.perHostRate {
             let shared = configuration.endpoints.real == configuration.endpoints.mock ? RateLimiter(rate: rate) : nil
@@ -148,7 +163,7 @@ public final class KISClient: Sendable {
                 guard error.isRetryable, attempt < policy.maxAttempts else { throw error }
                 let delay = policy.delay(after: attempt, using: &generator)
                 guard elapsed + delay < policy.maxTotal else { throw error }
-                logger.debug("retrying", metadata: ["path": "\(path)", "attempt": "\(attempt)", "error": "\(error)", "delay": "\(delay)"])
+                logger.info("retrying \(path) in \(String(format: "%.1f", delay)) s (attempt \(attempt + 1) of \(policy.maxAttempts), at most \(Int(policy.maxTotal)) s in all): \(error)")
                 do { try await Task.sleep(for: .seconds(delay)) } catch {
                     throw KISError(kind: .unavailable, message: "cancelled while waiting to retry \(path)")
                 }

@@ -26,6 +26,10 @@ public struct BulkOptions: Sendable {
     /// Results are committed in batches of up to this many, or after `commitDelay`.
     public var commitBatch = 64
     public var commitDelay: TimeInterval = 0.020
+    /// A host that failed this many requests in a row to connections (`unavailable`) with
+    /// no success yet is taken for down: the rest of the run is not attempted (reported
+    /// `unreachable`) instead of each account waiting out its retries. 0 never stops.
+    public var stopAfterUnreachable = 8
 
     public init(kind: CredentialKind, mode: BulkMode) {
         self.kind = kind
@@ -128,6 +132,7 @@ extension KeyManager {
         let dispenser = ClaimDispenser(manager: self, accounts: queue, kind: kind, chunk: max(options.concurrency, 8), accept: accept)
         let committer = Committer(manager: self, batch: options.commitBatch, delay: options.commitDelay)
         let issuedStatus: BulkItemResult.Status = options.mode == .rotate ? .rotated : .issued
+        let health = HostHealth(stopAfter: options.stopAfterUnreachable)
         let workerResults = await withTaskGroup(of: [BulkItemResult].self) { group in
             for _ in 0..<max(1, min(options.concurrency, queue.count)) {
                 group.addTask {
@@ -136,7 +141,7 @@ extension KeyManager {
                     // further request would be a credential issued at KIS (for a real
                     // account, a text to its owner) that cannot be kept.
                     // A cancelled run (its caller went away) sends nothing more.
-                    while await !committer.hasFailed, !Task.isCancelled {
+                    while await !committer.hasFailed, !Task.isCancelled, !health.isDown {
                         let next: (String, Step)?
                         do { next = try await dispenser.next() } catch {
                             await committer.noteFailure(error)
@@ -145,6 +150,7 @@ extension KeyManager {
                         guard let (name, claim) = next else { break }
                         let result = await self.bulkOne(name: name, claim: claim, kind: kind, issuedStatus: issuedStatus,
                                                         committer: committer, accept: accept)
+                        health.record(result)
                         progress.record(result.status)
                         mine.append(result)
                     }
@@ -172,6 +178,16 @@ extension KeyManager {
                                                    message: "not attempted: the vault could not be written: \(reason)")
                     progress.record(.failed)
                 }
+            }
+        }
+        if let down = health.downReason, !Task.isCancelled {
+            // The host is plainly down: what was not sent is said so, once per account, and
+            // its leases are given back.
+            await dispenser.releaseUnsent()
+            for name in accounts where results[name] == nil {
+                results[name] = BulkItemResult(account: name, status: .failed, errorCode: "unreachable",
+                                               message: "not attempted: \(down)")
+                progress.record(.failed)
             }
         }
         if Task.isCancelled {
@@ -230,6 +246,37 @@ extension KeyManager {
             return BulkItemResult(account: name, status: .failed, errorCode: error.code, message: error.description)
         } catch {
             return BulkItemResult(account: name, status: .failed, errorCode: "vault", message: "\(error)")
+        }
+    }
+}
+
+/// Whether a bulk run's requests still reach KIS: `stopAfter` connection failures in a
+/// row, before any success, mark the host down.
+final class HostHealth: @unchecked Sendable {
+    private let lock = NSLock()
+    private let stopAfter: Int
+    private var inARow = 0
+    private var succeeded = false
+    private var reason: String?
+
+    init(stopAfter: Int) { self.stopAfter = stopAfter }
+
+    var isDown: Bool { lock.withLock { reason != nil } }
+    var downReason: String? { lock.withLock { reason } }
+
+    func record(_ result: BulkItemResult) {
+        lock.lock(); defer { lock.unlock() }
+        switch result.status {
+        case .issued, .rotated, .skipped:
+            succeeded = true
+            inARow = 0
+        case .failed where result.errorCode == "unavailable":
+            inARow += 1
+            if stopAfter > 0, !succeeded, inARow >= stopAfter, reason == nil {
+                reason = "KIS did not answer \(inARow) requests in a row and none succeeded, so the run stopped (the last: \(result.message ?? "unavailable"))"
+            }
+        case .failed, .wouldIssue:
+            inARow = 0
         }
     }
 }

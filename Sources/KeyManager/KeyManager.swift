@@ -253,7 +253,7 @@ public final class KeyManager: Sendable {
                 guard configuration.waitForTokenInterval else {
                     throw KeyManagerError.mustWait(account: account, seconds: Int(seconds.rounded(.up)))
                 }
-                logger.info("waiting for KIS's once-a-minute token limit", metadata: ["account": "\(account)", "seconds": "\(Int(seconds))"])
+                logger.notice("'\(account)': waiting \(Int(seconds.rounded(.up))) s for KIS's once-a-minute token limit (a token was issued for this appkey less than a minute ago)")
                 try await Task.sleep(for: .seconds(max(0.01, seconds)))
                 continue
             case .request(let claimed):

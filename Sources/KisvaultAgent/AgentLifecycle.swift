@@ -65,7 +65,9 @@ public struct AgentLifecycle: Sendable {
                       renewal: RenewalSettings? = nil, logger: Logger, onListening: @escaping @Sendable () -> Void) async throws {
         let endpoints: KISEndpoints
         do { endpoints = try KISEndpoints.fromEnvironment() } catch { throw ServiceError(.badRequest, error.description) }
-        let client = try KISClient(configuration: KISClientConfiguration(endpoints: endpoints))
+        var clientConfiguration = KISClientConfiguration(endpoints: endpoints)
+        clientConfiguration.totalTimeout = settings.kisTimeout
+        let client = try KISClient(configuration: clientConfiguration)
         var configuration = KeyManagerConfiguration()
         configuration.waitForTokenInterval = settings.waitForTokenInterval
         configuration.now = settings.now

@@ -98,4 +98,29 @@ import Testing
         #expect(add.status == 0 && add.stdout.contains("the appkey is 37 characters long") && add.stdout.contains("2 tries left"), "\(add.stdout)")
         #expect(try await box.runAsync(["account", "show", "alpha", "--passphrase-file", box.dir + "/pw"]).status == 0)
     }
+
+    /// KIS unreachable: a bulk run stops after a few connection failures in a row instead
+    /// of every account waiting out its retries, says so once, exits 6; one `get` is
+    /// bounded by --timeout and, with --verbose, shows each retry.
+    @Test func aHostThatIsDownStopsTheRunEarlyAndSaysSo() async throws {
+        let (box, mock, _) = try await CLICredentialTests.setUp(count: 40)
+        await mock.stop()
+        let bulk = try await box.runAsync(["approval", "issue", "--all", "--concurrency", "4", "--timeout", "2s", "--format", "json"])
+        #expect(bulk.status == 6, "\(bulk.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(bulk.stdout.utf8)) as? [String: Any]
+        let results = report?["results"] as? [[String: Any]] ?? []
+        let tried = results.filter { $0["error_code"] as? String == "unavailable" }.count
+        let skipped = results.filter { $0["error_code"] as? String == "unreachable" }.count
+        #expect(results.count == 40 && tried + skipped == 40 && tried <= 8 + 4 && skipped >= 40 - 12, "tried \(tried), not attempted \(skipped)")
+        #expect(bulk.stderr.contains("could not be reached for any of the 40 accounts"), "\(bulk.stderr)")
+        // As text: the not-attempted ones on one line, the counts last.
+        let text = try await box.runAsync(["approval", "issue", "--all", "--concurrency", "4", "--timeout", "2s", "--quiet"])
+        #expect(text.status == 6 && text.stdout.contains("failed unreachable: ") && text.stdout.components(separatedBy: "\n").count < 20, "\(text.stdout)")
+        #expect(text.stderr.contains("40 accounts: 40 failed (failed: "), "\(text.stderr)")
+        // One account: bounded by --timeout; --verbose shows the retries.
+        let one = try await box.runAsync(["approval", "get", "acct-0001", "--timeout", "2s", "--verbose"])
+        #expect(one.status == 6 && one.stderr.contains("retrying /oauth2/Approval in"), "\(one.stderr)")
+        let bad = try await box.runAsync(["approval", "get", "acct-0001", "--timeout", "0s"])
+        #expect(bad.status == 2)
+    }
 }

@@ -58,6 +58,12 @@ struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertibl
 struct ManagerOptions: ParsableArguments {
     @Flag(name: .customLong("no-wait"), help: "Fail instead of waiting out KIS's once-a-minute token limit.")
     var noWait = false
+    @Option(help: ArgumentHelp("Longest wait for KIS per request, retries included (default 30s).", valueName: "duration"))
+    var timeout = DurationArgument(seconds: 30, text: "30s")
+
+    func validate() throws {
+        guard timeout.seconds >= 1, timeout.seconds <= 600 else { throw ValidationError("--timeout \(timeout) must be 1s to 10m") }
+    }
 
     /// The manager's clock: this machine's, which `KISVAULT_CLOCK_OFFSET_SECONDS` shifts,
     /// for tests that move `kis-mock`'s clock (`/__mock/clock/advance`) and ours with it, or
@@ -70,6 +76,7 @@ struct ManagerOptions: ParsableArguments {
         settings.waitForTokenInterval = !noWait
         settings.now = Self.clock
         settings.busyTimeout = busyTimeout
+        settings.kisTimeout = timeout.seconds
         return settings
     }
 }

@@ -17,12 +17,15 @@ final class Services: CredentialService, @unchecked Sendable {
     let local: LocalCredentialService
     let agent: AgentCredentialService?
     let options: VaultOptions
+    /// The longest one request to KIS waits (`--timeout`).
+    let kisTimeout: TimeInterval
     var kisURLs: KISURLs { local.kisURLs }
 
     /// `manager` is nil for commands that never talk to KIS.
     init(options: VaultOptions, manager: ManagerOptions?) throws {
         self.options = options
         var settings = manager?.settings(busyTimeout: options.busyTimeout) ?? LocalCredentialService.Settings()
+        kisTimeout = settings.kisTimeout
         settings.busyTimeout = options.busyTimeout
         let unlock: @Sendable (Vault) throws -> UnlockedVault = { [options] vault in
             try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
@@ -73,8 +76,21 @@ final class Services: CredentialService, @unchecked Sendable {
     }
 
     func credential(_ kind: CredentialKind, account: String, minTTL: TimeInterval) async throws -> CredentialAnswer {
-        try await keyed({ try await $0.credential(kind, account: account, minTTL: minTTL) },
-                        { try await $0.credential(kind, account: account, minTTL: minTTL) })
+        let notice = waitingNotice(account: account)
+        defer { notice.cancel() }
+        return try await keyed({ try await $0.credential(kind, account: account, minTTL: minTTL) },
+                               { try await $0.credential(kind, account: account, minTTL: minTTL) })
+    }
+
+    /// On a terminal, one line when an answer takes more than two seconds, saying what is
+    /// waited for and for how long at most: silence looked like a hang.
+    private func waitingNotice(account: String) -> Task<Void, Never> {
+        guard Terminal.isTerminal(2) else { return Task {} }
+        let timeout = Int(kisTimeout)
+        return Task {
+            guard (try? await Task.sleep(for: .seconds(2))) != nil else { return }
+            Terminal.note("'\(account)': still waiting for KIS (\(kisURLs.real == kisURLs.mock ? kisURLs.real : "\(kisURLs.real) / \(kisURLs.mock)"), at most \(timeout) s per request, --timeout to change; --verbose shows each retry)")
+        }
     }
 
     func invalidateToken(account: String, deadToken: SecureBytes, minTTL: TimeInterval) async throws -> CredentialAnswer {

@@ -87,6 +87,7 @@ extension AgentCommand {
                                  "--passphrase-fd", "0", "--idle-lock", idleLock.text, "--max-lock", maxLock.text]
                 if let keyslot = options.keyslot { arguments += ["--keyslot", keyslot] }
                 if manager.noWait { arguments.append("--no-wait") }
+                arguments += ["--timeout", manager.timeout.text]
                 if let renewBefore { arguments += ["--renew-before", renewBefore.text, "--renew-interval", renewInterval.text] }
                 if let renewTag { arguments += ["--renew-tag", renewTag] }
                 let pid = try lifecycle.detach(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,

@@ -49,6 +49,8 @@ struct BulkRunOptions: ParsableArguments {
     @Flag(help: "Issue even where the stored credential is fresh.") var force = false
     @Flag(name: .customLong("dry-run"), help: "Show what would be issued; contact nobody.") var dryRun = false
     @Flag(help: "No progress display.") var quiet = false
+    @Flag(name: .customLong("all-rows"), help: "On a terminal, list every account, not only those that failed or were skipped.")
+    var allRows = false
     @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Reissue credentials valid for less than this (default 10m).", valueName: "duration"))
     var minTTL = DurationArgument(seconds: 600, text: "10m")
 
@@ -73,6 +75,7 @@ struct BulkCommand {
         request.dryRun = bulk.dryRun
         request.minTTL = bulk.minTTL.seconds
         request.revokeOld = revokeOld
+        request.timeout = manager.timeout.seconds
         let display = DisplayBox()
         let label = "\(mode.rawValue) \(kind.noun)s"
         let results: [BulkItemResult]
@@ -87,18 +90,21 @@ struct BulkCommand {
             throw error
         }
         display.stop()
-        try report(results, output: output)
+        try report(results, output: output, allRows: bulk.allRows || !Terminal.isTerminal(1))
         let notStored = results.filter { $0.errorCode == "not-stored" }.count
         let notAttempted = results.filter { $0.errorCode == "not-attempted" }.count
         if notStored + notAttempted > 0 {
             let stored = results.filter { $0.status == .issued || $0.status == .rotated }.count
             Terminal.note("the vault could not be written part-way: \(stored) stored, \(notStored) issued at KIS but not stored, \(notAttempted) not attempted; fix the cause (see the report), then run the same command again")
         }
-        if results.contains(where: { $0.status == .failed }) {
-            let failed = results.filter { $0.status == .failed }.count
-            Terminal.note("\(failed) of \(results.count) accounts failed; run the same command again to retry them")
-            throw ExitCode(KisvaultExit.partial.rawValue)
+        let failed = results.filter { $0.status == .failed }
+        guard !failed.isEmpty else { return }
+        if failed.count == results.count, failed.allSatisfy({ ["unreachable", "unavailable"].contains($0.errorCode ?? "") }) {
+            Terminal.note("KIS could not be reached for any of the \(results.count) accounts; check the network and KISVAULT_KIS_* URLs, then run the same command again")
+            throw ExitCode(KisvaultExit.unavailable.rawValue)
         }
+        Terminal.note("\(failed.count) of \(results.count) accounts failed; run the same command again to retry them")
+        throw ExitCode(KisvaultExit.partial.rawValue)
     }
 
     static func errorText(_ result: BulkItemResult) -> String {
@@ -106,18 +112,36 @@ struct BulkCommand {
         return message
     }
 
-    func report(_ results: [BulkItemResult], output: OutputOptions) throws {
+    /// The report: JSON whole; as text the rows (with `allRows` every account, else only
+    /// those that failed or were skipped), failures that share an error code more than
+    /// three times as one line, and the counts last, by status and by error code.
+    func report(_ results: [BulkItemResult], output: OutputOptions, allRows: Bool) throws {
         var summary: [String: Int] = [:]
         for r in results { summary[r.status.rawValue, default: 0] += 1 }
         if output.json {
             struct Report: Encodable { var kind: String; var mode: String; var summary: [String: Int]; var results: [BulkItemResult] }
             try Terminal.json(Report(kind: kind.rawValue, mode: mode.rawValue, summary: summary, results: results))
-        } else {
-            try Terminal.out(table(["ACCOUNT", "STATUS", "EXPIRES", "ERROR"], results.map {
+            return
+        }
+        let failures = Dictionary(grouping: results.filter { $0.status == .failed }) { $0.errorCode ?? "error" }
+        let grouped = Set(failures.filter { $0.value.count > 3 }.keys)
+        let rows = results.filter { result in
+            if result.status == .failed { return !grouped.contains(result.errorCode ?? "error") }
+            return allRows || result.status == .skipped
+        }
+        if !rows.isEmpty {
+            try Terminal.out(table(["ACCOUNT", "STATUS", "EXPIRES", "ERROR"], rows.map {
                 [$0.account, $0.status.rawValue, $0.expiresAt ?? "-", Self.errorText($0)]
             }))
-            Terminal.note(summary.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
         }
+        for code in grouped.sorted() {
+            let group = failures[code] ?? []
+            let names = group.prefix(3).map(\.account).joined(separator: ", ")
+            try Terminal.out("failed \(code): \(group.count) accounts (\(names), and \(group.count - 3) more): \(Self.errorText(group[0]))")
+        }
+        let byStatus = summary.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        let byCode = failures.sorted { $0.key < $1.key }.map { "\($0.value.count) \($0.key)" }.joined(separator: ", ")
+        Terminal.note("\(results.count) accounts: \(byStatus)" + (byCode.isEmpty ? "" : " (failed: \(byCode))"))
     }
 }
 
