@@ -123,4 +123,19 @@ import Testing
         let bad = try await box.runAsync(["approval", "get", "acct-0001", "--timeout", "0s"])
         #expect(bad.status == 2)
     }
+
+    /// At 80 columns the progress line fits and is redrawn in place: no drawn line is wider
+    /// than the terminal, so none wraps into a new line per redraw.
+    @Test func progressFitsEightyColumns() async throws {
+        let (box, mock, _) = try await CLICredentialTests.setUp(count: 30) { $0.latencyMilliseconds = 60 }
+        let command = "stty cols 80 rows 24; \(CLISandbox.binaryDirectory)/kisvault approval issue --all --concurrency 2"
+        let run = try await box.runAsync(["-q", "-e", "-c", command, "/dev/null"], tool: "", wrapper: ["/usr/bin/script"], timeout: 60)
+        #expect(run.status == 0, "\(run.stdout)")
+        let drawn = run.stdout.replacingOccurrences(of: "\u{1B}[2K", with: "").components(separatedBy: CharacterSet(charactersIn: "\r\n"))
+        let progress = drawn.filter { $0.contains("/30") }
+        #expect(progress.count >= 3, "redrawn several times: \(progress)")
+        #expect(progress.allSatisfy { $0.count < 80 }, "\(progress.filter { $0.count >= 80 })")
+        #expect(progress.last?.contains("30/30") == true)
+        await mock.stop()
+    }
 }

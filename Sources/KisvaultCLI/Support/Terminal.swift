@@ -101,6 +101,13 @@ public enum Terminal {
     /// True when file descriptor `fd` is a terminal.
     public static func isTerminal(_ fd: Int32) -> Bool { !StandardStreams.wasClosed(fd) && isatty(fd) == 1 }
 
+    /// The width of the terminal on `fd` (TIOCGWINSZ), else `COLUMNS`, else 80.
+    static func columns(_ fd: Int32) -> Int {
+        var size = winsize()
+        if ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? 80
+    }
+
     /// Writes all of `text` to `fd`; the error text when a write fails, nil when it all went.
     @discardableResult
     static func write(_ fd: Int32, _ text: String) -> String? {
