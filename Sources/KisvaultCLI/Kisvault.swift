@@ -18,7 +18,7 @@ public struct Kisvault: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [
-            Init.self, Doctor.self, VaultCommand.self, PassphraseCommand.self, KeyslotCommand.self,
+            Init.self, StatusOverview.self, Doctor.self, VaultCommand.self, PassphraseCommand.self, KeyslotCommand.self,
             AccountCommand.self, ApprovalCommand.self, TokenCommand.self, Exec.self,
             AgentCommand.self, Lock.self, Unlock.self, AuditCommand.self, VersionCommand.self,
         ]
