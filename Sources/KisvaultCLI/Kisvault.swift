@@ -12,15 +12,25 @@ public struct Kisvault: AsyncParsableCommand {
         commandName: "kisvault",
         abstract: "Keep KIS Open API appkeys in an encrypted vault and hand out approval keys and tokens.",
         discussion: """
+            Examples, one per group:
+              vault        kisvault init; kisvault status
+              accounts     kisvault account import ~/KIS/config/kis_devlp.yaml
+              credentials  kisvault token get alpha; kisvault exec alpha -- ./bot
+              agent        eval "$(kisvault agent start)"
+              audit        kisvault audit verify
+
             Exit codes: 0 success, 1 vault damaged/busy/read-only or I/O failure, 2 usage or bad input, \
             3 wrong passphrase or locked, 4 not found, 5 KIS rejected the credentials, \
             6 network or KIS unavailable, 7 partial failure of a bulk run.
             """,
         version: version,
-        subcommands: [
-            Init.self, StatusOverview.self, Doctor.self, VaultCommand.self, PassphraseCommand.self, KeyslotCommand.self,
-            AccountCommand.self, ApprovalCommand.self, TokenCommand.self, Exec.self,
-            AgentCommand.self, Lock.self, Unlock.self, AuditCommand.self, VersionCommand.self,
+        groupedSubcommands: [
+            CommandGroup(name: "Vault", subcommands: [Init.self, StatusOverview.self, Doctor.self, VaultCommand.self, PassphraseCommand.self,
+                                                     KeyslotCommand.self, VersionCommand.self]),
+            CommandGroup(name: "Accounts", subcommands: [AccountCommand.self]),
+            CommandGroup(name: "Credentials", subcommands: [ApprovalCommand.self, TokenCommand.self, Exec.self]),
+            CommandGroup(name: "Agent", subcommands: [AgentCommand.self, Lock.self, Unlock.self]),
+            CommandGroup(name: "Audit", subcommands: [AuditCommand.self]),
         ]
     )
 

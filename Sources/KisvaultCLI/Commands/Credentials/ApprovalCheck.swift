@@ -11,13 +11,13 @@ extension ApprovalCommand {
             commandName: "check",
             abstract: "Prove stored approval keys work: open a KIS WebSocket session, register one key, undo it, close.",
             discussion: """
-                For each account: the stored key opens a session at the environment's \\
-                WebSocket URL, registers the trades of 005930 (H0STCNT0), unregisters and \\
-                closes, never holding the session longer (KIS allows one per appkey). \\
-                States: ok, rejected (KIS refused the key), in-use (another session holds \\
-                this appkey: a bot is connected), unreachable (no session within --timeout), \\
-                none or expired (nothing to check; 'approval get' issues one). The way to know \\
-                a key works before market open. Exits 0 when every key is ok; with one \\
+                For each account: the stored key opens a session at the environment's \
+                WebSocket URL, registers the trades of 005930 (H0STCNT0), unregisters and \
+                closes, never holding the session longer (KIS allows one per appkey). \
+                States: ok, rejected (KIS refused the key), in-use (another session holds \
+                this appkey: a bot is connected), unreachable (no session within --timeout), \
+                none or expired (nothing to check; 'approval get' issues one). The way to know \
+                a key works before market open. Exits 0 when every key is ok; with one \
                 account 5 rejected/in-use, 6 unreachable, 4 none/expired; with several, 7.
 
                 Examples:

@@ -13,12 +13,12 @@ extension TokenCommand {
             commandName: "check",
             abstract: "Ask KIS whether the stored access token still works, with one cheap data call.",
             discussion: """
-                Calls the current-price quote of one stock (inquire-price, FHKST01010100) with \\
-                the stored token and reports ok, invalid (EGW00121/EGW00122: revoked, or \\
-                replaced elsewhere) or expired (EGW00123, or past its stored end). Nothing is \\
-                issued unless --reissue: then an invalid or expired token is dropped and the \\
-                next one issued under the usual single flight (as 'token invalidate' does), \\
-                and the new one is checked too. Exits 0 for ok (or reissued), 5 for \\
+                Calls the current-price quote of one stock (inquire-price, FHKST01010100) with \
+                the stored token and reports ok, invalid (EGW00121/EGW00122: revoked, or \
+                replaced elsewhere) or expired (EGW00123, or past its stored end). Nothing is \
+                issued unless --reissue: then an invalid or expired token is dropped and the \
+                next one issued under the usual single flight (as 'token invalidate' does), \
+                and the new one is checked too. Exits 0 for ok (or reissued), 5 for \
                 invalid/expired, 4 when no token is stored.
 
                 Example:

@@ -10,22 +10,19 @@ extension TokenCommand {
             commandName: "export",
             abstract: "Write an account's access token where a KIS client reads its own cache, so it asks KIS for none.",
             discussion: """
-                The token is the one 'token get' prints (issued only if needed), written 0600 \\
-                through a temporary file and a rename, under the name the reader looks for:
-                  kis-sample  DIR/KIS<YYYYMMDD> (token:, valid-date:), as the official \\
-                              sample's kis_auth.py reads it (DIR default ~/KIS/config)
-                  pykis       DIR/token_<real|virtual>_<HTS id>_<sha1>.json, for PyKis's \\
-                              keep_token=DIR (default ~/.pykis/cache; needs the HTS id)
-                  kis-trader  DIR/<real|paper>-<sha256 of the appkey>.json (default \\
-                              ~/.cache/kis-trader/tokens)
-                  mojito2     DIR/token.dat, the pickle mojito2 reads from its working \\
-                              directory; it holds the appkey and appsecret: needs --plaintext
-                  env         DIR/ACCOUNT.env: KIS_ACCESS_TOKEN and its expiry
-                  json        DIR/ACCOUNT.token.json: access_token, expires_at, \\
-                              access_token_token_expired
-                Each reader is told the token ends --min-ttl before it does; PyKis and \\
-                kis-trader drop a token 10 minutes before that, so for them the token is \\
-                renewed when less than --min-ttl plus 10 minutes is left (docs/INTEGRATIONS.md).
+                The token is the one 'token get' prints (issued only if needed), written \
+                0600 through a temporary file and a rename, under the name its reader \
+                looks for (DIR's default in brackets):
+                  kis-sample  KIS<YYYYMMDD>, token: and valid-date: [~/KIS/config]
+                  pykis       token_<real|virtual>_<HTS id>_<sha1>.json [~/.pykis/cache]
+                  kis-trader  <real|paper>-<sha256 of appkey>.json
+                              [~/.cache/kis-trader/tokens]
+                  mojito2     token.dat, with the appkey and appsecret (--plaintext) [.]
+                  env         ACCOUNT.env: KIS_ACCESS_TOKEN and its expiry [.]
+                  json        ACCOUNT.token.json [.]
+                Each reader is told the token ends --min-ttl before it does; PyKis and \
+                kis-trader drop a token 10 minutes before that, so for them it is renewed \
+                with less than --min-ttl plus 10 minutes left (docs/INTEGRATIONS.md).
 
                 Examples:
                   kisvault token export alpha --format kis-sample
