@@ -9,7 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # PostgreSQL server the team-vault tests start a throwaway cluster of).
 DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config curl util-linux bsdutils procps postgresql
 
-.PHONY: deps build test install demo bench fuzz clean
+.PHONY: deps build test install man demo bench fuzz clean
 
 deps:
 	@missing=""; \
@@ -35,10 +35,28 @@ test: deps
 # `kisvault approval get` through the agent costs (docs/BENCHMARKS.md).
 STATIC := --static-swift-stdlib --scratch-path .build-static
 
-install: deps
-	$(SWIFT) build -c release $(STATIC) --product kisvault
-	install -d $(DESTDIR)$(PREFIX)/bin
+# The binary, its man page, and shell completion (account names and tags completed from
+# the vault without a passphrase) for each of bash, zsh and fish that is installed, where
+# that shell looks under PREFIX.
+install: man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 .build-static/release/kisvault $(DESTDIR)$(PREFIX)/bin/kisvault
+	install -m 0644 .build-static/kisvault.1 $(DESTDIR)$(PREFIX)/share/man/man1/kisvault.1
+	@if command -v bash >/dev/null; then \
+		install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions; \
+		.build-static/release/kisvault --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/kisvault; fi
+	@if command -v zsh >/dev/null; then \
+		install -d $(DESTDIR)$(PREFIX)/share/zsh/site-functions; \
+		.build-static/release/kisvault --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_kisvault; fi
+	@if command -v fish >/dev/null; then \
+		install -d $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d; \
+		.build-static/release/kisvault --generate-completion-script fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/kisvault.fish; fi
+
+# The man page, rendered from the command tree the binary dumps (scripts/man.py; the
+# generate-manual plugin would build the whole package a second time, in release, for it).
+man: deps
+	$(SWIFT) build -c release $(STATIC) --product kisvault
+	python3 scripts/man.py .build-static/release/kisvault > .build-static/kisvault.1
 
 demo: deps
 	$(SWIFT) build --product kisvault

@@ -152,4 +152,25 @@ import Testing
         #expect((object?["approval_keys"] as? [String: Int])?["expired"] == 1 && (object?["agent"] as? [String: Any])?["running"] as? Bool == false, "\(json.stdout)")
         await mock.stop()
     }
+
+    /// Shell completion: the scripts generate, and the completions of account names and
+    /// tags come from the vault with no passphrase.
+    @Test func completionOffersAccountNamesAndTagsWithoutAPassphrase() async throws {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 3)
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try await box.runAsync(["--generate-completion-script", shell])
+            #expect(script.status == 0 && script.stdout.contains("kisvault"), "\(shell): \(script.stderr)")
+        }
+        let names = try await box.runAsync(["---completion", "approval", "get", "--", "positional@0", "3", "4", "kisvault", "approval", "get", "acct"],
+                                           env: ["KISVAULT_PASSPHRASE": nil])
+        #expect(names.stdout.split(separator: "\n").map(String.init) == accounts.map(\.name), "\(names.stdout) \(names.stderr)")
+        let tags = try await box.runAsync(["---completion", "token", "issue", "--", "--tag", "4", "0", "kisvault", "token", "issue", "--tag", ""],
+                                          env: ["KISVAULT_PASSPHRASE": nil])
+        #expect(tags.stdout == "generated\nlive\n", "\(tags.stdout) \(tags.stderr)")
+        // No vault there: nothing, and no error on the terminal.
+        let none = try await box.runAsync(["---completion", "approval", "get", "--", "positional@0", "3", "0", "kisvault", "approval", "get", ""],
+                                          env: ["KISVAULT_PATH": box.dir + "/nowhere.db"])
+        #expect(none.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty && none.stderr.isEmpty, "\(none.stdout) \(none.stderr)")
+        await mock.stop()
+    }
 }

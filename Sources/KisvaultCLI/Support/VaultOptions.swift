@@ -29,8 +29,11 @@ public struct VaultOptions: ParsableArguments, @unchecked Sendable {
     public init() {}
 
     /// The vault path: `--vault`, else `$KISVAULT_PATH`, else the XDG data directory.
-    var path: String {
-        if let vaultPath { return vaultPath }
+    var path: String { Self.path(given: vaultPath) }
+
+    /// `given` (a `--vault`), else `$KISVAULT_PATH`, else the XDG data directory.
+    static func path(given: String?) -> String {
+        if let given { return given }
         let env = ProcessInfo.processInfo.environment
         if let p = env["KISVAULT_PATH"], !p.isEmpty { return p }
         let data = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }

@@ -18,7 +18,7 @@ extension AccountCommand {
                 """)
 
         @OptionGroup var options: VaultOptions
-        @Argument(help: "The account's name.") var name: String
+        @Argument(help: "The account's name.", completion: Completions.accounts) var name: String
         @Option(help: ArgumentHelp("New environment: real or mock.", valueName: "env")) var env: AccountEnvironment?
         @Option(name: .customLong("account-no"), help: ArgumentHelp("New account number.", valueName: "number")) var accountNumber: String?
         @Flag(name: .customLong("clear-account-no"), help: "Remove the account number.") var clearAccountNumber = false

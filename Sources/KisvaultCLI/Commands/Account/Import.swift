@@ -24,7 +24,7 @@ extension AccountCommand {
                 """)
 
         @OptionGroup var options: VaultOptions
-        @Argument(help: "The file to import, or '-' for standard input.") var file: String
+        @Argument(help: "The file to import, or '-' for standard input.", completion: .file()) var file: String
         @Option(name: .customLong("format"), help: ArgumentHelp("csv, json or kis-yaml (default: from the file name or content).", valueName: "format"))
         var inputFormat: String?
         @Flag(help: "Replace accounts whose names exist instead of refusing them.") var update = false

@@ -12,7 +12,7 @@ extension AccountCommand {
 
         @OptionGroup var options: VaultOptions
         @OptionGroup var output: OutputOptions
-        @Option(help: "Only accounts with this tag.") var tag: String?
+        @Option(help: "Only accounts with this tag.", completion: Completions.tags) var tag: String?
         @Option(help: ArgumentHelp("Only accounts of this environment: real or mock.", valueName: "env")) var env: AccountEnvironment?
 
         func run() throws {

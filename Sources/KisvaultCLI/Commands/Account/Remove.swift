@@ -11,7 +11,7 @@ extension AccountCommand {
             discussion: "Asks for confirmation on a terminal unless --yes.\n\nExample:\n  kisvault account remove alpha --yes")
 
         @OptionGroup var options: VaultOptions
-        @Argument(help: "The account's name.") var name: String
+        @Argument(help: "The account's name.", completion: Completions.accounts) var name: String
         @Flag(help: "Do not ask for confirmation.") var yes = false
 
         func run() throws {

@@ -11,7 +11,7 @@ extension AccountCommand {
             discussion: "Example:\n  kisvault account rename alpha alpha-main")
 
         @OptionGroup var options: VaultOptions
-        @Argument(help: "The current name.") var old: String
+        @Argument(help: "The current name.", completion: Completions.accounts) var old: String
         @Argument(help: "The new name.") var new: String
 
         func run() throws {

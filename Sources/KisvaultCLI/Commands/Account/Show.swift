@@ -14,7 +14,7 @@ extension AccountCommand {
 
         @OptionGroup var options: VaultOptions
         @OptionGroup var output: OutputOptions
-        @Argument(help: "The account's name.") var name: String
+        @Argument(help: "The account's name.", completion: Completions.accounts) var name: String
         @Flag(help: "Print the appkey, appsecret and account number in full.") var reveal = false
 
         func run() async throws {

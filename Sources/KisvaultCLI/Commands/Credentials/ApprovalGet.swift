@@ -19,7 +19,7 @@ extension ApprovalCommand {
         @OptionGroup var options: VaultOptions
         @OptionGroup var output: OutputOptions
         @OptionGroup var manager: ManagerOptions
-        @Argument(help: "The account.") var account: String
+        @Argument(help: "The account.", completion: Completions.accounts) var account: String
         @OptionGroup var minTTL: MinTTLOptions
 
         func run() async throws {

@@ -12,10 +12,10 @@ extension ApprovalCommand {
             discussion: "Example:\n  kisvault approval status --tag prod --format json")
         @OptionGroup var options: VaultOptions
         @OptionGroup var output: OutputOptions
-        @Option(help: "Only accounts with this tag.") var tag: String?
+        @Option(help: "Only accounts with this tag.", completion: Completions.tags) var tag: String?
         @Option(help: ArgumentHelp("Only accounts in this state: fresh, expiring, expired, none or rejected.", valueName: "state"))
         var state: CredentialState?
-        @Argument(help: "Only these accounts (default: all).") var accounts: [String] = []
+        @Argument(help: "Only these accounts (default: all).", completion: Completions.accounts) var accounts: [String] = []
 
         func run() async throws {
             try await StatusCommand(kind: .approval).run(options: options, output: output, tag: tag, names: accounts, state: state, expiringWithin: 600)

@@ -25,9 +25,9 @@ struct GetCredential {
 
 /// The account selection of bulk commands: names, `--all` or `--tag`.
 struct AccountSelection: ParsableArguments {
-    @Argument(help: "Account names.") var accounts: [String] = []
+    @Argument(help: "Account names.", completion: Completions.accounts) var accounts: [String] = []
     @Flag(help: "Every account in the vault.") var all = false
-    @Option(help: "Every account with this tag.") var tag: String?
+    @Option(help: "Every account with this tag.", completion: Completions.tags) var tag: String?
 
     func validate() throws {
         let ways = (accounts.isEmpty ? 0 : 1) + (all ? 1 : 0) + (tag == nil ? 0 : 1)

@@ -33,7 +33,7 @@ struct Exec: AsyncParsableCommand {
 
     @OptionGroup var options: VaultOptions
     @OptionGroup var manager: ManagerOptions
-    @Argument(help: "The account.") var account: String
+    @Argument(help: "The account.", completion: Completions.accounts) var account: String
     @Flag(help: "Also set KIS_APPROVAL_KEY.") var approval = false
     @Flag(help: "Also set KIS_ACCESS_TOKEN.") var token = false
     @Flag(name: .customLong("kis-sample"), help: "Run the command with HOME at a private directory holding the official sample's kis_devlp.yaml and token file (implies --token).")

@@ -26,7 +26,7 @@ extension TokenCommand {
                 """)
         @OptionGroup var options: VaultOptions
         @OptionGroup var manager: ManagerOptions
-        @Argument(help: "The account.") var account: String
+        @Argument(help: "The account.", completion: Completions.accounts) var account: String
         @Flag(help: "Replace an invalid or expired token (one issuance, single flight).") var reissue = false
         @OptionGroup var minTTL: MinTTLOptions
         @OptionGroup var output: OutputOptions

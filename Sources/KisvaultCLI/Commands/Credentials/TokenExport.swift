@@ -30,7 +30,7 @@ extension TokenCommand {
                 """)
         @OptionGroup var options: VaultOptions
         @OptionGroup var manager: ManagerOptions
-        @Argument(help: "The account.") var account: String
+        @Argument(help: "The account.", completion: Completions.accounts) var account: String
         @Option(name: .customLong("format"), help: ArgumentHelp("kis-sample, pykis, kis-trader, mojito2, env or json.", valueName: "format"))
         var exportFormat: TokenFileFormat
         @Option(help: ArgumentHelp("The directory to write into (default: where that client looks; env, json, mojito2: the current one).", valueName: "dir"))

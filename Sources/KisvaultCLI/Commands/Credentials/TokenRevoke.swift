@@ -12,7 +12,7 @@ extension TokenCommand {
             discussion: "Example:\n  kisvault token revoke alpha")
         @OptionGroup var options: VaultOptions
         @OptionGroup var manager: ManagerOptions
-        @Argument(help: "The account.") var account: String
+        @Argument(help: "The account.", completion: Completions.accounts) var account: String
 
         func run() async throws {
             let outcome = try await Services.with(options, manager) { try await $0.revokeToken(account: account) }
