@@ -44,6 +44,7 @@ public struct Kisvault: AsyncParsableCommand {
         AgentLifecycle.enterDetachedSessionIfAsked(&arguments)
         // The agent logs through its own logger; every other command through this one.
         if !(arguments.starts(with: ["agent", "start"]) && arguments.contains("--foreground")) { TerminalLogHandler.install(arguments: arguments) }
+        Colour.decide(arguments: arguments)
         // `help NAME` of a command that does not exist is an error, not the main help.
         if arguments.first == "help", arguments.count > 1, !commandExists(Array(arguments.dropFirst().prefix { !$0.hasPrefix("-") })) {
             Terminal.note("no command '\(arguments.dropFirst().joined(separator: " "))'; see 'kisvault --help' for the commands")

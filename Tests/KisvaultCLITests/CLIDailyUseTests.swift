@@ -173,4 +173,22 @@ import Testing
         #expect(none.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty && none.stderr.isEmpty, "\(none.stdout) \(none.stderr)")
         await mock.stop()
     }
+
+    /// States in colour on a terminal; none with NO_COLOR, --no-color, or a pipe.
+    @Test func colourOnATerminalOnly() async throws {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 2)
+        #expect(try await box.runAsync(["approval", "get", accounts[0].name]).status == 0)
+        func onTerminal(_ arguments: String, _ env: [String: String?] = [:]) async throws -> String {
+            try await box.runAsync(["-q", "-e", "-c", "\(CLISandbox.binaryDirectory)/kisvault \(arguments)", "/dev/null"],
+                                   env: env, tool: "", wrapper: ["/usr/bin/script"], timeout: 30).stdout
+        }
+        let green = "\u{1B}[32mfresh\u{1B}[0m"
+        let coloured = try await onTerminal("approval status")
+        #expect(coloured.contains(green), "\(coloured)")
+        #expect(!(try await onTerminal("approval status", ["NO_COLOR": "1"])).contains("\u{1B}["))
+        #expect(!(try await onTerminal("approval status --no-color")).contains("\u{1B}["))
+        let piped = try await box.runAsync(["approval", "status"])
+        #expect(piped.stdout.contains("fresh") && !piped.stdout.contains("\u{1B}["))
+        await mock.stop()
+    }
 }

@@ -143,7 +143,34 @@ public enum StandardStreams {
 /// A plain text table: columns padded to their widest cell, every cell escaped. Built
 /// with plain appends: it prints 10,000-row listings, where Foundation's padding would
 /// dominate the run.
-func table(_ header: [String], _ rows: [[String]]) -> String {
+/// Colour where a person reads it: states in green, yellow or red, on a terminal only,
+/// never with `NO_COLOR` set or `--no-color` given (decided once, before parsing).
+enum Colour {
+    nonisolated(unsafe) static var enabled = false
+
+    static func decide(arguments: [String]) {
+        let env = ProcessInfo.processInfo.environment
+        enabled = Terminal.isTerminal(1) && (env["NO_COLOR"] ?? "").isEmpty && !arguments.contains("--no-color")
+            && env["TERM"] != "dumb"
+    }
+
+    /// `text` (already escaped) in the colour its state word calls for, if any.
+    static func paint(_ text: String, state: String? = nil) -> String {
+        guard enabled else { return text }
+        let code: String
+        switch state ?? text {
+        case "fresh", "ok", "issued", "rotated", "unlocked": code = "32"
+        case "expiring", "skipped", "in-use", "would-issue", "reissued": code = "33"
+        case "failed", "expired", "rejected", "unreachable", "invalid", "locked": code = "31"
+        default: return text
+        }
+        return "\u{1B}[\(code)m" + text + "\u{1B}[0m"
+    }
+}
+
+/// Rows under a header, columns padded to their widest cell; the cells of `stateColumn`
+/// coloured by their state word (``Colour``).
+func table(_ header: [String], _ rows: [[String]], stateColumn: Int? = nil) -> String {
     let rows = rows.map { $0.map(Terminal.escape) }
     var widths = header.map(\.count)
     for row in rows {
@@ -153,7 +180,7 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
     out.reserveCapacity((rows.count + 1) * (widths.reduce(0, +) + 2 * widths.count + 1))
     func line(_ cells: [String]) {
         for (i, cell) in cells.enumerated() {
-            out += cell
+            out += i == stateColumn && cells != header ? Colour.paint(cell) : cell
             if i < cells.count - 1 {
                 out += String(repeating: " ", count: widths[i] - cell.count + 2)
             }

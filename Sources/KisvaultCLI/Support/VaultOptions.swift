@@ -99,6 +99,9 @@ public struct OutputOptions: ParsableArguments {
     @Flag(name: .customLong("json"), help: "Short for --format json.")
     var jsonFlag = false
 
+    @Flag(name: .customLong("no-color"), help: "No colour, even on a terminal (also: NO_COLOR).")
+    var noColor = false
+
     public init() {}
 
     var json: Bool { format == .json || jsonFlag }

@@ -65,7 +65,7 @@ extension ApprovalCommand {
             } else {
                 for report in reports {
                     let detail = [report.errorCode, report.message].compactMap { $0 }.joined(separator: " ")
-                    try Terminal.out("\(Terminal.escape(report.account)): \(report.state.rawValue)\(detail.isEmpty ? "" : " (\(Terminal.escape(detail)))")")
+                    try Terminal.out("\(Terminal.escape(report.account)): \(Colour.paint(report.state.rawValue))\(detail.isEmpty ? "" : " (\(Terminal.escape(detail)))")")
                 }
             }
             guard reports.contains(where: { $0.state != .ok }) else { return }

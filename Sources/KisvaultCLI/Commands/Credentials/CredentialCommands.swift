@@ -132,7 +132,7 @@ struct BulkCommand {
         if !rows.isEmpty {
             try Terminal.out(table(["ACCOUNT", "STATUS", "EXPIRES", "ERROR"], rows.map {
                 [$0.account, $0.status.rawValue, $0.expiresAt ?? "-", Self.errorText($0)]
-            }))
+            }, stateColumn: 1))
         }
         for code in grouped.sorted() {
             let group = failures[code] ?? []
@@ -183,7 +183,7 @@ struct StatusCommand {
         } else {
             try Terminal.out(table(["ACCOUNT", "ENV", "STATE", "ISSUED", "EXPIRES", "ERROR"], items.map {
                 [$0.account, $0.environment, $0.state.rawValue, $0.issuedAt ?? "-", $0.expiresAt ?? "-", ($0.errorCode.map { "\($0) " } ?? "") + ($0.error ?? "")]
-            }))
+            }, stateColumn: 2))
             var counts: [CredentialState: Int] = [:]
             for item in items { counts[item.state, default: 0] += 1 }
             Terminal.note(CredentialState.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", "))

@@ -64,7 +64,7 @@ extension TokenCommand {
                 try Terminal.json(report)
             } else {
                 let code = report.errorCode.map { " (\($0))" } ?? ""
-                try Terminal.out("\(Terminal.escape(account)): \(report.reissued ? "reissued, " : "")\(report.state.rawValue)\(code)")
+                try Terminal.out("\(Terminal.escape(account)): \(report.reissued ? "reissued, " : "")\(Colour.paint(report.state.rawValue))\(code)")
             }
             if report.state != .ok { throw ExitCode(KisvaultExit.rejected.rawValue) }
         }
