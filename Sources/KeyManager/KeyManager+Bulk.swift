@@ -57,8 +57,21 @@ public final class BulkProgress: @unchecked Sendable {
     public let total: Int
     public let started = Date()
     private var _done = 0, _failed = 0, _skipped = 0
+    private var stop = false
+    /// True for the counters of a run elsewhere (an agent's): a stop asked of them does
+    /// not reach it, and the caller cancels the stream instead.
+    public let isRemote: Bool
 
-    public init(total: Int) { self.total = total }
+    public init(total: Int, remote: Bool = false) {
+        self.total = total
+        isRemote = remote
+    }
+
+    /// Asks the run to start no more accounts: requests in flight finish and are
+    /// committed, the rest is reported not attempted (Ctrl-C).
+    public func requestStop() { lock.withLock { stop = true } }
+
+    public var isStopRequested: Bool { lock.withLock { stop } }
 
     func record(_ status: BulkItemResult.Status) {
         lock.lock()
@@ -141,7 +154,7 @@ extension KeyManager {
                     // further request would be a credential issued at KIS (for a real
                     // account, a text to its owner) that cannot be kept.
                     // A cancelled run (its caller went away) sends nothing more.
-                    while await !committer.hasFailed, !Task.isCancelled, !health.isDown {
+                    while await !committer.hasFailed, !Task.isCancelled, !health.isDown, !progress.isStopRequested {
                         let next: (String, Step)?
                         do { next = try await dispenser.next() } catch {
                             await committer.noteFailure(error)
@@ -190,7 +203,7 @@ extension KeyManager {
                 progress.record(.failed)
             }
         }
-        if Task.isCancelled {
+        if progress.isStopRequested || Task.isCancelled {
             // Leases claimed for requests never sent are given back at once, so no other
             // process waits a lease duration for them.
             await dispenser.releaseUnsent()

@@ -88,7 +88,7 @@ public final class AgentCredentialService: CredentialService {
                 let decoded = try JSONDecoder().decode(BulkStreamLine.self, from: Data(line))
                 if let counts = decoded.progress {
                     if progress == nil {
-                        let made = BulkProgress(total: counts.total)
+                        let made = BulkProgress(total: counts.total, remote: true)
                         progress = made
                         started(made)
                     }
@@ -111,7 +111,7 @@ public final class AgentCredentialService: CredentialService {
         guard let results = try take(response.body, final: true) else {
             throw ServiceError(.vaultError, "the agent's bulk answer ended without results")
         }
-        if progress == nil { started(BulkProgress(total: results.count)) }
+        if progress == nil { started(BulkProgress(total: results.count, remote: true)) }
         return results
     }
 

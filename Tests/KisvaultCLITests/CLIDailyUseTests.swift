@@ -191,4 +191,34 @@ import Testing
         #expect(piped.stdout.contains("fresh") && !piped.stdout.contains("\u{1B}["))
         await mock.stop()
     }
+
+    /// Ctrl-C in a bulk run: the workers stop, what landed is kept, the partial report is
+    /// printed, exit 130; the same command again finishes the rest, nothing issued twice.
+    @Test func interruptedBulkRunReportsWhatLandedAndExits130() async throws {
+        let (box, mock, _) = try await CLICredentialTests.setUp(count: 60) { $0.latencyMilliseconds = 100 }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLISandbox.binaryDirectory + "/kisvault")
+        process.arguments = ["approval", "issue", "--all", "--concurrency", "2", "--format", "json"]
+        process.environment = box.environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        #expect(try await CLIAgentTests.waitFor(20) { mock.requests("/oauth2/Approval") >= 6 })
+        kill(process.processIdentifier, SIGINT)
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130, "\(stderr)")
+        #expect(stderr.contains("interrupted: "), "\(stderr)")
+        let report = try JSONSerialization.jsonObject(with: stdout) as? [String: Any]
+        let results = report?["results"] as? [[String: Any]] ?? []
+        let stored = results.filter { $0["status"] as? String == "issued" }.count
+        #expect(results.count == 60 && stored >= 6 && stored < 60, "\(stored) stored")
+        let sent = mock.requests("/oauth2/Approval")
+        let again = try await box.runAsync(["approval", "issue", "--all", "--concurrency", "8", "--format", "json"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(mock.requests("/oauth2/Approval") == sent + (60 - stored), "only the rest issued")
+        await mock.stop()
+    }
 }

@@ -79,18 +79,35 @@ struct BulkCommand {
         let display = DisplayBox()
         let label = "\(mode.rawValue) \(kind.noun)s"
         let results: [BulkItemResult]
-        do {
-            results = try await Services.with(options, manager) { service in
+        // Ctrl-C (or SIGTERM) stops the workers: what landed is committed, the rest is
+        // reported not attempted, the partial report printed, exit 130. A second one ends
+        // the process at once.
+        let run = Task {
+            try await Services.with(options, manager) { service in
                 try await service.bulk(request) { progress in
                     display.start(ProgressDisplay(progress: progress, label: label, enabled: !bulk.quiet))
                 }
             }
+        }
+        let interrupt = Interrupt {
+            // Here, the workers stop taking accounts and what is in flight lands; through
+            // an agent, the stream is closed and the agent's run is cancelled.
+            if let progress = display.progress, !progress.isRemote { progress.requestStop() } else { run.cancel() }
+        }
+        defer { interrupt.disarm() }
+        do {
+            results = try await run.value
         } catch {
             display.stop()
             throw error
         }
         display.stop()
         try report(results, output: output, allRows: bulk.allRows || !Terminal.isTerminal(1))
+        if interrupt.fired {
+            let stored = results.filter { $0.status == .issued || $0.status == .rotated }.count
+            Terminal.note("interrupted: \(stored) stored, \(results.filter { $0.errorCode == "not-attempted" }.count) not attempted; run the same command again to finish")
+            throw ExitCode(130)
+        }
         let notStored = results.filter { $0.errorCode == "not-stored" }.count
         let notAttempted = results.filter { $0.errorCode == "not-attempted" }.count
         if notStored + notAttempted > 0 {
@@ -142,6 +159,34 @@ struct BulkCommand {
         let byStatus = summary.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let byCode = failures.sorted { $0.key < $1.key }.map { "\($0.value.count) \($0.key)" }.joined(separator: ", ")
         Terminal.note("\(results.count) accounts: \(byStatus)" + (byCode.isEmpty ? "" : " (failed: \(byCode))"))
+    }
+}
+
+/// SIGINT and SIGTERM, while armed: the first runs `action`, a second ends the process.
+final class Interrupt: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    private var sources: [any DispatchSourceSignal] = []
+
+    init(_ action: @escaping @Sendable () -> Void) {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                let first = self.lock.withLock { self.count += 1; return self.count == 1 }
+                if first { action() } else { _exit(128 + number) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    var fired: Bool { lock.withLock { count > 0 } }
+
+    func disarm() {
+        for source in sources { source.cancel() }
+        for number in [SIGINT, SIGTERM] { signal(number, SIG_DFL) }
     }
 }
 
@@ -214,4 +259,7 @@ final class DisplayBox: @unchecked Sendable {
     func stop() {
         lock.withLock { display }?.stop()
     }
+
+    /// The run's counters, once it has started.
+    var progress: BulkProgress? { lock.withLock { display?.progress } }
 }
