@@ -58,7 +58,7 @@ struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertibl
 struct ManagerOptions: ParsableArguments {
     @Flag(name: .customLong("no-wait"), help: "Fail instead of waiting out KIS's once-a-minute token limit.")
     var noWait = false
-    @Option(help: ArgumentHelp("Longest wait for KIS per request, retries included (default 30s).", valueName: "duration"))
+    @Option(help: ArgumentHelp("Longest wait for KIS per request, retries included.", valueName: "duration"))
     var timeout = DurationArgument(seconds: 30, text: "30s")
 
     func validate() throws {
@@ -83,7 +83,7 @@ struct ManagerOptions: ParsableArguments {
 
 /// `--min-ttl` of `get` and `exec`: a remaining validity no 24-hour credential can exceed.
 struct MinTTLOptions: ParsableArguments {
-    @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Shortest acceptable remaining validity (default 10m).", valueName: "duration"))
+    @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Shortest acceptable remaining validity.", valueName: "duration"))
     var minTTL = DurationArgument(seconds: 600, text: "10m")
 
     func validate() throws {

@@ -31,22 +31,22 @@ extension AgentCommand {
 
                 Examples:
                   eval "$(kisvault agent start --idle-lock 2h)"
-                  eval "$(kisvault agent start --renew-before 1h --renew-tag desk --idle-lock 7d --max-lock 7d)"
+                  eval "$(kisvault agent start --renew-before 1h --renew-tag desk)"
                 """)
 
         @OptionGroup var options: VaultOptions
         @OptionGroup var socket: SocketOptions
         @OptionGroup var manager: ManagerOptions
-        @Option(name: .customLong("idle-lock"), help: ArgumentHelp("Lock after this long without a request (default 1h).", valueName: "duration"))
+        @Option(name: .customLong("idle-lock"), help: ArgumentHelp("Lock after this long without a request.", valueName: "duration"))
         var idleLock = DurationArgument(seconds: 3600, text: "1h")
-        @Option(name: .customLong("max-lock"), help: ArgumentHelp("Lock this long after start, whatever happens (default 12h).", valueName: "duration"))
+        @Option(name: .customLong("max-lock"), help: ArgumentHelp("Lock this long after start, whatever happens.", valueName: "duration"))
         var maxLock = DurationArgument(seconds: 12 * 3600, text: "12h")
         @Flag(help: "Stay in the foreground (logs on stderr).") var foreground = false
         @Option(name: .customLong("renew-before"), help: ArgumentHelp("Renew approval keys and tokens with less than this left (off by default).", valueName: "duration"))
         var renewBefore: DurationArgument?
         @Option(name: .customLong("renew-tag"), help: ArgumentHelp("With --renew-before: only the accounts with this tag.", valueName: "tag"))
         var renewTag: String?
-        @Option(name: .customLong("renew-interval"), help: ArgumentHelp("With --renew-before: how often to look (default 1m).", valueName: "duration"))
+        @Option(name: .customLong("renew-interval"), help: ArgumentHelp("With --renew-before: how often to look.", valueName: "duration"))
         var renewInterval = DurationArgument(seconds: 60, text: "1m")
 
         func validate() throws {

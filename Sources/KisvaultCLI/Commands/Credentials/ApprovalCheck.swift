@@ -27,7 +27,7 @@ extension ApprovalCommand {
         @OptionGroup var options: VaultOptions
         @OptionGroup var output: OutputOptions
         @OptionGroup var selection: AccountSelection
-        @Option(help: ArgumentHelp("Longest wait for one session's answer (default 10s).", valueName: "duration"))
+        @Option(help: ArgumentHelp("Longest wait for one session's answer.", valueName: "duration"))
         var timeout = DurationArgument(seconds: 10, text: "10s")
         @Option(help: "Sessions open at once (each on its own appkey).") var concurrency = 8
 

@@ -51,7 +51,7 @@ struct BulkRunOptions: ParsableArguments {
     @Flag(help: "No progress display.") var quiet = false
     @Flag(name: .customLong("all-rows"), help: "On a terminal, list every account, not only those that failed or were skipped.")
     var allRows = false
-    @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Reissue credentials valid for less than this (default 10m).", valueName: "duration"))
+    @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Reissue credentials valid for less than this.", valueName: "duration"))
     var minTTL = DurationArgument(seconds: 600, text: "10m")
 
     func validate() throws {
