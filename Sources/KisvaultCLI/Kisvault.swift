@@ -19,11 +19,12 @@ public struct Kisvault: AsyncParsableCommand {
               agent        eval "$(kisvault agent start)"
               audit        kisvault audit verify
 
+            kisvault --version (or kisvault version) prints the version.
+
             Exit codes: 0 success, 1 vault damaged/busy/read-only or I/O failure, 2 usage or bad input, \
             3 wrong passphrase or locked, 4 not found, 5 KIS rejected the credentials, \
             6 network or KIS unavailable, 7 partial failure of a bulk run.
             """,
-        version: version,
         groupedSubcommands: [
             CommandGroup(name: "Vault", subcommands: [Init.self, StatusOverview.self, Doctor.self, VaultCommand.self, PassphraseCommand.self,
                                                      KeyslotCommand.self, VersionCommand.self]),
@@ -45,7 +46,13 @@ public struct Kisvault: AsyncParsableCommand {
         // The agent logs through its own logger; every other command through this one.
         if !(arguments.starts(with: ["agent", "start"]) && arguments.contains("--foreground")) { TerminalLogHandler.install(arguments: arguments) }
         Colour.decide(arguments: arguments)
-        // `help NAME` of a command that does not exist is an error, not the main help.
+        // --version belongs to the top level only (argument-parser would offer it on every
+        // subcommand).
+        if arguments == ["--version"] {
+            try? Terminal.out(version)
+            return KisvaultExit.success.rawValue
+        }
+                // `help NAME` of a command that does not exist is an error, not the main help.
         if arguments.first == "help", arguments.count > 1, !commandExists(Array(arguments.dropFirst().prefix { !$0.hasPrefix("-") })) {
             Terminal.note("no command '\(arguments.dropFirst().joined(separator: " "))'; see 'kisvault --help' for the commands")
             return KisvaultExit.usage.rawValue

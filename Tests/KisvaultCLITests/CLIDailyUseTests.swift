@@ -87,7 +87,7 @@ import Testing
         let short = CLISandbox()
         let s = try await onTerminal(short, "init --kdf insecure-test", input: "abc\nn\nlong enough\nlong enough\n")
         #expect(s.status == 0 && s.stdout.contains("this passphrase is short (3 characters)"), "\(s.stdout)")
-        let unlock = try await short.runAsync(["account", "list", "--passphrase-file", short.write("pw", "long enough\n")])
+        let unlock = try await short.runAsync(["audit", "verify", "--passphrase-file", short.write("pw", "long enough\n")], env: ["KISVAULT_PASSPHRASE": nil])
         #expect(unlock.status == 0)
         let accepted = CLISandbox()
         #expect(try await onTerminal(accepted, "init --kdf insecure-test", input: "abc\ny\nabc\n").status == 0)

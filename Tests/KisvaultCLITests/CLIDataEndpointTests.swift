@@ -122,8 +122,10 @@ import FoundationNetworking
         #expect(try await box.runAsync(["approval", "issue", "--all"]).status == 0)
         let ok = try await box.runAsync(["approval", "check", a.name])
         #expect(ok.status == 0 && ok.stdout == "\(a.name): ok\n", "\(ok.stdout) \(ok.stderr)")
+        // The server ends its side of the session a moment after the client's close.
+        let closed = try await CLIAgentTests.waitFor { (mock.stats()["websocket"] as? [String: Int])?["sessions_open"] == 0 }
         let stats = mock.stats()["websocket"] as? [String: Int]
-        #expect(stats?["OPSP0000"] == 1 && stats?["OPSP0001"] == 1 && stats?["sessions_open"] == 0, "registered, unregistered, closed: \(stats ?? [:])")
+        #expect(closed && stats?["OPSP0000"] == 1 && stats?["OPSP0001"] == 1, "registered, unregistered, closed: \(stats ?? [:])")
         let all = try await box.runAsync(["approval", "check", "--all", "--format", "json"])
         #expect(all.status == 0 && all.stdout.components(separatedBy: #""state" : "ok""#).count - 1 == 2, "\(all.stdout)")
         // A bot holds a's session: in-use, exit 5; b is still ok: exit 7 for the two.

@@ -92,6 +92,25 @@ public struct VaultOptions: ParsableArguments, @unchecked Sendable {
 }
 
 /// The `--format text|json` option of commands that print listings or reports.
+/// The vault options of commands that never need the passphrase (listings, status): the
+/// vault and --verbose, without the passphrase options, which their help would otherwise
+/// offer for nothing.
+public struct VaultLocation: ParsableArguments, @unchecked Sendable {
+    @Option(name: .customLong("vault"), help: ArgumentHelp("The vault: a file, or a postgres:// URL for a team vault (default: $KISVAULT_PATH, else $XDG_DATA_HOME/kisvault/vault.db).", valueName: "path-or-url"))
+    var vaultPath: String?
+
+    @Flag(help: "Print diagnostics to stderr.")
+    var verbose = false
+
+    public init() {}
+
+    /// The same vault as full ``VaultOptions`` (no passphrase source among them).
+    var options: VaultOptions {
+        let arguments = (vaultPath.map { ["--vault", $0] } ?? []) + (verbose ? ["--verbose"] : [])
+        return (try? VaultOptions.parse(arguments)) ?? VaultOptions.parseOrExit([])
+    }
+}
+
 public struct OutputOptions: ParsableArguments {
     @Option(help: "Output format: text or json.")
     var format: OutputFormat = .text

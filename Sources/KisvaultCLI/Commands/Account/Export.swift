@@ -26,7 +26,7 @@ extension AccountCommand {
 
         @OptionGroup var options: VaultOptions
         @Flag(help: "Include appkeys, appsecrets, account numbers and HTS ids in clear text.") var plaintext = false
-        @Option(help: ArgumentHelp("Write to this file ('-': standard output, the default); only a regular file is replaced.", valueName: "file")) var output: String?
+        @Option(help: ArgumentHelp("Write to this file ('-': standard output, the default); only a regular file is replaced.", valueName: "file"), completion: .file()) var output: String?
         @Option(name: .customLong("format"), help: ArgumentHelp("json (default) or kis-yaml.", valueName: "format")) var exportFormat = ExportFormat.json
         @Argument(help: "Only these accounts (kis-yaml: one, or one real and one mock).", completion: Completions.accounts) var names: [String] = []
 

@@ -10,7 +10,8 @@ extension AccountCommand {
             abstract: "List accounts (names, environments, tags; no passphrase needed).",
             discussion: "Example:\n  kisvault account list --tag prod --format json")
 
-        @OptionGroup var options: VaultOptions
+        @OptionGroup var location: VaultLocation
+        var options: VaultOptions { location.options }
         @OptionGroup var output: OutputOptions
         @Option(help: "Only accounts with this tag.", completion: Completions.tags) var tag: String?
         @Option(help: ArgumentHelp("Only accounts of this environment: real or mock.", valueName: "env")) var env: AccountEnvironment?

@@ -16,7 +16,8 @@ struct AuditCommand: AsyncParsableCommand {
             abstract: "List audit entries, oldest first (no passphrase needed).",
             discussion: "Example:\n  kisvault audit list --account alpha --since 2026-11-01")
 
-        @OptionGroup var options: VaultOptions
+        @OptionGroup var location: VaultLocation
+        var options: VaultOptions { location.options }
         @OptionGroup var output: OutputOptions
         @Option(help: "Only entries about this account.") var account: String?
         @Option(help: ArgumentHelp("Only entries at or after this UTC date or time (2026-11-25 or 2026-11-25T09:00).", valueName: "date"))

@@ -10,7 +10,8 @@ extension TokenCommand {
             commandName: "status",
             abstract: "Show each account's access token state (fresh, expiring, expired, none, rejected); no passphrase needed.",
             discussion: "Example:\n  kisvault token status --format json")
-        @OptionGroup var options: VaultOptions
+        @OptionGroup var location: VaultLocation
+        var options: VaultOptions { location.options }
         @OptionGroup var output: OutputOptions
         @Option(help: "Only accounts with this tag.", completion: Completions.tags) var tag: String?
         @Option(help: ArgumentHelp("Only accounts in this state: fresh, expiring, expired, none or rejected.", valueName: "state"))

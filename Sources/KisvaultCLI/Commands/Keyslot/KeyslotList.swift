@@ -11,7 +11,8 @@ extension KeyslotCommand {
             abstract: "List the keyslots and their Argon2id parameters (no passphrase needed).",
             discussion: "Example:\n  kisvault keyslot list --format json")
 
-        @OptionGroup var options: VaultOptions
+        @OptionGroup var location: VaultLocation
+        var options: VaultOptions { location.options }
         @OptionGroup var output: OutputOptions
 
         func run() throws {

@@ -18,7 +18,8 @@ struct StatusOverview: AsyncParsableCommand {
             Example:
               kisvault status --format json
             """)
-    @OptionGroup var options: VaultOptions
+    @OptionGroup var location: VaultLocation
+        var options: VaultOptions { location.options }
     @OptionGroup var output: OutputOptions
     @OptionGroup var socket: AgentCommand.SocketOptions
 
