@@ -9,6 +9,7 @@ extension AccountCommand {
         static let configuration = CommandConfiguration(
             commandName: "add",
             abstract: "Add an account; its appkey and appsecret are read from the terminal or standard input.",
+            usage: "kisvault account add <name> --env <env> [options]",
             discussion: """
                 On a terminal the appkey and appsecret are asked with echo off; otherwise they \
                 are the first two lines of standard input. They are never taken as options, \

@@ -9,6 +9,7 @@ extension AccountCommand {
         static let configuration = CommandConfiguration(
             commandName: "edit",
             abstract: "Change an account's environment, account number, HTS id, tags or credentials.",
+            usage: "kisvault account edit <name> [options]",
             discussion: """
                 --rotate-secret reads a new appkey and appsecret as 'account add' does.
 

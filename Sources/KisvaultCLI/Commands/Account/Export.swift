@@ -12,6 +12,7 @@ extension AccountCommand {
         static let configuration = CommandConfiguration(
             commandName: "export",
             abstract: "Export accounts as JSON in the import format, or as the official sample's kis_devlp.yaml; secrets only with --plaintext.",
+            usage: "kisvault account export [<names> ...] [options]",
             discussion: """
                 Without --plaintext only names, environments and tags are written. A file given \
                 with --output is written with mode 0600 through a temporary file and a rename, \

@@ -11,6 +11,7 @@ extension AccountCommand {
         static let configuration = CommandConfiguration(
             commandName: "import",
             abstract: "Import accounts from CSV, JSON or the official sample's kis_devlp.yaml, all or none.",
+            usage: "kisvault account import <file> [options]",
             discussion: """
                 CSV has a header: name,environment,appkey,appsecret,account_no,hts_id,tags (tags \
                 separated by ';'). JSON is an array of objects with the same fields. kis-yaml \

@@ -8,6 +8,7 @@ extension AccountCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
             abstract: "List accounts (names, environments, tags; no passphrase needed).",
+            usage: "kisvault account list [options]",
             discussion: "Example:\n  kisvault account list --tag prod --format json")
 
         @OptionGroup var location: VaultLocation

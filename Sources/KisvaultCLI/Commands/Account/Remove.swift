@@ -8,6 +8,7 @@ extension AccountCommand {
         static let configuration = CommandConfiguration(
             commandName: "remove",
             abstract: "Remove an account and everything stored for it.",
+            usage: "kisvault account remove <name> [options]",
             discussion: "Asks for confirmation on a terminal unless --yes.\n\nExample:\n  kisvault account remove alpha --yes")
 
         @OptionGroup var options: VaultOptions

@@ -8,6 +8,7 @@ extension AccountCommand {
         static let configuration = CommandConfiguration(
             commandName: "rename",
             abstract: "Rename an account.",
+            usage: "kisvault account rename <old> <new> [options]",
             discussion: "Example:\n  kisvault account rename alpha alpha-main")
 
         @OptionGroup var options: VaultOptions

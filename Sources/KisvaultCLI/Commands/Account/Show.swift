@@ -10,6 +10,7 @@ extension AccountCommand {
         static let configuration = CommandConfiguration(
             commandName: "show",
             abstract: "Show one account, its secrets masked unless --reveal.",
+            usage: "kisvault account show <name> [options]",
             discussion: "Revealing is recorded in the audit log.\n\nExample:\n  kisvault account show alpha --reveal --format json")
 
         @OptionGroup var options: VaultOptions

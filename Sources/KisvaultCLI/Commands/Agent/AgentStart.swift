@@ -14,6 +14,7 @@ extension AgentCommand {
         static let configuration = CommandConfiguration(
             commandName: "start",
             abstract: "Unlock the vault and serve it on a Unix socket (detaches unless --foreground).",
+            usage: "kisvault agent start [options]",
             discussion: """
                 Prints the socket path and KISVAULT_AGENT_SOCK=... for eval. Scripts in any language \
                 then get credentials with one local request:

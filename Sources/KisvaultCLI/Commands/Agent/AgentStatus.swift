@@ -14,6 +14,7 @@ extension AgentCommand {
         static let configuration = CommandConfiguration(
             commandName: "status",
             abstract: "Show whether an agent runs, for which vault, and whether it is locked.",
+            usage: "kisvault agent status [options]",
             discussion: "Exits 4 when no agent answers, 3 when it is locked.\n\nExample:\n  kisvault agent status --format json")
         @OptionGroup var socket: SocketOptions
         @OptionGroup var output: OutputOptions

@@ -13,6 +13,7 @@ extension AgentCommand {
         static let configuration = CommandConfiguration(
             commandName: "stop",
             abstract: "Stop the agent; its keys are wiped and its socket removed.",
+            usage: "kisvault agent stop [options]",
             discussion: "Example:\n  kisvault agent stop")
         @OptionGroup var socket: SocketOptions
 

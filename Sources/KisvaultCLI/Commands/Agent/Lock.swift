@@ -12,6 +12,7 @@ struct Lock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lock",
         abstract: "Make the agent forget the vault's keys; it answers 'locked' until 'kisvault unlock'.",
+        usage: "kisvault lock [options]",
         discussion: "Example:\n  kisvault lock")
     @OptionGroup var socket: AgentCommand.SocketOptions
 

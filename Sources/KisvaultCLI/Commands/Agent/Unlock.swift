@@ -8,6 +8,7 @@ struct Unlock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unlock",
         abstract: "Unlock a locked agent again, asking the passphrase once.",
+        usage: "kisvault unlock [options]",
         discussion: """
             After 'kisvault lock', an idle or maximum-lifetime lock, the agent keeps running \
             but answers 'locked'; this unlocks it in place. The passphrase comes from the \

@@ -14,6 +14,7 @@ struct AuditCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
             abstract: "List audit entries, oldest first (no passphrase needed).",
+            usage: "kisvault audit list [options]",
             discussion: "Example:\n  kisvault audit list --account alpha --since 2026-11-01")
 
         @OptionGroup var location: VaultLocation
@@ -46,6 +47,7 @@ struct AuditCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "verify",
             abstract: "Verify the audit chain; finds deleted, altered or reordered entries.",
+            usage: "kisvault audit verify [options]",
             discussion: "Needs the passphrase (the chain key derives from the master key). Exits 1 when the chain is broken.\n\nExample:\n  kisvault audit verify")
 
         @OptionGroup var options: VaultOptions

@@ -10,6 +10,7 @@ extension ApprovalCommand {
         static let configuration = CommandConfiguration(
             commandName: "check",
             abstract: "Prove stored approval keys work: open a KIS WebSocket session, register one key, undo it, close.",
+            usage: "kisvault approval check (<accounts> ... | --all | --tag <tag>) [options]",
             discussion: """
                 For each account: the stored key opens a session at the environment's \
                 WebSocket URL, registers the trades of 005930 (H0STCNT0), unregisters and \

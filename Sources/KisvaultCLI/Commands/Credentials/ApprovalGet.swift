@@ -9,6 +9,7 @@ extension ApprovalCommand {
         static let configuration = CommandConfiguration(
             commandName: "get",
             abstract: "Print an approval key valid for at least --min-ttl, issuing one only if needed.",
+            usage: "kisvault approval get <account> [options]",
             discussion: """
                 Prints the key alone on stdout. Many processes asking at once cause one request \
                 to KIS; the others read its result.

@@ -10,6 +10,7 @@ extension ApprovalCommand {
         static let configuration = CommandConfiguration(
             commandName: "issue",
             abstract: "Issue approval keys where missing or not fresh, for many accounts at once.",
+            usage: "kisvault approval issue (<accounts> ... | --all | --tag <tag>) [options]",
             discussion: """
                 Accounts already fresh are skipped unless --force. Each key is committed as it \
                 lands; a killed run loses nothing committed, and running it again finishes the rest. \

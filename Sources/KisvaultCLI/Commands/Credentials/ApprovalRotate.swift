@@ -10,6 +10,7 @@ extension ApprovalCommand {
         static let configuration = CommandConfiguration(
             commandName: "rotate",
             abstract: "Issue new approval keys even where the stored ones are fresh.",
+            usage: "kisvault approval rotate (<accounts> ... | --all | --tag <tag>) [options]",
             discussion: "Example:\n  kisvault approval rotate --tag prod")
         @OptionGroup var options: VaultOptions
         @OptionGroup var output: OutputOptions

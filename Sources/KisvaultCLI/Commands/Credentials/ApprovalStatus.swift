@@ -9,6 +9,7 @@ extension ApprovalCommand {
         static let configuration = CommandConfiguration(
             commandName: "status",
             abstract: "Show each account's approval key state (fresh, expiring, expired, none, rejected); no passphrase needed.",
+            usage: "kisvault approval status [<accounts> ...] [options]",
             discussion: "Example:\n  kisvault approval status --tag prod --format json")
         @OptionGroup var location: VaultLocation
         var options: VaultOptions { location.options }

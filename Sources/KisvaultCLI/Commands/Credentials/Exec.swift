@@ -12,6 +12,7 @@ struct Exec: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exec",
         abstract: "Run a command with an account's credentials in its environment.",
+        usage: "kisvault exec <account> [options] -- <command> ...",
         discussion: """
             Sets KIS_ENV, KIS_BASE_URL, KIS_WS_URL, KIS_APPKEY, KIS_APPSECRET, KIS_ACCOUNT_NO with \
             KIS_CANO and KIS_ACNT_PRDT_CD, and KIS_HTS_ID (when set); with --approval \

@@ -12,6 +12,7 @@ extension TokenCommand {
         static let configuration = CommandConfiguration(
             commandName: "check",
             abstract: "Ask KIS whether the stored access token still works, with one cheap data call.",
+            usage: "kisvault token check <account> [options]",
             discussion: """
                 Calls the current-price quote of one stock (inquire-price, FHKST01010100) with \
                 the stored token and reports ok, invalid (EGW00121/EGW00122: revoked, or \

@@ -9,6 +9,7 @@ extension TokenCommand {
         static let configuration = CommandConfiguration(
             commandName: "export",
             abstract: "Write an account's access token where a KIS client reads its own cache, so it asks KIS for none.",
+            usage: "kisvault token export <account> --format <format> [options]",
             discussion: """
                 The token is the one 'token get' prints (issued only if needed), written \
                 0600 through a temporary file and a rename, under the name its reader \

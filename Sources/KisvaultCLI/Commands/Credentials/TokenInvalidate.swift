@@ -11,6 +11,7 @@ extension TokenCommand {
         static let configuration = CommandConfiguration(
             commandName: "invalidate",
             abstract: "Report a token KIS refused; print the token to use now.",
+            usage: "kisvault token invalidate <account> [options]",
             discussion: """
                 For a program that got EGW00121 or EGW00123 with a token from kisvault: the \
                 dead token comes on standard input (never as an argument). It is dropped only \

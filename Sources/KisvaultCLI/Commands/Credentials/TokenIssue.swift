@@ -10,6 +10,7 @@ extension TokenCommand {
         static let configuration = CommandConfiguration(
             commandName: "issue",
             abstract: "Issue access tokens where missing or not fresh, for many accounts at once.",
+            usage: "kisvault token issue (<accounts> ... | --all | --tag <tag>) [options]",
             discussion: "Example:\n  kisvault token issue --tag prod --concurrency 8")
         @OptionGroup var options: VaultOptions
         @OptionGroup var output: OutputOptions

@@ -9,6 +9,7 @@ extension TokenCommand {
         static let configuration = CommandConfiguration(
             commandName: "revoke",
             abstract: "Revoke the stored access token at KIS and forget it.",
+            usage: "kisvault token revoke <account> [options]",
             discussion: "Example:\n  kisvault token revoke alpha")
         @OptionGroup var options: VaultOptions
         @OptionGroup var manager: ManagerOptions

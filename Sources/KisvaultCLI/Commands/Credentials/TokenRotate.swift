@@ -10,6 +10,7 @@ extension TokenCommand {
         static let configuration = CommandConfiguration(
             commandName: "rotate",
             abstract: "Issue new access tokens even where the stored ones are fresh.",
+            usage: "kisvault token rotate (<accounts> ... | --all | --tag <tag>) [options]",
             discussion: """
                 KIS hands back the same token for six hours after an issuance, and refuses a \
                 second issuance within a minute (kisvault waits it out unless --no-wait). \

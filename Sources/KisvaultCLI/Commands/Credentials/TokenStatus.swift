@@ -9,6 +9,7 @@ extension TokenCommand {
         static let configuration = CommandConfiguration(
             commandName: "status",
             abstract: "Show each account's access token state (fresh, expiring, expired, none, rejected); no passphrase needed.",
+            usage: "kisvault token status [<accounts> ...] [options]",
             discussion: "Example:\n  kisvault token status --format json")
         @OptionGroup var location: VaultLocation
         var options: VaultOptions { location.options }

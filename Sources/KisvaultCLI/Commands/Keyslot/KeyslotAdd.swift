@@ -8,6 +8,7 @@ extension KeyslotCommand {
         static let configuration = CommandConfiguration(
             commandName: "add",
             abstract: "Add a keyslot that opens the vault with another passphrase.",
+            usage: "kisvault keyslot add <label> [options]",
             discussion: """
                 Unlock with an existing passphrase; the new one is asked twice on the terminal \
                 or read from --new-passphrase-file/--new-passphrase-fd.

@@ -9,6 +9,7 @@ extension KeyslotCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
             abstract: "List the keyslots and their Argon2id parameters (no passphrase needed).",
+            usage: "kisvault keyslot list [options]",
             discussion: "Example:\n  kisvault keyslot list --format json")
 
         @OptionGroup var location: VaultLocation

@@ -8,6 +8,7 @@ extension KeyslotCommand {
         static let configuration = CommandConfiguration(
             commandName: "remove",
             abstract: "Remove a keyslot (never the last one).",
+            usage: "kisvault keyslot remove <label> [options]",
             discussion: "Example:\n  kisvault keyslot remove bob")
 
         @OptionGroup var options: VaultOptions

@@ -14,6 +14,7 @@ struct PassphraseCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "change",
             abstract: "Change the passphrase of one keyslot.",
+            usage: "kisvault passphrase change [options]",
             discussion: """
                 Unlocks with the current passphrase (the usual sources), then rewraps the \
                 master key of that keyslot (or --label) under the new passphrase, which is \

@@ -7,6 +7,7 @@ struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
         abstract: "Check the vault's format, keyslots, file modes, integrity and every sealed field.",
+        usage: "kisvault doctor [options]",
         discussion: """
             Without --skip-unlock the vault is unlocked so that every sealed field of every \
             account is opened and the audit chain verified; accounts whose data fails to \

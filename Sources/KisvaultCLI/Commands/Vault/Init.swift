@@ -8,6 +8,7 @@ struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
         abstract: "Create a new vault protected by a passphrase.",
+        usage: "kisvault init [options]",
         discussion: """
             Creates the vault file (mode 0600, in a 0700 directory) with one keyslot. On a \
             terminal the passphrase is asked twice; otherwise it comes from --passphrase-file, \

@@ -9,6 +9,7 @@ struct StatusOverview: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "The vault, the agent and the credentials at a glance (no passphrase needed).",
+        usage: "kisvault status [options]",
         discussion: """
             The vault (where, format, accounts, keyslots), the agent (running, locked, the KIS \
             URLs it talks to), and how many approval keys and tokens are fresh, expiring \

@@ -14,6 +14,7 @@ struct VaultCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "copy",
             abstract: "Copy a vault, every record verbatim, to a new file or PostgreSQL schema.",
+            usage: "kisvault vault copy <source> <dest> [options]",
             discussion: """
                 SOURCE and DEST are each a vault file or a postgres:// URL. Nothing is \
                 re-encrypted: the copy opens with the same passphrases. DEST must be new (a \

@@ -5,6 +5,7 @@ struct VersionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "version",
         abstract: "Print kisvault's version.",
+        usage: "kisvault version [options]",
         discussion: "The same as 'kisvault --version'.")
 
     func run() throws {
