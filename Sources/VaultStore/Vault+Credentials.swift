@@ -190,7 +190,7 @@ extension UnlockedVault {
     /// - Throws: ``VaultError/fieldAuthenticationFailed(account:field:)`` when the sealed
     ///   value does not authenticate (altered, or moved from another account or kind).
     public func openCredential(account: String, kind: CredentialKind, slot: CredentialSlot = .current) throws(VaultError) -> (SecureBytes, CredentialTimes)? {
-        guard let stored = try vault.read({ records in try records.credential(account: account, kind: kind, slot: slot) }) else { return nil }
+        guard let stored = try vault.readStatement({ records in try records.credential(account: account, kind: kind, slot: slot) }) else { return nil }
         return try open(stored)
     }
 

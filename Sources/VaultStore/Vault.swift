@@ -106,4 +106,9 @@ public final class Vault: Sendable {
     func read<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T {
         try storage.read(body)
     }
+
+    /// ``read(_:)`` for a body of one statement (``VaultStorage/readStatement(_:)``).
+    func readStatement<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T {
+        try storage.readStatement(body)
+    }
 }

@@ -18,6 +18,10 @@ public protocol VaultStorage: Sendable {
     var formatVersion: Int { get }
     /// Runs `body` on one consistent view of the records.
     func read<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T
+    /// Runs `body`, which reads with a single statement (one statement is its own
+    /// consistent view), without a transaction around it: a server saves the BEGIN and
+    /// COMMIT round trips. The default is ``read(_:)``.
+    func readStatement<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T
     /// Runs `body` in a write transaction that holds the store's write lock from its first
     /// statement (a read-then-write never deadlocks against another writer; a busy store
     /// fails with ``VaultError/busy(path:timeoutSeconds:)``). Commits when `body` returns,
@@ -299,4 +303,10 @@ public struct StoredCredential: Sendable {
 
     /// The record id its value is sealed under.
     var recordID: String { "\(accountID).\(id)" }
+}
+
+extension VaultStorage {
+    public func readStatement<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T {
+        try read(body)
+    }
 }
