@@ -53,7 +53,7 @@ extension TokenCommand {
                 let app = try await service.appCredentials(account: account, purpose: .check, detail: reissue ? "reissue" : "")
                 let client = try KISClient(configuration: KISClientConfiguration(endpoints: service.kisURLs.endpoints))
                 do {
-                    let report = try await check(service, app: app, client: client)
+                    let report = try await check(service, stored: stored, app: app, client: client)
                     await client.shutdown()
                     return report
                 } catch {
@@ -71,11 +71,10 @@ extension TokenCommand {
         }
 
         /// Checks the stored token and, with --reissue, replaces a dead one and checks that.
-        func check(_ service: Services, app: AppCredentials, client: KISClient) async throws -> Report {
+        func check(_ service: Services, stored status: CredentialStatus, app: AppCredentials, client: KISClient) async throws -> Report {
             // The stored token as it is: 0 s asked for, so one past its stored end is
             // replaced only by the reissue below.
-            let status = try await service.status(.token, tag: nil).first { $0.account == account }
-            let end = status?.expiresAt.flatMap(Timestamp.parse) ?? .distantPast
+            let end = status.expiresAt.flatMap(Timestamp.parse) ?? .distantPast
             var answer: CredentialAnswer?
             var state = State.expired, code: String? = nil
             if end > MachineClock.now() {
@@ -84,7 +83,7 @@ extension TokenCommand {
                 (state, code) = try await ask(client, app: app, token: try current.checkedText(account: account))
             }
             guard reissue, state != .ok else {
-                return Report(account: account, state: state, errorCode: code, reissued: false, expiresAt: status?.expiresAt)
+                return Report(account: account, state: state, errorCode: code, reissued: false, expiresAt: status.expiresAt)
             }
             let next: CredentialAnswer
             if let answer {
