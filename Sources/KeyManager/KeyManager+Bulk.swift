@@ -105,6 +105,7 @@ extension KeyManager {
     /// reported as skipped.
     public func bulk(accounts: [String], options: BulkOptions, progress: BulkProgress? = nil) async throws -> [BulkItemResult] {
         let progress = progress ?? BulkProgress(total: accounts.count)
+        if !options.dryRun { vault.vault.storage.prepareToClaim(owner: owner.text) }
         let started = now()
         let kind = options.kind
         let minTTL = options.minTTL
@@ -175,6 +176,10 @@ extension KeyManager {
             return all
         }
         try? await committer.flush()
+        // Leases claimed ahead for requests never sent (the run stopped early: KIS down,
+        // Ctrl-C, a vault that cannot be written) are given back at once, so no other
+        // process waits a lease duration for them.
+        await dispenser.releaseUnsent()
         for result in workerResults { results[result.account] = result }
         if let failure = await committer.failure {
             // Say per account what the failure cost: issued at KIS but never stored, or
@@ -194,9 +199,7 @@ extension KeyManager {
             }
         }
         if let down = health.downReason, !Task.isCancelled {
-            // The host is plainly down: what was not sent is said so, once per account, and
-            // its leases are given back.
-            await dispenser.releaseUnsent()
+            // The host is plainly down: what was not sent is said so, once per account.
             for name in accounts where results[name] == nil {
                 results[name] = BulkItemResult(account: name, status: .failed, errorCode: "unreachable",
                                                message: "not attempted: \(down)")
@@ -204,9 +207,6 @@ extension KeyManager {
             }
         }
         if progress.isStopRequested || Task.isCancelled {
-            // Leases claimed for requests never sent are given back at once, so no other
-            // process waits a lease duration for them.
-            await dispenser.releaseUnsent()
             for name in accounts where results[name] == nil {
                 results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-attempted",
                                                message: "not attempted: the run was interrupted")
@@ -295,13 +295,28 @@ final class HostHealth: @unchecked Sendable {
 }
 
 /// Hands accounts to workers, claiming their leases a chunk at a time in one transaction.
+///
+/// The next chunk is claimed while the current one's requests are in flight, on a queue of
+/// its own (off the concurrency pool), so a worker back from KIS finds its next account
+/// claimed instead of waiting for a transaction: at most two chunks are claimed ahead of
+/// the requests. A claim handed out later than `maxAge` after it was made (the requests
+/// before it were slow) has its lease and request time renewed first, so no lease runs out
+/// under a request not yet sent and the token minute counts from when the request went.
 actor ClaimDispenser {
+    typealias Entry = (name: String, step: KeyManager.Step, claimedAt: ContinuousClock.Instant)
+
     let manager: KeyManager
-    var remaining: ArraySlice<String>
-    var ready: [(String, KeyManager.Step)] = []
     let kind: CredentialKind
     let chunk: Int
+    let maxAge: Duration
     let accept: @Sendable (CredentialTimes, Date) -> Bool
+    private var remaining: ArraySlice<String>
+    /// Claimed and not handed out yet; the next one last.
+    private var ready: [Entry] = []
+    /// The chunk being claimed, numbered so that only one of its waiters takes it in.
+    private var claiming: (number: Int, task: Task<[Entry], any Error>)?
+    private var chunksStarted = 0
+    private let queue = DispatchQueue(label: "kisvault.bulk.claims")
 
     init(manager: KeyManager, accounts: [String], kind: CredentialKind, chunk: Int, accept: @escaping @Sendable (CredentialTimes, Date) -> Bool) {
         self.manager = manager
@@ -309,31 +324,94 @@ actor ClaimDispenser {
         self.kind = kind
         self.chunk = chunk
         self.accept = accept
+        maxAge = .seconds(min(2, manager.configuration.leaseDuration / 4))
     }
 
-    func next() throws -> (String, KeyManager.Step)? {
-        if ready.isEmpty {
-            let names = Array(remaining.prefix(chunk))
-            remaining = remaining.dropFirst(names.count)
-            guard !names.isEmpty else { return nil }
-            let now = manager.now()
-            let decided = try manager.vault.withIssuance(accounts: names, kind: kind) { tx in
-                try manager.decide(tx, kind: kind, now: now, isAcceptable: accept)
+    func next() async throws -> (String, KeyManager.Step)? {
+        while true {
+            if let entry = ready.popLast() {
+                if ready.count < chunk { startClaiming() }
+                if ContinuousClock.now - entry.claimedAt > maxAge, case .request(let claim) = entry.step {
+                    return (entry.name, try await renewed(claim))
+                }
+                return (entry.name, entry.step)
             }
-            ready = names.reversed().map { ($0, decided[$0] ?? .rejected(code: "not-found", message: "account removed")) }
+            guard let (number, task) = claiming ?? startClaiming() else { return nil }
+            let claimed: [Entry]
+            do {
+                claimed = try await task.value
+            } catch {
+                if claiming?.number == number { claiming = nil }
+                throw error
+            }
+            if claiming?.number == number {
+                claiming = nil
+                ready.insert(contentsOf: claimed, at: 0)
+            }
         }
-        return ready.popLast()
     }
 
-    /// Releases the leases of claims handed to no worker, and forgets what was not claimed.
-    func releaseUnsent() {
+    /// Starts claiming the next chunk unless one is being claimed or none is left.
+    @discardableResult
+    private func startClaiming() -> (number: Int, task: Task<[Entry], any Error>)? {
+        guard claiming == nil, !remaining.isEmpty else { return claiming }
+        let names = Array(remaining.prefix(chunk))
+        remaining = remaining.dropFirst(names.count)
+        let (manager, kind, accept) = (manager, kind, accept)
+        let task = Task { [queue] in
+            try await Self.onQueue(queue) { () throws -> [Entry] in
+                let now = manager.now()
+                let decided = try manager.vault.withIssuance(accounts: names, kind: kind) { tx in
+                    try manager.decide(tx, kind: kind, now: now, isAcceptable: accept)
+                }
+                let claimedAt = ContinuousClock.now
+                return names.reversed().map { ($0, decided[$0] ?? .rejected(code: "not-found", message: "account removed"), claimedAt) }
+            }
+        }
+        chunksStarted += 1
+        claiming = (chunksStarted, task)
+        return claiming
+    }
+
+    /// `claim` with its lease and request time set from now. A lease that ran out
+    /// meanwhile and was taken over by another process is left to it (the worker then
+    /// waits for its result); an account removed since is reported so.
+    private func renewed(_ claim: KeyManager.Claim) async throws -> KeyManager.Step {
+        let manager = manager
+        let (found, held) = try await Self.onQueue(queue) { () throws -> (Int, Bool) in
+            var held = false
+            let found = try manager.vault.withClaimed([claim.snapshot]) { tx in
+                let now = manager.now()
+                held = try tx.renewClaim(owner: manager.owner.text, until: now.addingTimeInterval(manager.configuration.leaseDuration), requestAt: now)
+            }
+            return (found, held)
+        }
+        guard found == 1 else { return .rejected(code: "not-found", message: "account removed") }
+        return held ? .request(claim) : .waitForOther
+    }
+
+    /// Releases the leases of claims handed to no worker (a chunk still being claimed
+    /// included), and forgets what was not claimed.
+    func releaseUnsent() async {
+        remaining = []
+        if let (_, task) = claiming {
+            claiming = nil
+            ready += (try? await task.value) ?? []
+        }
         let claims = ready.compactMap { entry -> IssuanceSnapshot? in
-            if case .request(let claim) = entry.1 { return claim.snapshot }
+            if case .request(let claim) = entry.step { return claim.snapshot }
             return nil
         }
         ready = []
-        remaining = []
-        _ = try? manager.vault.withClaimed(claims) { tx in try tx.releaseLease(owner: manager.owner.text) }
+        let manager = manager
+        _ = try? await Self.onQueue(queue) { try manager.vault.withClaimed(claims) { tx in try tx.releaseLease(owner: manager.owner.text) } }
+    }
+
+    /// Runs `body` (vault transactions, which block) on `queue`.
+    private static func onQueue<T: Sendable>(_ queue: DispatchQueue, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
     }
 }
 

@@ -66,6 +66,8 @@ public struct IssuanceTransaction {
     /// The account's issuance state when the transaction read it, or, in
     /// ``UnlockedVault/withClaimed(_:_:)``, when its lease was claimed.
     public let snapshot: IssuanceSnapshot
+    /// The account's sealed appkey and appsecret when read with the snapshot (a batch).
+    var app: (appkey: Data, appsecret: Data)? = nil
 
     /// Takes the issuance lease until `until` and records that a request to KIS is about
     /// to be sent (the once-a-minute clock), in one change. Recorded before the request:
@@ -75,10 +77,18 @@ public struct IssuanceTransaction {
                                until: Timestamp.string(until), requestAt: Timestamp.string(date))
     }
 
+    /// Extends the lease `owner` claimed to `until` and moves the request time to `date`
+    /// (a claim made ahead of its request); false when `owner` no longer holds the lease
+    /// (it ran out and another process took it over), and nothing is changed.
+    public func renewClaim(owner: String, until: Date, requestAt date: Date) throws -> Bool {
+        try records.renewLease(accountID: snapshot.accountID, kind: snapshot.kind, owner: owner,
+                               until: Timestamp.string(until), requestAt: Timestamp.string(date))
+    }
+
     /// The account's sealed appkey and appsecret, for the request this transaction claims.
     /// - Throws: ``VaultError/accountNotFound(name:)`` if the account is gone.
     public func sealedAppCredentials() throws -> SealedAppCredentials {
-        guard let (appkey, appsecret) = try records.sealedAppCredentials(accountID: snapshot.accountID) else {
+        guard let (appkey, appsecret) = try app ?? records.sealedAppCredentials(accountID: snapshot.accountID) else {
             throw VaultError.accountNotFound(name: snapshot.account)
         }
         return SealedAppCredentials(accountID: snapshot.accountID, account: snapshot.account, environment: snapshot.environment,
@@ -222,15 +232,20 @@ extension UnlockedVault {
     /// ``withIssuance(account:kind:_:)`` for many accounts in one transaction: one commit
     /// (one fsync) instead of one per account, which is what lets a bulk run keep up with
     /// KIS at high concurrency. Unknown accounts are skipped, a name given twice is decided once.
+    /// The accounts' sealed appkeys and appsecrets are read together with their state (one
+    /// statement on a server, not one per claim).
     public func withIssuance<T>(accounts: [String], kind: CredentialKind, _ body: (IssuanceTransaction) throws -> T) throws(VaultError) -> [String: T] {
         guard !accounts.isEmpty else { return [:] }
         return try issuanceWrite { records, auditor in
             let snapshots = Dictionary(try records.issuanceSnapshots(accounts: accounts, kind: kind).map { ($0.account, $0) },
                                        uniquingKeysWith: { first, _ in first })
+            let apps = try records.sealedAppCredentials(accountIDs: snapshots.values.map(\.accountID))
             var results: [String: T] = [:]
             for account in accounts where results[account] == nil {
                 guard let snapshot = snapshots[account] else { continue }
-                results[account] = try body(IssuanceTransaction(records: records, vault: self, auditor: auditor, snapshot: snapshot))
+                var tx = IssuanceTransaction(records: records, vault: self, auditor: auditor, snapshot: snapshot)
+                tx.app = apps[snapshot.accountID]
+                results[account] = try body(tx)
             }
             return results
         }

@@ -31,6 +31,31 @@ import VaultStore
         await f.close()
     }
 
+    /// Leases are claimed a chunk ahead of the requests. When requests are slow, a claim
+    /// that waited is renewed before its request goes: its lease is held and the token
+    /// minute counts from the request, not from the claim. Here a chunk of 8 is claimed at
+    /// once, two requests of 300 ms run at a time, and leases last 0.4 s: without renewal
+    /// the last of the chunk would be sent with its lease run out, its request time 0.9 s
+    /// before its request.
+    @Test func aClaimMadeAheadIsRenewedBeforeItsRequest() async throws {
+        let f = try await ManagerFixture.make(count: 10) { $0.latencyMilliseconds = 300 }
+        let m = try f.manager(leaseDuration: 0.4)
+        var options = BulkOptions(kind: .approval, mode: .issue)
+        options.concurrency = 2
+        let results = try await m.bulk(accounts: f.accounts.map(\.name), options: options)
+        #expect(results.allSatisfy { $0.status == .issued }, "\(results.filter { $0.status != .issued })")
+        #expect(f.requests("/oauth2/Approval") == 10, "each account issued once")
+        for snapshot in try f.vault.vault.issuanceSnapshots(kind: .approval) {
+            let sent = try #require(snapshot.lastRequestAt), issued = try #require(snapshot.current?.issuedAt)
+            // One request (300 ms) after the request time, with room for a slow machine;
+            // a claim sent unrenewed would be 0.9 s or more behind.
+            #expect(issued.timeIntervalSince(sent) < 0.75, "\(snapshot.account): request time \(sent), issued \(issued)")
+            #expect(snapshot.leaseOwner == nil)
+        }
+        await m.client.shutdown()
+        await f.close()
+    }
+
     @Test func bulkIssuesSkipsAndRotates() async throws {
         let f = try await ManagerFixture.make(count: 120)
         let m = try f.manager()

@@ -65,9 +65,11 @@ final class ManagerFixture: @unchecked Sendable {
     }
 
     /// A manager on its own connection to the vault file, as another process would have.
-    func manager(tokenInterval: TimeInterval = 60, wait: Bool = true, separateConnection: Bool = false, client: KISClient? = nil) throws -> KeyManager {
+    func manager(tokenInterval: TimeInterval = 60, leaseDuration: TimeInterval = 60, wait: Bool = true, separateConnection: Bool = false,
+                 client: KISClient? = nil) throws -> KeyManager {
         var configuration = KeyManagerConfiguration()
         configuration.tokenInterval = tokenInterval
+        configuration.leaseDuration = leaseDuration
         configuration.waitForTokenInterval = wait
         configuration.pollInterval = 0.01
         let clock = self

@@ -105,6 +105,31 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
         #expect(vault.secretChecks().allSatisfy { $0.status == .ok })
     }
 
+    /// A claim made ahead of its request is renewed only while its claimer still holds
+    /// the lease: one that ran out and was taken over stays the new holder's.
+    @Test(arguments: Backend.available) func aClaimIsRenewedOnlyByItsHolder(_ backend: Backend) throws {
+        let dir = TemporaryDirectory()
+        let vault = try Self.create(backend.location(dir))
+        defer { vault.vault.close() }
+        try vault.addAccount(Fixtures.account("acct", seed: 7))
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        let claimed = try vault.withIssuance(account: "acct", kind: .token) { tx -> IssuanceSnapshot in
+            try tx.claim(owner: "a", until: t0.addingTimeInterval(60), requestAt: t0)
+            return tx.snapshot
+        }
+        var held = false
+        try vault.withClaimed([claimed]) { tx in held = try tx.renewClaim(owner: "a", until: t0.addingTimeInterval(70), requestAt: t0.addingTimeInterval(10)) }
+        var state = try vault.vault.issuanceSnapshot(account: "acct", kind: .token)
+        #expect(held && state.leaseOwner == "a" && state.leaseExpiresAt == t0.addingTimeInterval(70) && state.lastRequestAt == t0.addingTimeInterval(10))
+        // Taken over by "b" after it ran out: "a" renews nothing.
+        try vault.withIssuance(account: "acct", kind: .token) { tx in
+            try tx.claim(owner: "b", until: t0.addingTimeInterval(200), requestAt: t0.addingTimeInterval(140))
+        }
+        try vault.withClaimed([claimed]) { tx in held = try tx.renewClaim(owner: "a", until: t0.addingTimeInterval(210), requestAt: t0.addingTimeInterval(150)) }
+        state = try vault.vault.issuanceSnapshot(account: "acct", kind: .token)
+        #expect(!held && state.leaseOwner == "b" && state.leaseExpiresAt == t0.addingTimeInterval(200) && state.lastRequestAt == t0.addingTimeInterval(140))
+    }
+
     @Test(arguments: Backend.available) func issuanceLeasesCredentialsAndRejection(_ backend: Backend) throws {
         let dir = TemporaryDirectory()
         let vault = try Self.create(backend.location(dir))

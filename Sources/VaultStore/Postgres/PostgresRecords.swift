@@ -444,12 +444,21 @@ struct PostgresRecords: VaultRecords {
     }
 
     func sealedAppCredentials(accountID: String) throws -> (appkey: Data, appsecret: Data)? {
-        // Read after each claim of a claim batch: held-back writes change no appkey unless
-        // they add accounts, so the claims stay held and go out together.
-        if let pending, !pending.holdsAccounts {
-            return try execute("SELECT appkey, appsecret FROM \(unescaped: s).accounts WHERE id = \(accountID)").first.map { try $0.decode((Data, Data).self) }
+        try sealedAppCredentials(accountIDs: [accountID])[accountID]
+    }
+
+    func sealedAppCredentials(accountIDs ids: [String]) throws -> [String: (appkey: Data, appsecret: Data)] {
+        let query: PostgresQuery = "SELECT id, appkey, appsecret FROM \(unescaped: s).accounts WHERE id = ANY(\(ids))"
+        // Held-back writes change no appkey unless they add accounts, so claims already
+        // held stay held and go out together.
+        let holdsAccounts = pending?.holdsAccounts ?? true
+        let rows = try holdsAccounts ? run(query) : execute(query)
+        var found: [String: (appkey: Data, appsecret: Data)] = [:]
+        for row in rows {
+            let (id, appkey, appsecret) = try row.decode((String, Data, Data).self)
+            found[id] = (appkey, appsecret)
         }
-        return try run("SELECT appkey, appsecret FROM \(unescaped: s).accounts WHERE id = \(accountID)").first.map { try $0.decode((Data, Data).self) }
+        return found
     }
 
     func leaseHolderAlive(_ owner: String) throws -> Bool? {
@@ -472,6 +481,14 @@ struct PostgresRecords: VaultRecords {
             ON CONFLICT (account_id, kind) DO UPDATE SET
                 lease_owner = excluded.lease_owner, lease_expires_at = excluded.lease_expires_at, last_request_at = excluded.last_request_at
             """)
+    }
+
+    func renewLease(accountID: String, kind: CredentialKind, owner: String, until: String, requestAt: String) throws -> Bool {
+        try !run("""
+            UPDATE \(unescaped: s).issuance SET lease_expires_at = \(until), last_request_at = \(requestAt)
+            WHERE account_id = \(accountID) AND kind = \(kind.rawValue) AND lease_owner = \(owner)
+            RETURNING 1
+            """).isEmpty
     }
 
     func releaseLease(accountID: String, kind: CredentialKind, owner: String) throws {

@@ -231,6 +231,13 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
         clock.record(samples)
     }
 
+    /// Opens the presence session and takes `owner`'s lock on it while the caller reads
+    /// and decides (a connection and its authentication, some milliseconds).
+    public func prepareToClaim(owner: String) {
+        let presence = presence
+        DispatchQueue.global().async { try? presence.announce(owner) }
+    }
+
     public func close() {
         presence.close()
         let connections = lock.withLock { () -> [PostgresConnection] in

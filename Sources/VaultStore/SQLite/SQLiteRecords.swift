@@ -312,6 +312,12 @@ struct SQLiteRecords: VaultRecords {
             .execute(arguments: [accountID, kind.rawValue, owner])
     }
 
+    func renewLease(accountID: String, kind: CredentialKind, owner: String, until: String, requestAt: String) throws -> Bool {
+        try db.cachedStatement(sql: "UPDATE issuance SET lease_expires_at = ?, last_request_at = ? WHERE account_id = ? AND kind = ? AND lease_owner = ?")
+            .execute(arguments: [until, requestAt, accountID, kind.rawValue, owner])
+        return db.changesCount > 0
+    }
+
     func clearError(accountID: String, kind: CredentialKind, releasingLeaseOf owner: String) throws {
         // In UPDATE expressions every column reads its old value, so both CASEs test the
         // holder as it was.

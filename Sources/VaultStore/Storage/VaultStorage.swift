@@ -38,6 +38,10 @@ public protocol VaultStorage: Sendable {
     func close()
     /// How far the storage's clock is ahead of ``MachineClock`` (0 for a file).
     func clockOffset() -> TimeInterval
+    /// Readies, in the background, what claiming a lease as `owner` will need (a team
+    /// vault's presence session), so that the first claim does not wait for it; a failure
+    /// is left for the claim to meet. The default does nothing.
+    func prepareToClaim(owner: String)
 }
 
 /// The records of one vault inside one transaction of a ``VaultStorage``. Methods that
@@ -116,6 +120,8 @@ public protocol VaultRecords {
     func insertIssuance(_ record: IssuanceRecord) throws
     /// The sealed appkey and appsecret of account `id`.
     func sealedAppCredentials(accountID: String) throws -> (appkey: Data, appsecret: Data)?
+    /// The sealed appkeys and appsecrets of those of `ids` that exist, by account id.
+    func sealedAppCredentials(accountIDs ids: [String]) throws -> [String: (appkey: Data, appsecret: Data)]
     /// Whether the process that holds a lease as `owner` is still there, as far as the
     /// storage can tell (a database sees its clients' sessions); nil when it cannot.
     func leaseHolderAlive(_ owner: String) throws -> Bool?
@@ -123,6 +129,9 @@ public protocol VaultRecords {
     func claimLease(accountID: String, kind: CredentialKind, owner: String, until: String, requestAt: String) throws
     /// Releases the lease if `owner` holds it.
     func releaseLease(accountID: String, kind: CredentialKind, owner: String) throws
+    /// Extends the lease and moves the request time if `owner` still holds the lease;
+    /// says whether it did.
+    func renewLease(accountID: String, kind: CredentialKind, owner: String, until: String, requestAt: String) throws -> Bool
     /// After a stored issuance: clears the last error and releases the lease if `owner`
     /// holds it.
     func clearError(accountID: String, kind: CredentialKind, releasingLeaseOf owner: String) throws
@@ -153,6 +162,12 @@ extension VaultRecords {
 
     public func existingAccountIDs(_ ids: [String]) throws -> Set<String> {
         Set(try ids.filter { try accountExists(id: $0) })
+    }
+
+    public func sealedAppCredentials(accountIDs ids: [String]) throws -> [String: (appkey: Data, appsecret: Data)] {
+        var found: [String: (appkey: Data, appsecret: Data)] = [:]
+        for id in ids { found[id] = try sealedAppCredentials(accountID: id) }
+        return found
     }
 }
 
@@ -309,4 +324,6 @@ extension VaultStorage {
     public func readStatement<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T {
         try read(body)
     }
+
+    public func prepareToClaim(owner: String) {}
 }
