@@ -224,15 +224,28 @@ struct PostgresRecords: VaultRecords {
         }
         var tags: [String: [String]] = [:]
         for row in try run("SELECT account_id, tag FROM \(unescaped: s).account_tags") {
-            let (id, tag) = try row.decode((String, String).self)
-            tags[id, default: []].append(tag)
+            let columns = try Self.texts(row)
+            tags[columns[0], default: []].append(columns[1])
         }
         return try accounts.map { row in
-            let (id, name, environment, created, updated, secrets) = try row.decode((String, String, String, String, String, String).self)
+            let columns = try Self.texts(row)
+            let (id, name, environment, created, updated, secrets) = (columns[0], columns[1], columns[2], columns[3], columns[4], columns[5])
             // Byte order, as COLLATE "C" and SQLite sort them.
             let sorted = (tags[id] ?? []).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
             return AccountSummary(id: id, name: name, environment: AccountEnvironment(rawValue: environment) ?? .mock, tags: sorted,
                                   createdAt: created, updatedAt: updated, secretsUpdatedAt: secrets)
+        }
+    }
+
+    /// The columns of a row of non-null `text` columns, read straight from their bytes
+    /// (PostgreSQL's binary form of `text` is its UTF-8). The driver's generic decoding
+    /// costs microseconds a row: most of a 10,000-account listing's time in the client.
+    static func texts(_ row: PostgresRow) throws -> [String] {
+        try row.map { cell in
+            guard cell.dataType == .text || cell.dataType == .varchar, let bytes = cell.bytes else {
+                throw UnexpectedColumn(name: cell.columnName, isNull: cell.bytes == nil)
+            }
+            return String(buffer: bytes)
         }
     }
 
@@ -690,4 +703,10 @@ final class PendingWrites {
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return String(decoding: try encoder.encode(rows), as: UTF8.self)
     }
+}
+
+/// A column that is not what kisvault wrote (NULL, or not text) where text was read.
+struct UnexpectedColumn: Error {
+    let name: String
+    let isNull: Bool
 }

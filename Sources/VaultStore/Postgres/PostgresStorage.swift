@@ -457,6 +457,9 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
         if let error = error as? PostgresDecodingError {
             return .damaged(path: location, detail: "a column is not of the type kisvault wrote (\(error.code))")
         }
+        if let error = error as? UnexpectedColumn {
+            return .damaged(path: location, detail: "column \(error.name) is \(error.isNull ? "NULL" : "not text"), not what kisvault wrote")
+        }
         return .io(path: location, detail: "\(error)")
     }
 }
