@@ -14,11 +14,10 @@ struct TerminalLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
-        let all = self.metadata.merging(metadata ?? [:]) { _, new in new }
+    func log(event: LogEvent) {
+        let all = metadata.merging(event.metadata ?? [:]) { _, new in new }
         let details = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        Terminal.note("\(message)" + (details.isEmpty ? "" : " (\(details))"))
+        Terminal.note("\(event.message)" + (details.isEmpty ? "" : " (\(details))"))
     }
 
     /// Installs the handler once, for the whole process: `verbose` from the arguments,

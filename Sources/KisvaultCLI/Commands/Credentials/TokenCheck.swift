@@ -100,9 +100,9 @@ extension TokenCommand {
             do {
                 try await client.checkToken(environment: app.environment == .real ? .real : .mock, appkey: app.appkey.utf8String(), secret: app.appsecret.utf8String(), token: token)
                 return (.ok, nil)
-            } catch let error as KISError where error.kind == .tokenInvalid {
+            } catch where error.kind == .tokenInvalid {
                 return (error.code == "EGW00123" ? .expired : .invalid, error.code)
-            } catch let error as KISError {
+            } catch {
                 throw KeyManagerError.kis(account: account, error)
             }
         }
