@@ -41,8 +41,25 @@ struct PostgresRecords: VaultRecords {
 
     /// ``execute(_:)`` on any connection (the presence session's, a clock reading's).
     static func answer(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) throws -> [PostgresRow] {
-        let answer = connection.eventLoop.makePromise(of: PostgresQueryResult.self)
-        connection.query(query, logger: logger).cascade(to: answer)
+        try wait(for: connection.query(query, logger: logger), on: connection).rows
+    }
+
+    /// Statements whose rows nobody reads, handed to the connection at once: it sends
+    /// each as the one before is answered, and this thread waits once instead of once per
+    /// statement (a wake-up each way, most of a statement's time on loopback). The first
+    /// failure is thrown; the statements after it fail too (the transaction is aborted).
+    static func answer(_ queries: [PostgresQuery], on connection: PostgresConnection, logger: Logger) throws {
+        let sent = queries.map { connection.query($0, logger: logger) }
+        let all = EventLoopFuture.whenAllComplete(sent, on: connection.eventLoop).flatMapThrowing { results in
+            for case .failure(let error) in results { throw error }
+        }
+        try wait(for: all, on: connection)
+    }
+
+    /// Waits for `future`, which a statement on `connection` completes.
+    private static func wait<T: Sendable>(for future: EventLoopFuture<T>, on connection: PostgresConnection) throws -> T {
+        let answer = connection.eventLoop.makePromise(of: T.self)
+        future.cascade(to: answer)
         // Looked at once a second while unanswered (most statements never see it run): a
         // callback on the connection's close would pile up on a pooled connection.
         let started = NIODeadline.now()
@@ -54,15 +71,33 @@ struct PostgresRecords: VaultRecords {
             }
         }
         defer { watch.cancel() }
-        return try answer.futureResult.wait().rows
+        return try answer.futureResult.wait()
     }
 
-    /// Sends what `pending` holds: one statement per kind of row, whatever the number of
-    /// rows, in an order that keeps every reference valid (accounts before their tags).
+    /// Begins a transaction with `statements` (BEGIN, and for a write the vault's lock).
+    func begin(_ statements: [PostgresQuery]) throws {
+        try Self.answer(statements, on: connection, logger: logger)
+    }
+
+    /// Sends what `pending` holds.
     func flush(_ pending: PendingWrites) throws {
+        try Self.answer(try statements(sending: pending), on: connection, logger: logger)
+    }
+
+    /// Sends what the transaction holds back and COMMIT, waited for once.
+    func commit() throws {
+        let held = try pending.map(statements(sending:)) ?? []
+        try Self.answer(held + ["COMMIT"], on: connection, logger: logger)
+    }
+
+    /// The statements that send what `pending` holds: one per kind of row, whatever the
+    /// number of rows, in an order that keeps every reference valid (accounts before their
+    /// tags).
+    private func statements(sending pending: PendingWrites) throws -> [PostgresQuery] {
         let batch = pending.take()
+        var statements: [PostgresQuery] = []
         if !batch.accounts.isEmpty {
-            try execute("""
+            statements.append("""
                 INSERT INTO \(unescaped: s).accounts(id, name, environment, appkey_fp, appkey, appsecret, account_no, hts_id, created_at, updated_at, secrets_updated_at)
                 SELECT id, name, environment, decode(appkey_fp, 'base64'), decode(appkey, 'base64'), decode(appsecret, 'base64'),
                        decode(account_no, 'base64'), decode(hts_id, 'base64'), created_at, updated_at, secrets_updated_at
@@ -71,14 +106,14 @@ struct PostgresRecords: VaultRecords {
                 """)
         }
         if !batch.tags.isEmpty {
-            try execute("""
+            statements.append("""
                 INSERT INTO \(unescaped: s).account_tags(account_id, tag)
                 SELECT account_id, tag FROM jsonb_to_recordset(\(try PendingWrites.json(batch.tags))::jsonb) AS x(account_id text, tag text)
                 ON CONFLICT DO NOTHING
                 """)
         }
         if !batch.claims.isEmpty {
-            try execute("""
+            statements.append("""
                 INSERT INTO \(unescaped: s).issuance(account_id, kind, lease_owner, lease_expires_at, last_request_at)
                 SELECT account_id, kind, lease_owner, lease_expires_at, last_request_at
                 FROM jsonb_to_recordset(\(try PendingWrites.json(batch.claims))::jsonb)
@@ -89,15 +124,15 @@ struct PostgresRecords: VaultRecords {
         }
         if !batch.credentials.isEmpty {
             let rows = try PendingWrites.json(batch.credentials)
-            try execute("""
+            statements.append("""
                 DELETE FROM \(unescaped: s).credentials c USING jsonb_to_recordset(\(rows)::jsonb) AS x(account_id text, kind text)
                 WHERE c.account_id = x.account_id AND c.kind = x.kind AND c.slot = 'previous'
                 """)
-            try execute("""
+            statements.append("""
                 UPDATE \(unescaped: s).credentials c SET slot = 'previous' FROM jsonb_to_recordset(\(rows)::jsonb) AS x(account_id text, kind text)
                 WHERE c.account_id = x.account_id AND c.kind = x.kind AND c.slot = 'current'
                 """)
-            try execute("""
+            statements.append("""
                 INSERT INTO \(unescaped: s).credentials(account_id, kind, slot, id, value, issued_at, expires_at)
                 SELECT account_id, kind, 'current', id, decode(value, 'base64'), issued_at, expires_at
                 FROM jsonb_to_recordset(\(rows)::jsonb) AS x(account_id text, kind text, id text, value text, issued_at text, expires_at text)
@@ -105,12 +140,12 @@ struct PostgresRecords: VaultRecords {
         }
         if !batch.clears.isEmpty {
             let rows = try PendingWrites.json(batch.clears)
-            try execute("""
+            statements.append("""
                 INSERT INTO \(unescaped: s).issuance(account_id, kind)
                 SELECT account_id, kind FROM jsonb_to_recordset(\(rows)::jsonb) AS x(account_id text, kind text) ON CONFLICT DO NOTHING
                 """)
             // As in SQLite, every column in the SET list reads its old value.
-            try execute("""
+            statements.append("""
                 UPDATE \(unescaped: s).issuance i SET last_error = NULL,
                     lease_owner = CASE WHEN i.lease_owner = x.owner THEN NULL ELSE i.lease_owner END,
                     lease_expires_at = CASE WHEN i.lease_owner = x.owner THEN NULL ELSE i.lease_expires_at END
@@ -119,13 +154,15 @@ struct PostgresRecords: VaultRecords {
                 """)
         }
         if !batch.audits.isEmpty {
-            try execute("""
+            statements.append("""
                 INSERT INTO \(unescaped: s).audit(seq, at, actor, keyslot, action, account, outcome, detail, mac)
                 SELECT seq, at, actor, keyslot, action, account, outcome, detail, decode(mac, 'base64')
                 FROM jsonb_to_recordset(\(try PendingWrites.json(batch.audits))::jsonb) AS x(seq bigint, at text, actor text, keyslot text,
                      action text, account text, outcome text, detail text, mac text)
                 """)
         }
+        if let head = batch.auditHead { statements.append(try auditHeadStatement(head)) }
+        return statements
     }
 
     var s: String { schema }
@@ -150,7 +187,11 @@ struct PostgresRecords: VaultRecords {
     }
 
     func auditHead() throws -> AuditHead? {
-        let rows = try run("SELECT (SELECT num FROM \(unescaped: s).meta WHERE key = 'audit_head_seq'), (SELECT blob FROM \(unescaped: s).meta WHERE key = 'audit_head_mac')")
+        // Held-back writes never change the head (a new head is held until they are sent),
+        // so they stay held.
+        let query: PostgresQuery = "SELECT (SELECT num FROM \(unescaped: s).meta WHERE key = 'audit_head_seq'), (SELECT blob FROM \(unescaped: s).meta WHERE key = 'audit_head_mac')"
+        let headIsHeld = pending?.auditHeadIsHeld ?? true
+        let rows = try headIsHeld ? run(query) : execute(query)
         guard let row = rows.first else { return nil }
         let (seq, mac) = try row.decode((Int64?, Data?).self)
         guard let seq else { return nil }
@@ -158,10 +199,18 @@ struct PostgresRecords: VaultRecords {
     }
 
     func setAuditHead(_ head: AuditHead) throws {
-        try run("""
-            INSERT INTO \(unescaped: s).meta(key, num, blob) VALUES ('audit_head_seq', \(head.seq), NULL::bytea), ('audit_head_mac', NULL::bigint, \(head.mac))
-            ON CONFLICT (key) DO UPDATE SET num = excluded.num, blob = excluded.blob
-            """)
+        if let pending {
+            pending.set(auditHead: head)
+        } else {
+            try run(try auditHeadStatement(head))
+        }
+    }
+
+    func auditHeadStatement(_ head: AuditHead) throws -> PostgresQuery {
+        try """
+        INSERT INTO \(unescaped: s).meta(key, num, blob) VALUES ('audit_head_seq', \(head.seq), NULL::bytea), ('audit_head_mac', NULL::bigint, \(head.mac))
+        ON CONFLICT (key) DO UPDATE SET num = excluded.num, blob = excluded.blob
+        """
     }
 
     // MARK: Keyslots
@@ -237,15 +286,23 @@ struct PostgresRecords: VaultRecords {
         }
     }
 
-    /// The columns of a row of non-null `text` columns, read straight from their bytes
-    /// (PostgreSQL's binary form of `text` is its UTF-8). The driver's generic decoding
-    /// costs microseconds a row: most of a 10,000-account listing's time in the client.
-    static func texts(_ row: PostgresRow) throws -> [String] {
+    /// The columns of a row of `text` columns, nil for NULL, read straight from their
+    /// bytes (PostgreSQL's binary form of `text` is its UTF-8). The driver's generic
+    /// decoding costs microseconds a row: most of a 10,000-account listing's time in the
+    /// client, and of reading a bulk run's issuance state.
+    static func optionalTexts(_ row: PostgresRow) throws -> [String?] {
         try row.map { cell in
-            guard cell.dataType == .text || cell.dataType == .varchar, let bytes = cell.bytes else {
-                throw UnexpectedColumn(name: cell.columnName, isNull: cell.bytes == nil)
-            }
+            guard let bytes = cell.bytes else { return nil }
+            guard cell.dataType == .text || cell.dataType == .varchar else { throw UnexpectedColumn(name: cell.columnName, isNull: false) }
             return String(buffer: bytes)
+        }
+    }
+
+    /// ``optionalTexts(_:)`` for a row of columns that are never NULL.
+    static func texts(_ row: PostgresRow) throws -> [String] {
+        try zip(optionalTexts(row), row).map { text, cell in
+            guard let text else { throw UnexpectedColumn(name: cell.columnName, isNull: true) }
+            return text
         }
     }
 
@@ -404,8 +461,11 @@ struct PostgresRecords: VaultRecords {
     }
 
     static func snapshot(_ row: PostgresRow, kind: CredentialKind) throws -> IssuanceSnapshot {
-        let (id, name, environment, ci, ce, pi, pe, owner, leaseUntil, lastRequest, code, message, error) =
-            try row.decode((String, String, String, String?, String?, String?, String?, String?, String?, String?, String?, String?, String?).self)
+        let c = try optionalTexts(row)
+        guard c.count == 13, let id = c[0], let name = c[1], let environment = c[2] else {
+            throw UnexpectedColumn(name: "id, name or environment", isNull: true)
+        }
+        let (ci, ce, pi, pe, owner, leaseUntil, lastRequest, code, message, error) = (c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12])
         func times(_ issued: String?, _ expires: String?) -> CredentialTimes? {
             guard let i = issued.flatMap(Timestamp.parse), let e = expires.flatMap(Timestamp.parse) else { return nil }
             return CredentialTimes(issuedAt: i, expiresAt: e)
@@ -635,6 +695,8 @@ final class PendingWrites {
         var credentials: [CredentialRow] = []
         var clears: [ClearRow] = []
         var audits: [AuditRow] = []
+        /// The audit chain's new head, written after the rows.
+        var auditHead: AuditHead?
     }
 
     private var batch = Batch()
@@ -643,6 +705,8 @@ final class PendingWrites {
     private(set) var isEmpty = true
     /// Whether new accounts are held (a read of the accounts table must send them first).
     var holdsAccounts: Bool { !batch.accounts.isEmpty }
+    /// Whether a new audit head is held (a read of the head must send it first).
+    var auditHeadIsHeld: Bool { batch.auditHead != nil }
 
     /// Rows sent so far by this transaction's batches.
     private(set) var sentRows = 0
@@ -659,6 +723,12 @@ final class PendingWrites {
                                          accountNo: account.accountNumber, htsId: account.htsID, createdAt: times.createdAt,
                                          updatedAt: times.updatedAt, secretsUpdatedAt: times.secretsUpdatedAt))
         batch.tags += tags.map { TagRow(accountId: account.id, tag: $0) }
+        isEmpty = false
+    }
+
+    /// Holds the audit chain's new head (a later one replaces it).
+    func set(auditHead head: AuditHead) {
+        batch.auditHead = head
         isEmpty = false
     }
 

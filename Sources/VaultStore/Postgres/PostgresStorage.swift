@@ -239,13 +239,14 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     }
 
     public func close() {
-        presence.close()
         let connections = lock.withLock { () -> [PostgresConnection] in
             closed = true
             defer { idle = [] }
             return idle
         }
-        for connection in connections { try? connection.close().wait() }
+        // Each close is a round trip: all are begun, then waited for.
+        let closing = connections.map { $0.close() } + [presence.close()].compactMap { $0 }
+        for done in closing { try? done.wait() }
     }
 
     deinit {
@@ -293,17 +294,20 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     func transaction<T>(_ connection: PostgresConnection, write: Bool, _ body: (PostgresRecords) throws -> T) throws -> T {
         let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger, presence: presence, pending: PendingWrites())
         do {
-            try records.run(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            // A write's BEGIN and lock go together, waited for once.
+            try records.begin(write ? ["BEGIN ISOLATION LEVEL READ COMMITTED", "SELECT pg_advisory_xact_lock(\(lockKey))"]
+                                    : ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
         } catch {
             // Nothing was done yet: a pooled connection the server dropped (a restart) is
-            // safe to replace and try again.
+            // safe to replace and try again. The lock not taken in time leaves a failed
+            // transaction to roll back.
             if case .unreachable = translate(error) { throw StaleConnection(underlying: error) }
+            _ = try? records.run("ROLLBACK")
             throw error
         }
         do {
-            if write { try records.run("SELECT pg_advisory_xact_lock(\(lockKey))") }
             let result = try body(records)
-            try records.run("COMMIT")
+            try records.commit()
             if let pending = records.pending, pending.sentRows > 0 { refreshStatistics(after: pending.sentRows, on: records) }
             return result
         } catch {
@@ -549,12 +553,14 @@ final class PostgresPresence: @unchecked Sendable {
         }
     }
 
-    func close() {
+    /// Begins closing the session (its locks go with it); nil when there is none.
+    func close() -> EventLoopFuture<Void>? {
         let session = lock.withLock { () -> PostgresConnection? in
             defer { connection = nil; announced = [] }
             return connection
         }
-        try? session?.close().wait()
+        // Kept until closed (PostgresNIO requires a connection closed before release).
+        return session.map { session in session.close().always { _ in withExtendedLifetime(session) {} } }
     }
 
     deinit {
