@@ -262,17 +262,23 @@ struct PostgresRecords: VaultRecords {
     /// one statement aggregating tags per account, for a 10,000-account listing.
     func accountSummaries(tag: String?) throws -> [AccountSummary] {
         let columns = "a.id, a.name, a.environment, a.created_at, a.updated_at, a.secrets_updated_at"
-        let accounts: [PostgresRow]
+        let accounts, tagRows: [PostgresRow]
         if let tag {
             accounts = try run("""
                 SELECT \(unescaped: columns) FROM \(unescaped: s).accounts a
                 WHERE EXISTS (SELECT 1 FROM \(unescaped: s).account_tags t WHERE t.account_id = a.id AND t.tag = \(tag)) ORDER BY a.name
                 """)
+            // Only the tags of the accounts listed.
+            tagRows = try run("""
+                SELECT t.account_id, t.tag FROM \(unescaped: s).account_tags t
+                WHERE EXISTS (SELECT 1 FROM \(unescaped: s).account_tags x WHERE x.account_id = t.account_id AND x.tag = \(tag))
+                """)
         } else {
             accounts = try run("SELECT \(unescaped: columns) FROM \(unescaped: s).accounts a ORDER BY a.name")
+            tagRows = try run("SELECT account_id, tag FROM \(unescaped: s).account_tags")
         }
         var tags: [String: [String]] = [:]
-        for row in try run("SELECT account_id, tag FROM \(unescaped: s).account_tags") {
+        for row in tagRows {
             let columns = try Self.texts(row)
             tags[columns[0], default: []].append(columns[1])
         }
