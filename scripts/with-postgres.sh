@@ -3,8 +3,11 @@
 # made with initdb in a temporary directory, owned by an unprivileged user (the server
 # refuses to run as root, and CI runs as root), listening on a free loopback port and on a
 # socket in that directory. The command gets KISVAULT_TEST_PG_URL (TCP, password auth),
-# KISVAULT_TEST_PG_SOCKET_URL (the socket), PGPASSWORD, and KISVAULT_TEST_PG_CTL (a
-# script that stops or starts the server). The cluster is stopped and
+# KISVAULT_TEST_PG_SOCKET_URL (the socket), PGPASSWORD, KISVAULT_TEST_PG_CTL (a
+# script that stops or starts the server), and KISVAULT_TEST_PG_CA / KISVAULT_TEST_PG_OTHER_CA:
+# the server offers TLS with a certificate for 127.0.0.1 and localhost signed by a
+# throwaway CA (the first), so sslmode=verify-full is tested against a real chain, and a
+# second CA that signed nothing of the server's. The cluster is stopped and
 # removed when the command ends, whatever its outcome; the command's status is the
 # script's.
 #
@@ -43,8 +46,24 @@ rm -f "$dir/pwfile"
 # tested without a password; TCP needs the password.
 sed -i 's/^local\s\+all\s\+all\s\+scram-sha-256/local all all trust/' "$dir/data/pg_hba.conf"
 
+# A CA, a server certificate it signs (for 127.0.0.1 and localhost), and a CA that signs
+# nothing of the server's.
+mkdir "$dir/tls"
+(
+    cd "$dir/tls"
+    for ca in ca other-ca; do
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kisvault test $ca" -keyout "$ca.key" -out "$ca.pem" 2>/dev/null
+    done
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.pem 2>/dev/null
+) || { echo "with-postgres: cannot make the test certificates (openssl)" >&2; exit 1; }
+chmod 0644 "$dir/tls/"*.pem
+chmod 0600 "$dir/tls/server.key"
+[ "$(id -u)" = 0 ] && chown "$runas" "$dir/tls/server.key"
+
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-options="-c listen_addresses=127.0.0.1 -p $port -k $dir/run -c fsync=off -c max_connections=200"
+options="-c listen_addresses=127.0.0.1 -p $port -k $dir/run -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$dir/tls/server.pem -c ssl_key_file=$dir/tls/server.key"
 as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/run/server.log" -w -t 60 -o "$options" start >/dev/null \
     || { cat "$dir/run/server.log" >&2; exit 1; }
 as "$bindir/psql" -h "$dir/run" -p "$port" -U kisvault -d postgres -qc "CREATE DATABASE kisvault_test" >/dev/null
@@ -73,6 +92,8 @@ export KISVAULT_TEST_PG_SOCKET_URL="postgres://kisvault@localhost:$port/kisvault
 export KISVAULT_TEST_PG_BIN="$bindir"
 export KISVAULT_TEST_PG_DATA="$dir/data"
 export KISVAULT_TEST_PG_CTL="$dir/ctl"
+export KISVAULT_TEST_PG_CA="$dir/tls/ca.pem"
+export KISVAULT_TEST_PG_OTHER_CA="$dir/tls/other-ca.pem"
 set +e
 "$@"
 status=$?

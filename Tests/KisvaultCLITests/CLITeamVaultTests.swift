@@ -89,6 +89,34 @@ import Testing
         await mock.stop()
     }
 
+    /// TLS against a real chain (scripts/with-postgres.sh: a server certificate for
+    /// 127.0.0.1 and localhost signed by a throwaway CA): verify-full with that CA connects,
+    /// by address and by name; another CA or the system's roots fail in one line that says
+    /// TLS, a CA file that is not there in one that names it, before anything is read.
+    @Test func verifyFullChecksTheServersCertificateChain() async throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let ca = env["KISVAULT_TEST_PG_CA"], let otherCA = env["KISVAULT_TEST_PG_OTHER_CA"] else {
+            #expect(env["KISVAULT_REQUIRE_PG"] == nil, "scripts/with-postgres.sh gives the test CA; make test must not skip this")
+            return
+        }
+        guard let (box, mock, accounts, url) = try await Self.setUp(count: 1) else { return }
+        func list(_ vault: String) async throws -> CLIResult { try await box.runAsync(["account", "list", "--vault", vault]) }
+        for good in [url + "&sslmode=verify-full&sslrootcert=" + ca,
+                     url.replacingOccurrences(of: "@127.0.0.1:", with: "@localhost:") + "&sslmode=verify-full&sslrootcert=" + ca,
+                     url + "&sslmode=require"] {
+            let r = try await list(good)
+            #expect(r.status == 0 && r.stdout.contains(accounts[0].name), "\(good): \(r.stderr)")
+        }
+        for (bad, status, words) in [(url + "&sslmode=verify-full&sslrootcert=" + otherCA, Int32(1), "TLS"),
+                                     (url + "&sslmode=verify-full", 1, "TLS"),
+                                     (url + "&sslmode=verify-full&sslrootcert=" + box.dir + "/missing.pem", 2, "sslrootcert")] {
+            let r = try await list(bad)
+            #expect(r.status == status && r.stderr.contains(words) && r.stderr.split(separator: "\n").count == 1 && r.stdout.isEmpty,
+                    "\(bad): \(r.status) \(r.stderr)")
+        }
+        await mock.stop()
+    }
+
     /// Three machines of ten processes each ask for the token of one account at once:
     /// one request to KIS, one token everywhere.
     @Test func threeMachinesTenProcessesOneToken() async throws {

@@ -170,6 +170,9 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
                     // sslmode=require, as libpq: encrypted, the server's certificate unchecked.
                     tlsConfiguration.certificateVerification = .none
                 } else if let root = place.rootCertificate {
+                    guard FileManager.default.isReadableFile(atPath: root) else {
+                        throw .invalidLocation(place.text, reason: "sslrootcert \(root) is not a file this user can read: give the CA certificate that signed the server's")
+                    }
                     tlsConfiguration.trustRoots = .file(root)
                 }
                 do {
@@ -406,6 +409,24 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
         if !keep { Self.dispose(connection) }
     }
 
+    /// One line for a failed TLS handshake: what was refused and what to check, without
+    /// BoringSSL's error numbers and source paths.
+    func tlsFailure(_ error: any Error) -> VaultError {
+        let text = "\(error)"
+        let host = place.host
+        if let extra = error as? NIOSSLExtraError, extra == .failedToValidateHostname {
+            return .unreachable(location: location, detail: "TLS: the server's certificate does not name \(host); connect by a name or address it was issued for")
+        }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            let signer = place.rootCertificate.map { "the CA in sslrootcert (\($0))" }
+                ?? "a CA this machine trusts (set sslrootcert= to the CA that signed it)"
+            return .unreachable(location: location, detail: "TLS: the server's certificate was not accepted: it is not signed by \(signer), or does not name \(host)")
+        }
+        // BoringSSL's reason is the word after "OPENSSL_internal:"; the rest is its source.
+        let reason = text.components(separatedBy: "OPENSSL_internal:").dropFirst().first?.prefix { $0.isLetter || $0 == "_" }
+        return .unreachable(location: location, detail: "TLS handshake with \(host) failed (\(reason.map(String.init) ?? "\(type(of: error))")); check sslmode and the server's ssl settings")
+    }
+
     /// Maps PostgreSQL and connection failures to the vault's typed errors, once, here.
     func translate(_ error: any Error) -> VaultError {
         if let error = error as? VaultError { return error }
@@ -431,6 +452,9 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
                     return .io(path: location, detail: "PostgreSQL error \(state): \(message)")
                 }
             }
+            if let underlying = error.underlying, underlying is NIOSSLError || underlying is NIOSSLExtraError {
+                return tlsFailure(underlying)
+            }
             switch error.code {
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown:
                 let underlying = error.underlying.map { "\($0)" } ?? "\(error.code)"
@@ -446,8 +470,8 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
                 return .io(path: location, detail: "PostgreSQL: \(error.code)")
             }
         }
-        if let error = error as? NIOSSLError {
-            return .unreachable(location: location, detail: "TLS failed: \(error)")
+        if error is NIOSSLError || error is NIOSSLExtraError {
+            return tlsFailure(error)
         }
         if error is ChannelError || error is IOError {
             return .unreachable(location: location, detail: "cannot connect to PostgreSQL: \(error)")
