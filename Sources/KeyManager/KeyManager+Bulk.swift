@@ -301,7 +301,9 @@ final class HostHealth: @unchecked Sendable {
 /// claimed instead of waiting for a transaction: at most two chunks are claimed ahead of
 /// the requests. A claim handed out later than `maxAge` after it was made (the requests
 /// before it were slow) has its lease and request time renewed first, so no lease runs out
-/// under a request not yet sent and the token minute counts from when the request went.
+/// under a request not yet sent and the token minute counts from when the request went:
+/// for tokens `maxAge` is a quarter of a second (KIS counts its minute per appkey), for
+/// approval keys 2 s.
 actor ClaimDispenser {
     typealias Entry = (name: String, step: KeyManager.Step, claimedAt: ContinuousClock.Instant)
 
@@ -324,7 +326,7 @@ actor ClaimDispenser {
         self.kind = kind
         self.chunk = chunk
         self.accept = accept
-        maxAge = .seconds(min(2, manager.configuration.leaseDuration / 4))
+        maxAge = .seconds(min(kind == .token ? 0.25 : 2, manager.configuration.leaseDuration / 4))
     }
 
     func next() async throws -> (String, KeyManager.Step)? {
