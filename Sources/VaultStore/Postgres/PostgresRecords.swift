@@ -297,17 +297,20 @@ struct PostgresRecords: VaultRecords {
     /// decoding costs microseconds a row: most of a 10,000-account listing's time in the
     /// client, and of reading a bulk run's issuance state.
     static func optionalTexts(_ row: PostgresRow) throws -> [String?] {
-        try row.map { cell in
-            guard let bytes = cell.bytes else { return nil }
-            guard cell.dataType == .text || cell.dataType == .varchar else { throw UnexpectedColumn(name: cell.columnName, isNull: false) }
-            return String(buffer: bytes)
-        }
+        try row.map(optionalText)
+    }
+
+    /// One cell of ``optionalTexts(_:)``.
+    private static func optionalText(_ cell: PostgresCell) throws -> String? {
+        guard let bytes = cell.bytes else { return nil }
+        guard cell.dataType == .text || cell.dataType == .varchar else { throw UnexpectedColumn(name: cell.columnName, isNull: false) }
+        return String(buffer: bytes)
     }
 
     /// ``optionalTexts(_:)`` for a row of columns that are never NULL.
     static func texts(_ row: PostgresRow) throws -> [String] {
-        try zip(optionalTexts(row), row).map { text, cell in
-            guard let text else { throw UnexpectedColumn(name: cell.columnName, isNull: true) }
+        try row.map { cell in
+            guard let text = try optionalText(cell) else { throw UnexpectedColumn(name: cell.columnName, isNull: true) }
             return text
         }
     }
