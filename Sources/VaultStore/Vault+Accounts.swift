@@ -5,7 +5,7 @@ extension Vault {
     /// Lists accounts by name, optionally only those carrying `tag`. Needs no passphrase:
     /// only plaintext metadata is read.
     public func accounts(tag: String? = nil) throws(VaultError) -> [AccountSummary] {
-        try read { records in try records.accountSummaries(tag: tag) }
+        try readStatement { records in try records.accountSummaries(tag: tag) }
     }
 
     /// The names of every account (optionally with `tag`), sorted: what `--all` and

@@ -74,16 +74,22 @@ import Testing
         // The password from a file instead of the environment.
         let pwfile = box.write("pgpw", (ProcessInfo.processInfo.environment["PGPASSWORD"] ?? "") + "\n")
         #expect(try await box.runAsync(["account", "list"], env: ["PGPASSWORD": nil, "KISVAULT_PG_PASSWORD_FILE": pwfile]).status == 0)
-        // A newer format than this kisvault knows.
         if let bin = ProcessInfo.processInfo.environment["KISVAULT_TEST_PG_BIN"] {
             let schema = String(url.split(separator: "=").last!)
-            let base = String(url.split(separator: "?").first!)
-            let psql = Process()
-            psql.executableURL = URL(fileURLWithPath: bin + "/psql")
-            psql.arguments = [base, "-qc", "UPDATE \(schema).format SET version = 99"]
-            try psql.run()
-            psql.waitUntilExit()
-            #expect(psql.terminationStatus == 0)
+            func psql(_ sql: String) throws {
+                let psql = Process()
+                psql.executableURL = URL(fileURLWithPath: bin + "/psql")
+                psql.arguments = [String(url.split(separator: "?").first!), "-qc", sql]
+                try psql.run()
+                psql.waitUntilExit()
+                #expect(psql.terminationStatus == 0, "\(sql)")
+            }
+            // A name written past kisvault (a tab, which no name holds, would shift the
+            // listing's fields) is refused, not listed askew.
+            try psql("UPDATE \(schema).accounts SET name = name || E'\\tmock'")
+            try await expect([:], status: 1, "a name or tag holds a tab, not what kisvault wrote")
+            // A newer format than this kisvault knows.
+            try psql("UPDATE \(schema).format SET version = 99")
             try await expect([:], status: 1, "newer than this kisvault")
         }
         await mock.stop()

@@ -71,13 +71,21 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
         let dir = TemporaryDirectory()
         let vault = try Self.create(backend.location(dir))
         defer { vault.vault.close() }
+        #expect(try vault.vault.accounts().isEmpty && vault.vault.accounts(tag: "even").isEmpty)
         // Byte order, as SQLite sorts: upper case before '_' before lower case.
         for (seed, name) in ["b", "_z", "B", "a.1", "A@x"].enumerated() {
-            try vault.addAccount(Fixtures.account(name, seed: seed + 1, tags: seed.isMultiple(of: 2) ? ["even"] : []))
+            try vault.addAccount(Fixtures.account(name, seed: seed + 1, tags: seed.isMultiple(of: 2) ? ["even", "Z", "_1"] : []))
         }
         #expect(try vault.vault.accountNames() == ["A@x", "B", "_z", "a.1", "b"])
         #expect(try vault.vault.accountNames(tag: "even") == ["A@x", "B", "b"])
-        #expect(try vault.vault.accounts(tag: "even").map(\.tags) == [["even"], ["even"], ["even"]])
+        let listed = try vault.vault.accounts()
+        #expect(listed.map(\.name) == ["A@x", "B", "_z", "a.1", "b"])
+        #expect(listed.map(\.tags) == [["Z", "_1", "even"], ["Z", "_1", "even"], [], [], ["Z", "_1", "even"]])
+        #expect(listed.allSatisfy { $0.environment == .mock && !$0.id.isEmpty && !$0.createdAt.isEmpty && $0.secretsUpdatedAt == $0.createdAt })
+        // Each as the lookup of one account (another statement) has it.
+        #expect(try listed == listed.map { try vault.vault.account(named: $0.name) })
+        #expect(try vault.vault.accounts(tag: "even").map(\.tags) == [["Z", "_1", "even"], ["Z", "_1", "even"], ["Z", "_1", "even"]])
+        #expect(try vault.vault.accounts(tag: "nothing").isEmpty)
         #expect(throws: VaultError.accountExists(name: "b")) { try vault.addAccount(Fixtures.account("b", seed: 99)) }
         #expect(throws: VaultError.duplicateAppkey(existing: "b", adding: "c")) { try vault.addAccount(Fixtures.account("c", seed: 1)) }
         var changes = AccountChanges()
@@ -86,7 +94,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
         changes.removeTags = ["even"]
         changes.htsID = .some(SecureBytes(utf8: "myhts"))
         let edited = try vault.editAccount("b", changes)
-        #expect(edited.environment == .real && edited.tags == ["x", "y"])
+        #expect(edited.environment == .real && edited.tags == ["Z", "_1", "x", "y"])
         #expect(try vault.secrets(of: "b").htsID?.utf8String() == "myhts")
         try vault.renameAccount("b", to: "bee")
         #expect(try vault.secrets(of: "bee").appkey.utf8String() == Fixtures.credentials(1).appkey)

@@ -265,8 +265,10 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     /// What the schema's `format` table says, nil when there is no vault in the schema.
     func formatVersion(_ connection: PostgresConnection) throws -> Int? {
         let records = PostgresRecords(connection: connection, schema: place.schema, logger: logger, presence: nil, pending: nil)
-        let found = try records.run("SELECT count(*) FROM pg_tables WHERE schemaname = \(place.schema) AND tablename = 'format'").first?.decode(Int64.self) ?? 0
-        guard found == 1 else { return nil }
+        // to_regclass rather than the pg_tables view: a millisecond less on the first
+        // statement of a new session, whose catalog caches are cold.
+        let found = try records.run("SELECT to_regclass(quote_ident(\(place.schema)) || '.format') IS NOT NULL").first?.decode(Bool.self) ?? false
+        guard found else { return nil }
         guard let row = try records.run("SELECT application, version FROM \(unescaped: place.schema).format").first else {
             throw VaultError.damaged(path: location, detail: "the format row is missing: initialisation never finished")
         }
@@ -486,7 +488,7 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
             return .damaged(path: location, detail: "a column is not of the type kisvault wrote (\(error.code))")
         }
         if let error = error as? UnexpectedColumn {
-            return .damaged(path: location, detail: "column \(error.name) is \(error.isNull ? "NULL" : "not text"), not what kisvault wrote")
+            return .damaged(path: location, detail: "\(error.detail), not what kisvault wrote")
         }
         return .io(path: location, detail: "\(error)")
     }

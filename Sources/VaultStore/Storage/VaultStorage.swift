@@ -71,7 +71,8 @@ public protocol VaultRecords {
 
     // MARK: Accounts
 
-    /// Accounts by name, optionally only those tagged `tag`.
+    /// Accounts by name, optionally only those tagged `tag`: one statement (it is read
+    /// with ``VaultStorage/readStatement(_:)``).
     func accountSummaries(tag: String?) throws -> [AccountSummary]
     func accountSummary(named name: String) throws -> AccountSummary?
     /// Account names, sorted, optionally only those tagged `tag`.
