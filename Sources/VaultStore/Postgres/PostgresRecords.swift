@@ -350,8 +350,8 @@ struct PostgresRecords: VaultRecords {
 
     /// The columns of a row of `text` columns, nil for NULL, read straight from their
     /// bytes (PostgreSQL's binary form of `text` is its UTF-8). The driver's generic
-    /// decoding costs microseconds a row: most of a 10,000-account listing's time in the
-    /// client, and of reading a bulk run's issuance state.
+    /// decoding costs microseconds a row: most of the client's time reading a bulk run's
+    /// issuance state.
     static func optionalTexts(_ row: PostgresRow) throws -> [String?] {
         try row.map(optionalText)
     }
@@ -361,14 +361,6 @@ struct PostgresRecords: VaultRecords {
         guard let bytes = cell.bytes else { return nil }
         guard cell.dataType == .text || cell.dataType == .varchar else { throw UnexpectedColumn(name: cell.columnName, isNull: false) }
         return String(buffer: bytes)
-    }
-
-    /// ``optionalTexts(_:)`` for a row of columns that are never NULL.
-    static func texts(_ row: PostgresRow) throws -> [String] {
-        try row.map { cell in
-            guard let text = try optionalText(cell) else { throw UnexpectedColumn(name: cell.columnName, isNull: true) }
-            return text
-        }
     }
 
     func accountSummary(named name: String) throws -> AccountSummary? {
