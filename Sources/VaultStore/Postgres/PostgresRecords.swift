@@ -832,7 +832,8 @@ final class PendingWrites {
     }
 }
 
-/// A column that is not what kisvault wrote (NULL, or not text) where text was read.
+/// A value read back that is not what kisvault wrote: a column NULL or not text where
+/// text was read, or a listing's aggregate of another shape (``PostgresRecords/tabbedArray(_:fields:of:)``).
 struct UnexpectedColumn: Error {
     /// What was found, as a message says it ("column name is NULL").
     let detail: String
