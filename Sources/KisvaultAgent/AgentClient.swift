@@ -1,4 +1,5 @@
 import Foundation
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,6 +47,10 @@ public enum AgentClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard connected == 0 else { throw .notRunning(path) }
+        // Nothing is sent (a request may carry a passphrase) until the socket is known to
+        // be this user's agent: another local user may have made the directory first and
+        // listen there.
+        try checkTrusted(socket: path, fd: fd)
         let fields = extra.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
         let head = "\(method) \(target) HTTP/1.1\r\nHost: kisvault-agent\r\nConnection: close\r\n\(fields)Content-Length: \(body.count)\r\n\r\n"
         var out = Array(head.utf8) + body
@@ -73,6 +78,35 @@ public enum AgentClient {
         }
         guard let parsed = try parse(received) else { throw .protocolError("the agent closed the connection without an answer") }
         return parsed.response
+    }
+
+    /// Refuses a socket another user could have put there or serves: its directory must be
+    /// a real directory owned by this user (or root) that nobody else can write to, and the
+    /// process listening on it (`SO_PEERCRED`) must run as this user.
+    /// - Throws: ``AgentError/untrusted(_:)``.
+    static func checkTrusted(socket path: String, fd: Int32) throws(AgentError) {
+        let me = getuid()
+        let dir = PathName.directory(of: path)
+        var info = stat()
+        guard lstat(dir, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw .untrusted("\(dir) is not a directory; not sending anything to the socket in it")
+        }
+        guard info.st_uid == me || info.st_uid == 0 else {
+            throw .untrusted("\(dir) belongs to uid \(info.st_uid), not you (uid \(me)): another user may be listening there; remove it or set KISVAULT_AGENT_SOCK to a socket in a directory of yours")
+        }
+        // Writable by others only with the sticky bit (as /tmp is), where they cannot replace
+        // a socket of ours.
+        guard info.st_mode & 0o022 == 0 || (info.st_mode & S_ISVTX != 0 && info.st_uid == 0) else {
+            throw .untrusted(String(format: "%@ has mode %03o: others can replace the agent's socket there (chmod 700 it)", dir, info.st_mode & 0o777))
+        }
+        var peer = PeerCredentials()
+        var length = socklen_t(MemoryLayout<PeerCredentials>.size)
+        guard getsockopt(fd, SOL_SOCKET, PeerCredentials.option, &peer, &length) == 0 else {
+            throw .untrusted("cannot tell who serves \(path) (SO_PEERCRED: \(String(cString: strerror(errno))))")
+        }
+        guard peer.uid == me else {
+            throw .untrusted("the process serving \(path) runs as uid \(peer.uid), not you (uid \(me)): not an agent of yours; nothing was sent to it")
+        }
     }
 
     /// Parses what has arrived so far; nil until the head is complete.

@@ -141,6 +141,10 @@ public final class AgentCredentialService: CredentialService {
             let headers = ["x-kisvault-kis-real": kisURLs.real, "x-kisvault-kis-mock": kisURLs.mock]
             response = try AgentClient.request(socket: socket, method: method, target: target, headers: headers, body: body,
                                                timeout: timeout, partial: partial)
+        } catch AgentError.untrusted(let text) {
+            // Someone else's socket where ours should be: said every time, not only with
+            // --verbose, and the command goes on without it.
+            throw AgentUnavailable(reason: "refusing the agent socket: \(text)", alarming: true)
         } catch {
             throw AgentUnavailable(reason: "agent at \(socket) unusable (\(error))")
         }
@@ -183,5 +187,7 @@ public final class AgentCredentialService: CredentialService {
 /// The agent cannot serve this request; do it without the agent.
 public struct AgentUnavailable: Error, CustomStringConvertible {
     public var reason: String
+    /// A reason the user must see even without `--verbose` (a socket that is not theirs).
+    public var alarming = false
     public var description: String { reason }
 }

@@ -43,10 +43,13 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
     case alreadyRunning(String)
     case notRunning(String)
     case protocolError(String)
+    /// The socket's directory or the process serving it is not this user's.
+    case untrusted(String)
 
     public var description: String {
         switch self {
         case .setup(let text), .protocolError(let text): return text
+        case .untrusted(let text): return "refusing the agent socket: \(text)"
         case .alreadyRunning(let path): return "an agent is already serving this vault (socket \(path)); stop it with 'kisvault agent stop'"
         case .notRunning(let path): return "no agent answers at \(path); start one with 'kisvault agent start'"
         }

@@ -91,7 +91,7 @@ func report(_ error: any Error) -> KisvaultExit {
         switch error {
         case .notRunning: return .notFound
         case .alreadyRunning: return .usage
-        case .setup, .protocolError: return .failure
+        case .setup, .protocolError, .untrusted: return .failure
         }
     case let error as ServiceError:
         Terminal.note(error.description)

@@ -57,7 +57,8 @@ final class Services: CredentialService, @unchecked Sendable {
             do {
                 return try await viaAgent(agent)
             } catch let unavailable as AgentUnavailable {
-                options.debug("\(unavailable.reason); unlocking here")
+                if unavailable.alarming { Terminal.note("warning: \(unavailable.reason); unlocking here") }
+                else { options.debug("\(unavailable.reason); unlocking here") }
             }
         }
         return try await here(local)

@@ -25,7 +25,10 @@ struct Unlock: AsyncParsableCommand {
     func run() throws {
         let path = socket.path
         let status: AgentStatusAnswer
-        do { status = try AgentControl.status(socket: path) } catch {
+        do { status = try AgentControl.status(socket: path) } catch AgentError.untrusted(let text) {
+            // Not this user's agent: the passphrase is never read, let alone sent.
+            throw AgentError.untrusted(text)
+        } catch {
             throw CLIError.notFound("no agent answers at \(path); start one with 'kisvault agent start'")
         }
         guard status.locked else {
