@@ -46,6 +46,9 @@ public struct Kisvault: AsyncParsableCommand {
         // The agent logs through its own logger; every other command through this one.
         if !(arguments.starts(with: ["agent", "start"]) && arguments.contains("--foreground")) { TerminalLogHandler.install(arguments: arguments) }
         Colour.decide(arguments: arguments)
+        // The private homes of `exec --kis-sample` runs that were killed before they could
+        // remove them (SIGKILL, a crash): gone at the next start of any command.
+        if arguments != ["--version"] { SampleHome.sweep(ProcessInfo.processInfo.environment) }
         // --version belongs to the top level only (argument-parser would offer it on every
         // subcommand).
         if arguments == ["--version"] {

@@ -16,9 +16,10 @@ enum SampleHome {
     /// Writes the directory, runs `command` in it, and returns the exit status to exit
     /// with: the child's, or 128 + the signal that killed it.
     static func run(command: [String], environment: [String: String], account: String, margin: TimeInterval) throws -> Int32 {
-        let base = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 }.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil }
-            ?? NSTemporaryDirectory()
-        var template = Array((base.hasSuffix("/") ? base : base + "/").utf8CString.dropLast()) + Array("kisvault-exec-XXXXXX".utf8CString)
+        let base = directory(environment)
+        sweep(environment)
+        // The owner's pid is in the name, so a later kisvault can tell an abandoned one.
+        var template = Array((base.hasSuffix("/") ? base : base + "/").utf8CString.dropLast()) + Array("\(prefix)\(getpid())-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw CLIError.io("cannot create a private directory in \(base): \(String(cString: strerror(errno)))") }
         let home = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         defer { try? FileManager.default.removeItem(atPath: home) }
@@ -26,6 +27,33 @@ enum SampleHome {
         var childEnvironment = environment
         childEnvironment["HOME"] = home
         return try spawnAndWait(command, environment: childEnvironment)
+    }
+
+    static let prefix = "kisvault-exec-"
+
+    /// Where the private homes go: the runtime directory, else `/dev/shm` (memory, never a
+    /// disk), else the temporary directory.
+    static func directory(_ environment: [String: String]) -> String {
+        if let runtime = environment["XDG_RUNTIME_DIR"], !runtime.isEmpty, FileManager.default.fileExists(atPath: runtime) { return runtime }
+        var info = stat()
+        if stat("/dev/shm", &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, access("/dev/shm", W_OK) == 0 { return "/dev/shm" }
+        return NSTemporaryDirectory()
+    }
+
+    /// Removes this user's private homes whose kisvault is gone (killed with SIGKILL, or a
+    /// crash): `kisvault-exec-PID-XXXXXX` where no process PID runs. Cheap: one directory read.
+    static func sweep(_ environment: [String: String]) {
+        let base = directory(environment)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            let path = (base.hasSuffix("/") ? base : base + "/") + name
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid() else { continue }
+            let pidText = name.dropFirst(prefix.count).prefix { $0 != "-" }
+            // A name of the old form (no pid) has no owner to ask after: removed too.
+            if let pid = pid_t(pidText), pid > 0, kill(pid, 0) == 0 || errno == EPERM { continue }
+            try? FileManager.default.removeItem(atPath: path)
+        }
     }
 
     static func write(into home: String, environment env: [String: String], account: String, margin: TimeInterval) throws {
@@ -43,20 +71,20 @@ enum SampleHome {
         try AtomicFile.write(file.contents, to: config + "/" + file.name)
     }
 
-    /// Starts the command (found on PATH) with SIGINT, SIGTERM and SIGHUP at their
-    /// defaults, forwards those signals to it while it runs, and waits for it.
+    /// Signals passed on to the command while it runs: each would otherwise end kisvault
+    /// before it removes the directory. SIGPIPE is ignored here (the child has its own).
+    static let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF]
+
+    /// Starts the command (found on PATH) with no signal blocked and every one at its
+    /// default, forwards the catchable ones to it while it runs, and waits for it.
     static func spawnAndWait(_ command: [String], environment: [String: String]) throws -> Int32 {
-        let forwarded = [SIGINT, SIGTERM, SIGHUP]
         // Ignored here (the dispatch sources below receive them), default in the child.
         for number in forwarded { signal(number, SIG_IGN) }
+        signal(SIGPIPE, SIG_IGN)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for number in forwarded { sigaddset(&defaults, number) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+        ChildSignals.configure(&attributes)
         let argv = command.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for p in argv + envp { free(p) } }

@@ -24,7 +24,8 @@ struct Exec: AsyncParsableCommand {
             With --kis-sample the command runs with HOME at a private 0700 directory holding \
             KIS/config/kis_devlp.yaml (this account) and today's KIS<YYYYMMDD> token file, as \
             the official sample reads them, so its auth() makes no request; kisvault then \
-            waits for the command, forwards SIGINT/SIGTERM/SIGHUP to it, removes the \
+            waits for the command, forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 and the other \
+            catchable terminating signals to it, removes the \
             directory and exits with the command's status.
 
             Examples:
@@ -107,6 +108,7 @@ struct Exec: AsyncParsableCommand {
         let argv = command.map { strdup($0) } + [nil]
         clearenv()
         for (key, value) in env { setenv(key, value, 1) }
+        ChildSignals.resetForExec()
         execvp(command[0], argv)
         let error = errno
         Terminal.note("cannot run '\(command[0])': \(String(cString: strerror(error)))")
