@@ -141,10 +141,10 @@ public final class AgentCredentialService: CredentialService {
             let headers = ["x-kisvault-kis-real": kisURLs.real, "x-kisvault-kis-mock": kisURLs.mock]
             response = try AgentClient.request(socket: socket, method: method, target: target, headers: headers, body: body,
                                                timeout: timeout, partial: partial)
-        } catch AgentError.untrusted(let text) {
+        } catch let error as AgentError where error.isUntrusted {
             // Someone else's socket where ours should be: said every time, not only with
             // --verbose, and the command goes on without it.
-            throw AgentUnavailable(reason: "refusing the agent socket: \(text)", alarming: true)
+            throw AgentUnavailable(reason: error.description, alarming: true)
         } catch {
             throw AgentUnavailable(reason: "agent at \(socket) unusable (\(error))")
         }

@@ -46,6 +46,12 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
     /// The socket's directory or the process serving it is not this user's.
     case untrusted(String)
 
+    /// True for ``untrusted(_:)``: a refusal to pass on, never a reason to fall back quietly.
+    public var isUntrusted: Bool {
+        if case .untrusted = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .setup(let text), .protocolError(let text): return text

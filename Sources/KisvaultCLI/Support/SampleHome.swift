@@ -16,8 +16,8 @@ enum SampleHome {
     /// Writes the directory, runs `command` in it, and returns the exit status to exit
     /// with: the child's, or 128 + the signal that killed it.
     static func run(command: [String], environment: [String: String], account: String, margin: TimeInterval) throws -> Int32 {
+        // Abandoned homes were swept when this process started (Kisvault.main).
         let base = directory(environment)
-        sweep(environment)
         // The owner's pid is in the name, so a later kisvault can tell an abandoned one.
         var template = Array((base.hasSuffix("/") ? base : base + "/").utf8CString.dropLast()) + Array("\(prefix)\(getpid())-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw CLIError.io("cannot create a private directory in \(base): \(String(cString: strerror(errno)))") }

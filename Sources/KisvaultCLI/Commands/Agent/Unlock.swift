@@ -25,9 +25,9 @@ struct Unlock: AsyncParsableCommand {
     func run() throws {
         let path = socket.path
         let status: AgentStatusAnswer
-        do { status = try AgentControl.status(socket: path) } catch AgentError.untrusted(let text) {
+        do { status = try AgentControl.status(socket: path) } catch let error as AgentError where error.isUntrusted {
             // Not this user's agent: the passphrase is never read, let alone sent.
-            throw AgentError.untrusted(text)
+            throw error
         } catch {
             throw CLIError.notFound("no agent answers at \(path); start one with 'kisvault agent start'")
         }
