@@ -40,6 +40,8 @@ let package = Package(
         ),
         // Fills a closed stdin/stdout/stderr before the Swift runtime opens anything.
         .target(name: "CStdStreams"),
+        // Whether a host is this machine, by address: shared by the KIS client and the team vault.
+        .target(name: "Loopback", swiftSettings: strict),
         .target(
             name: "VaultCrypto",
             dependencies: ["CSodium"],
@@ -48,6 +50,7 @@ let package = Package(
         .target(
             name: "VaultStore",
             dependencies: [
+                "Loopback",
                 "VaultCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -66,6 +69,7 @@ let package = Package(
         .target(
             name: "KISAPI",
             dependencies: [
+                "Loopback",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -141,7 +145,7 @@ let package = Package(
         // Test helpers shared by several test targets.
         .target(
             name: "VaultTestSupport",
-            dependencies: ["VaultCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["VaultCrypto", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
             path: "Tests/VaultTestSupport",
             swiftSettings: strict
         ),
@@ -157,13 +161,13 @@ let package = Package(
         ),
         .testTarget(
             name: "KISAPITests",
-            dependencies: ["KISAPI", "KISMock", .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            dependencies: ["KISAPI", "KISMock", "VaultTestSupport", .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                            .product(name: "NIOWebSocket", package: "swift-nio")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "KisvaultAgentTests",
-            dependencies: ["KisvaultAgent", "CredentialService", "KeyManager", "KISAPI", "KISMock", "VaultStore", "VaultCrypto",
+            dependencies: ["KisvaultAgent", "CredentialService", "KeyManager", "KISAPI", "KISMock", "VaultStore", "VaultCrypto", "VaultTestSupport",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: strict
@@ -176,7 +180,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KeyManagerTests",
-            dependencies: ["KeyManager", "KISAPI", "KISMock", "VaultStore", "VaultCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["KeyManager", "KISAPI", "KISMock", "VaultStore", "VaultCrypto", "VaultTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -124,6 +124,7 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
     }
 
     public func bulk(_ request: BulkRequest, started: @escaping @Sendable (BulkProgress) -> Void) async throws -> [BulkItemResult] {
+        if let problem = request.problem { throw ServiceError(.badRequest, problem) }
         let vault = try writableVault()
         let names: [String]
         if !request.accounts.isEmpty {

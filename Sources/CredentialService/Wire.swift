@@ -213,6 +213,26 @@ public struct BulkRequest: Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case kind, mode, accounts, all, tag, concurrency, rate, force, dryRun = "dry_run", minTTL = "min_ttl", revokeOld = "revoke_old", timeout
     }
+
+    /// Workers in flight at once.
+    public static let concurrencyRange = 1...1024
+    /// Requests per second per KIS host: positive and finite (KIS allows 20 a second to an
+    /// appkey; a larger figure only means "no limit of ours").
+    public static let rateRange: ClosedRange<Double> = 0.001...100_000
+    /// The longest one account waits for KIS, retries included (the CLI's `--timeout`).
+    public static let timeoutRange: ClosedRange<TimeInterval> = 1...600
+
+    /// What is out of range, naming the wire field; nil when every field is usable. Every
+    /// way in (the CLI's options, an agent's JSON) is checked here before anything acts.
+    public var problem: String? {
+        if !Self.concurrencyRange.contains(concurrency) { return "concurrency must be \(Self.concurrencyRange.lowerBound) to \(Self.concurrencyRange.upperBound)" }
+        if !(rate.isFinite && Self.rateRange.contains(rate)) { return "rate must be a number of requests per second from 0.001 to 100000" }
+        if !(minTTL.isFinite && (0..<CredentialRules.shortestLifetime).contains(minTTL)) {
+            return "min_ttl must be seconds from 0 to \(Int(CredentialRules.shortestLifetime) - 1): no credential lives longer than 24h"
+        }
+        if let timeout, !(timeout.isFinite && Self.timeoutRange.contains(timeout)) { return "timeout must be seconds from 1 to 600" }
+        return nil
+    }
 }
 
 /// One line of the agent's streamed bulk answer (`application/x-ndjson`): progress while

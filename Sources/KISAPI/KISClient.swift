@@ -103,12 +103,14 @@ public final class KISClient: Sendable {
 
     /// Issues (or, within KIS's 6-hour window, re-fetches) a REST access token
     /// (`POST /oauth2/tokenP`). The expiry is `access_token_token_expired` read as Korea
-    /// time, else `expires_in`.
+    /// time, else `expires_in`, judged by `now` (the caller's clock, read when the answer
+    /// arrives): a lifetime outside (0, 25 h] is a malformed answer.
     /// - Throws: ``KISError``; EGW00133 as ``KISError/Kind/rateLimited(retryAfter:)``.
-    public func accessToken(environment: KISEnvironment, appkey: String, secret: String) async throws(KISError) -> AccessToken {
+    public func accessToken(environment: KISEnvironment, appkey: String, secret: String,
+                            now: @Sendable () -> Date = { Date() }) async throws(KISError) -> AccessToken {
         let body = try await post(environment: environment, path: "/oauth2/tokenP",
                                   fields: ["grant_type": "client_credentials", "appkey": appkey, "appsecret": secret])
-        return try KISResponse.accessToken(from: body, now: Date())
+        return try KISResponse.accessToken(from: body, now: now())
     }
 
     /// Revokes an access token (`POST /oauth2/revokeP`).
@@ -128,7 +130,7 @@ public final class KISClient: Sendable {
     ///   EGW00121 (invalid), EGW00122 (not found) or EGW00123 (expired).
     public func checkToken(environment: KISEnvironment, appkey: String, secret: String, token: String) async throws(KISError) {
         let path = Self.tokenCheckPath
-        _ = try await withRetries(path: path) { () async throws(KISError) -> [String: Any] in
+        _ = try await withRetries(path: path) { (deadline) async throws(KISError) -> [String: Any] in
             var request = HTTPClientRequest(url: configuration.endpoints.baseURL(for: environment) + path + "?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930")
             request.method = .GET
             request.headers.add(name: "content-type", value: "application/json; charset=utf-8")
@@ -137,26 +139,28 @@ public final class KISClient: Sendable {
             request.headers.add(name: "appsecret", value: secret)
             request.headers.add(name: "tr_id", value: "FHKST01010100")
             request.headers.add(name: "custtype", value: "P")
-            return try await send(request, environment: environment, path: path)
+            return try await send(request, environment: environment, path: path, by: deadline)
         }
     }
 
     /// Sends one request with retries; returns the decoded JSON object of a 2xx answer.
     func post(environment: KISEnvironment, path: String, fields: [String: String]) async throws(KISError) -> [String: Any] {
-        try await withRetries(path: path) { () async throws(KISError) -> [String: Any] in
-            try await postOnce(environment: environment, path: path, fields: fields)
+        try await withRetries(path: path) { (deadline) async throws(KISError) -> [String: Any] in
+            try await postOnce(environment: environment, path: path, fields: fields, by: deadline)
         }
     }
 
     /// `once` until it succeeds, fails for good, or the retry policy's attempts or time
-    /// run out.
-    func withRetries(path: String, _ once: () async throws(KISError) -> [String: Any]) async throws(KISError) -> [String: Any] {
+    /// run out. The policy's total (`--timeout`) is a deadline for the whole call: each
+    /// attempt gets what is left of it, answer body included.
+    func withRetries(path: String, _ once: (ContinuousClock.Instant) async throws(KISError) -> [String: Any]) async throws(KISError) -> [String: Any] {
         let started = ContinuousClock.now
+        let deadline = started + .milliseconds(Int64(configuration.retry.maxTotal * 1000))
         var generator = SystemRandomNumberGenerator()
         var attempt = 1
         while true {
             do {
-                return try await once()
+                return try await once(deadline)
             } catch {
                 let elapsed = (ContinuousClock.now - started) / .seconds(1)
                 let policy = configuration.retry
@@ -172,16 +176,17 @@ public final class KISClient: Sendable {
         }
     }
 
-    func postOnce(environment: KISEnvironment, path: String, fields: [String: String]) async throws(KISError) -> [String: Any] {
+    func postOnce(environment: KISEnvironment, path: String, fields: [String: String], by deadline: ContinuousClock.Instant) async throws(KISError) -> [String: Any] {
         var request = HTTPClientRequest(url: configuration.endpoints.baseURL(for: environment) + path)
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json; charset=utf-8")
         request.body = .bytes(ByteBuffer(string: Self.jsonObject(fields)))
-        return try await send(request, environment: environment, path: path)
+        return try await send(request, environment: environment, path: path, by: deadline)
     }
 
-    /// Sends `request` once, after the host's rate limiter, and decodes the answer.
-    func send(_ request: HTTPClientRequest, environment: KISEnvironment, path: String) async throws(KISError) -> [String: Any] {
+    /// Sends `request` once, after the host's rate limiter, and decodes the answer; the
+    /// whole exchange ends by `deadline` or one request timeout, whichever comes first.
+    func send(_ request: HTTPClientRequest, environment: KISEnvironment, path: String, by deadline: ContinuousClock.Instant) async throws(KISError) -> [String: Any] {
         if let limiter = limiters[environment] {
             do { try await limiter.acquire() } catch { throw KISError(kind: .unavailable, message: "cancelled") }
         }
@@ -193,9 +198,11 @@ public final class KISClient: Sendable {
         let status: Int
         let bytes: ByteBuffer
         do {
-            let response = try await http.execute(request, timeout: .milliseconds(Int64(configuration.requestTimeout * 1000)), logger: nil)
+            let end = min(deadline, ContinuousClock.now + .milliseconds(Int64(configuration.requestTimeout * 1000)))
+            let left = max(0, ContinuousClock.now.duration(to: end) / .seconds(1))
+            let response = try await http.execute(request, deadline: .now() + .milliseconds(Int64(left * 1000)), logger: nil)
             status = Int(response.status.code)
-            bytes = try await response.body.collect(upTo: configuration.maxBodyBytes)
+            bytes = try await Self.collect(response.body, upTo: configuration.maxBodyBytes, by: end)
         } catch let error as NIOTooManyBytesError {
             _ = error
             throw KISError(kind: .malformedResponse, message: "KIS's answer to \(path) is larger than \(configuration.maxBodyBytes) bytes")
@@ -238,6 +245,21 @@ public final class KISClient: Sendable {
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// The whole body by `end`. The client's read timeout restarts with every byte, so a
+    /// server sending one every few seconds would hold the call for as long as it liked.
+    static func collect(_ body: HTTPClientResponse.Body, upTo limit: Int, by end: ContinuousClock.Instant) async throws -> ByteBuffer {
+        try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask { try await body.collect(upTo: limit) }
+            group.addTask {
+                try await Task.sleep(until: end, clock: .continuous)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let bytes = first else { throw HTTPClientError.deadlineExceeded }
+            return bytes
+        }
     }
 
     static func transportError(_ error: any Error, host: String, path: String) -> KISError {

@@ -6,9 +6,11 @@ public enum KISFacts {
     public static let approvalKeyLifetime: TimeInterval = 86_400
     /// An individual customer's access token lives 24 hours.
     public static let tokenLifetime: TimeInterval = 86_400
-    /// The longest a token may live (corporate partners: up to 90 days); an `expires_in`
-    /// beyond it is not believed.
-    public static let longestTokenLifetime: TimeInterval = 90 * 86_400
+    /// The longest lifetime an answer may claim: a day and an hour of slack for clocks.
+    /// An expiry beyond it (or at or before now) is malformed, not stored: a year-9999
+    /// token would never be renewed, a past one handed out as fresh. (KIS-API.md mentions
+    /// 90-day tokens for corporate partners; kisvault manages individual appkeys.)
+    public static let longestTokenLifetime: TimeInterval = 25 * 3600
     /// At most one token issuance per appkey per this interval (EGW00133 otherwise).
     public static let tokenIssueInterval: TimeInterval = 60
     /// Asking again within this window returns the same token.

@@ -25,14 +25,19 @@ public enum KISResponse {
         guard KISShapes.isAccessToken(token) else {
             throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/tokenP with an access_token that is not in KIS's shape (\(token.utf8.count) bytes; expected a JWT of up to \(KISShapes.maxAccessToken)); nothing was stored", httpStatus: 200)
         }
-        let expires: Date
+        let lifetime: TimeInterval
         if let text = body["access_token_token_expired"] as? String, let date = KoreaTime.parse(text) {
-            expires = date
-        } else if let seconds = (body["expires_in"] as? NSNumber)?.doubleValue, seconds > 0, seconds <= KISFacts.longestTokenLifetime {
-            expires = now.addingTimeInterval(seconds)
+            lifetime = date.timeIntervalSince(now)
+        } else if let seconds = (body["expires_in"] as? NSNumber)?.doubleValue, seconds.isFinite {
+            lifetime = seconds
         } else {
-            throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/tokenP without an expiry", httpStatus: 200)
+            throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/tokenP without an expiry it could read; nothing was stored", httpStatus: 200)
         }
+        guard lifetime > 0, lifetime <= KISFacts.longestTokenLifetime else {
+            let claim = lifetime <= 0 ? "an expiry already past" : "an expiry \(Int(min(lifetime, 1e9) / 3600)) h away"
+            throw KISError(kind: .malformedResponse, message: "KIS answered /oauth2/tokenP with \(claim) by this machine's clock (a token lives at most \(Int(KISFacts.longestTokenLifetime / 3600)) h); nothing was stored — if this machine's clock is wrong, correct it and try again", httpStatus: 200)
+        }
+        let expires = now.addingTimeInterval(lifetime)
         let tokenType = (body["token_type"] as? String).flatMap { KISShapes.isWord($0) ? $0 : nil } ?? "Bearer"
         return AccessToken(token: token, tokenType: tokenType, issuedAt: now, expiresAt: expires)
     }

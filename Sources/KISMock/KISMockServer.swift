@@ -59,6 +59,8 @@ public final class KISMockServer: Sendable {
 
     /// Moves the mock's clock (what `POST /__mock/clock/advance` does, in process).
     public func advanceClock(seconds: TimeInterval) { state.advanceClock(by: seconds) }
+    /// The mock's clock: the real one, moved by ``advanceClock(seconds:)``.
+    public func now() -> Date { state.now() }
 
     /// Requests received on `path` (`/oauth2/tokenP`), retries and refusals included.
     public func requests(_ path: String) -> Int {

@@ -14,6 +14,9 @@ public enum MockFault: String, Sendable, CaseIterable, Codable {
     case drop
     /// No answer until well past any sane client timeout.
     case stall
+    /// HTTP 200 at once, then its body one byte a second: a client that only times out an
+    /// idle connection waits minutes.
+    case drip
     /// HTTP 200 whose approval key or token carries terminal escapes and a newline, as a
     /// hostile server (or a man in the middle of a test URL) might send.
     case hostileKey = "hostile-key"

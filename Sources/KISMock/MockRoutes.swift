@@ -187,6 +187,16 @@ struct MockRoutes: Sendable {
         case .stall:
             try await Task.sleep(for: .milliseconds(Int(state.configuration.stallSeconds * 1000)))
             return oauthError(504, "EGW00002")
+        case .drip:
+            let body = Array(#"{"approval_key": "\#(String(repeating: "d", count: 64))"}"#.utf8)
+            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(body.count)],
+                            body: ResponseBody { writer in
+                                for byte in body {
+                                    try await writer.write(ByteBuffer(bytes: [byte]))
+                                    try await Task.sleep(for: .seconds(1))
+                                }
+                                try await writer.finish(nil)
+                            })
         }
     }
 }

@@ -325,8 +325,8 @@ public final class KeyManager: Sendable {
                 let issued = now()
                 return .issued(key.key, CredentialTimes(issuedAt: issued, expiresAt: issued.addingTimeInterval(KISFacts.approvalKeyLifetime)))
             case .token:
-                let token = try await client.accessToken(environment: environment, appkey: appkey, secret: secret)
-                return .issued(token.token, CredentialTimes(issuedAt: now(), expiresAt: token.expiresAt))
+                let token = try await client.accessToken(environment: environment, appkey: appkey, secret: secret, now: { self.now() })
+                return .issued(token.token, CredentialTimes(issuedAt: token.issuedAt, expiresAt: token.expiresAt))
             }
         } catch {
             return .failed(error)

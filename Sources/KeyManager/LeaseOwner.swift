@@ -1,4 +1,5 @@
 import Foundation
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,7 +17,7 @@ struct LeaseOwner: Sendable, Equatable {
     /// This machine's name in lease owners: `KISVAULT_HOST_ID` when set (containers that
     /// share a host name, and tests simulating several machines), else the host name.
     static let hostName: String = {
-        if let id = ProcessInfo.processInfo.environment["KISVAULT_HOST_ID"], !id.isEmpty, !id.contains(":") { return id }
+        if let id = EnvironmentSettings.hostID() { return id }
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count - 1)
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

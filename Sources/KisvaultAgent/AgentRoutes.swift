@@ -168,9 +168,7 @@ struct AgentRoutes: Sendable {
         let bulkRequest: BulkRequest
         do {
             bulkRequest = try await Self.decode(BulkRequest.self, from: request, what: "a bulk request (docs/CLI.md, \"The agent\")")
-            guard (1...1024).contains(bulkRequest.concurrency), bulkRequest.rate > 0 else {
-                throw ServiceError(.badRequest, "concurrency must be 1 to 1024 and rate positive")
-            }
+            if let problem = bulkRequest.problem { throw ServiceError(.badRequest, problem) }
             // Locked or changed: said now, with its status, rather than inside the stream.
             state.end(try state.begin())
         } catch {

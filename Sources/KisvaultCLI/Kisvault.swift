@@ -64,6 +64,12 @@ public struct Kisvault: AsyncParsableCommand {
             Terminal.note(typo)
             return KisvaultExit.usage.rawValue
         }
+        // A variable kisvault acts on, out of range or not a number: refused before
+        // anything reads it (a trap, a year-0765 time, or a value silently ignored).
+        if let problem = EnvironmentSettings.problems().first {
+            Terminal.note(problem)
+            return KisvaultExit.usage.rawValue
+        }
         if let problem = ArgumentLimits.problem(arguments) {
             Terminal.note(problem)
             return KisvaultExit.usage.rawValue

@@ -174,7 +174,7 @@ struct KISMockCommand: AsyncParsableCommand {
             discussion: """
                 Serves the OAuth endpoints, POST /uapi/hashkey and GET /uapi/domestic-stock/v1/quotations/inquire-price, \
                 and KIS's WebSocket on a port of its own (--ws-port; paths /, /tryitout, /tryitout/<tr_id>). \
-                Faults: server-error, html, truncated, empty, drop, stall, hostile-key, hostile-error (repeatable --fault, drawn \
+                Faults: server-error, html, truncated, empty, drop, stall, drip, hostile-key, hostile-error (repeatable --fault, drawn \
                 at --fail-rate). Test hooks: GET /__mock/stats, POST /__mock/clock/advance?seconds=N, \
                 POST /__mock/reset, POST /__mock/next-error.
 

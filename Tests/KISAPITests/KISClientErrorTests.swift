@@ -2,6 +2,7 @@ import Foundation
 @testable import KISAPI
 import KISMock
 import Testing
+import VaultTestSupport
 
 /// The client against the mock for every row of KIS-API.md's error table and every
 /// fault kind: typed error, classification, retries, and no secret in the text.
@@ -12,7 +13,7 @@ import Testing
             let key = try await client.approvalKey(environment: .mock, appkey: a.appkey, secret: a.appsecret)
             #expect(key.key.count == 286)
             #expect(abs(key.expiresAt.timeIntervalSince(key.issuedAt) - 86_400) < 1)
-            let token = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            let token = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret, now: mock.now)
             #expect(token.tokenType == "Bearer")
             #expect(abs(token.expiresAt.timeIntervalSinceNow - 86_400) < 5)
             // The JWT's jti is the appkey (KIS-API.md).
@@ -59,7 +60,7 @@ import Testing
             let a = accounts[1]
             try await mock.queueError(code, status: 403)
             do {
-                _ = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+                _ = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret, now: mock.now)
                 Issue.record("expected \(code)")
             } catch let error as KISError {
                 #expect(error.code == code && error.kind == kind && error.httpStatus == 403)
@@ -104,7 +105,9 @@ import Testing
             $0.stallSeconds = 3
         // Only the stall needs a short client timeout; the others get a generous one so a
         // busy machine cannot turn a typed fault into a timeout.
-        }, retry: RetryPolicy(maxAttempts: 2, baseDelay: 0.01, maxDelay: 0.02, maxTotal: 20), timeout: fault == .stall ? 1 : 10) { mock, client, accounts in
+        // The drip answers at once and then sends a byte a second: the call's total of 2 s
+        // is its deadline, with no time left for a retry.
+        }, retry: RetryPolicy(maxAttempts: 2, baseDelay: 0.01, maxDelay: 0.02, maxTotal: fault == .drip ? 2 : 20), timeout: fault == .stall ? 1 : 10) { mock, client, accounts in
             let a = accounts[0]
             do {
                 _ = try await client.approvalKey(environment: .mock, appkey: a.appkey, secret: a.appsecret)
@@ -114,7 +117,7 @@ import Testing
                 case .html: #expect(error.kind == .malformedResponse && error.httpStatus == 502 && error.message.contains("HTML"))
                 case .truncated: #expect(error.kind == .malformedResponse && error.message.contains("not complete JSON"))
                 case .empty: #expect(error.kind == .malformedResponse && error.message.contains("empty body"))
-                case .drop, .stall: #expect(error.kind == .unavailable, "\(error)")
+                case .drop, .stall, .drip: #expect(error.kind == .unavailable, "\(error)")
                 case .serverError: break
                 case .hostileKey: #expect(error.kind == .malformedResponse && error.message.contains("not in KIS's shape"))
                 case .hostileError:
@@ -129,7 +132,7 @@ import Testing
             // A rejection is not retried; transport and format faults are, once.
             // A well-formed answer whose key is not in KIS's shape is not retried either: it
             // is what that server says, not a transport fault.
-            let expected = fault == .hostileError || fault == .hostileKey ? 1 : 2
+            let expected = fault == .hostileError || fault == .hostileKey || fault == .drip ? 1 : 2
             #expect(await eventually { mock.requests("/oauth2/Approval") == expected }, "\(mock.requests("/oauth2/Approval")) requests")
             #expect(client.requestsSent == expected)
         }
@@ -154,6 +157,7 @@ import Testing
     }
 
     @Test func connectionRefusedIsUnavailable() async throws {
+        _ = TestLogging.warningsOnly
         var configuration = KISClientConfiguration(endpoints: KISEndpoints(both: "http://127.0.0.1:9"))
         configuration.retry = RetryPolicy(maxAttempts: 2, baseDelay: 0.01, maxDelay: 0.01, maxTotal: 5)
         configuration.connectTimeout = 0.5
@@ -190,6 +194,36 @@ import Testing
         let parsed = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: String])
         #expect(parsed == ["appkey": awkward, "secretkey": "plain", "grant_type": "client_credentials"])
         #expect(KISClient.jsonObject([:]) == "{}")
+    }
+
+    /// The class: a value from outside that kisvault acts on for a day or forever. A lifetime
+    /// in the past would be handed out as fresh; one in year 9999 never renewed.
+    @Test func absurdTokenLifetimesAreMalformed() throws {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let jwt = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0b2tlbiJ9.c2lnbmF0dXJl"
+        func korea(_ offset: TimeInterval) -> String {
+            let f = DateFormatter()
+            f.locale = Locale(identifier: "en_US_POSIX")
+            f.timeZone = TimeZone(secondsFromGMT: 9 * 3600)
+            f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+            return f.string(from: now.addingTimeInterval(offset))
+        }
+        let refused: [[String: Any]] = [
+            ["expires_in": -1], ["expires_in": 0], ["expires_in": 1e300], ["expires_in": 26 * 3600],
+            ["expires_in": Double.infinity], ["access_token_token_expired": korea(-3600), "expires_in": 86_400],
+            ["access_token_token_expired": "9999-12-31 23:59:59", "expires_in": 86_400],
+        ]
+        for fields in refused {
+            let body = fields.merging(["access_token": jwt]) { a, _ in a }
+            #expect(throws: KISError.self, "\(fields)") { try KISResponse.accessToken(from: body, now: now) }
+            do { _ = try KISResponse.accessToken(from: body, now: now) } catch {
+                #expect(error.kind == .malformedResponse && error.message.contains("nothing was stored") && !error.message.contains(jwt))
+            }
+        }
+        let day = try KISResponse.accessToken(from: ["access_token": jwt, "expires_in": 86_400], now: now)
+        #expect(day.expiresAt == now.addingTimeInterval(86_400))
+        let korean = try KISResponse.accessToken(from: ["access_token": jwt, "access_token_token_expired": korea(7200), "expires_in": 86_400], now: now)
+        #expect(korean.expiresAt == now.addingTimeInterval(7200))
     }
 
     @Test func koreaTimeAndMasking() {

@@ -8,35 +8,35 @@ import Testing
     @Test func tokenOncePerMinuteThenReusedForSixHours() async throws {
         try await withMock(retry: .none) { mock, client, accounts in
             let a = accounts[0]
-            let first = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            let first = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret, now: mock.now)
             do {
-                _ = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+                _ = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret, now: mock.now)
                 Issue.record("expected EGW00133 within the minute")
             } catch let error as KISError {
                 #expect(error.code == "EGW00133" && error.httpStatus == 403 && error.kind == .rateLimited(retryAfter: 60))
             }
             try await mock.advance(seconds: 61)
-            let again = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            let again = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret, now: mock.now)
             #expect(again.token == first.token)
             #expect(abs(again.expiresAt.timeIntervalSince(first.expiresAt)) < 1)
             try await mock.advance(seconds: 6 * 3600)
-            let fresh = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            let fresh = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret, now: mock.now)
             #expect(fresh.token != first.token)
             // Another appkey is not limited by the first one's minute.
-            _ = try await client.accessToken(environment: .mock, appkey: accounts[1].appkey, secret: accounts[1].appsecret)
+            _ = try await client.accessToken(environment: .mock, appkey: accounts[1].appkey, secret: accounts[1].appsecret, now: mock.now)
         }
     }
 
     @Test func revocationMakesTheTokenUnknown() async throws {
         try await withMock(retry: .none) { mock, client, accounts in
             let a = accounts[0]
-            let token = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            let token = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret, now: mock.now)
             try await client.revoke(environment: .mock, appkey: a.appkey, secret: a.appsecret, token: token.token)
             await #expect(throws: KISError.self) {
                 try await client.revoke(environment: .mock, appkey: a.appkey, secret: a.appsecret, token: token.token)
             }
             try await mock.advance(seconds: 61)
-            let next = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            let next = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret, now: mock.now)
             #expect(next.token != token.token)
         }
     }
@@ -108,14 +108,14 @@ import Testing
     @Test func everyTokenLivesUntilItsExpiryOrRevocation() async throws {
         try await withMock(configure: { $0.expiresInQuirk = true }) { mock, client, accounts in
             let a = accounts[0], b = accounts[1]
-            let first = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            let first = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret, now: mock.now)
             try await mock.advance(seconds: 3600)
             // Handed back within six hours; with the quirk, expires_in claims a full day,
             // and the client keeps the expiry from access_token_token_expired.
-            let again = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            let again = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret, now: mock.now)
             #expect(again.token == first.token && again.expiresAt == first.expiresAt)
             try await mock.advance(seconds: 6 * 3600)
-            let second = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret)
+            let second = try await client.accessToken(environment: .mock, appkey: a.appkey, secret: a.appsecret, now: mock.now)
             #expect(second.token != first.token)
             #expect(mock.isValid(appkey: a.appkey, token: first.token) && mock.isValid(appkey: a.appkey, token: second.token))
             // Another appkey's token, an unknown one, and a revoked one are EGW00121.

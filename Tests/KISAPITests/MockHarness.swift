@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import KISAPI
 import KISMock
+import VaultTestSupport
 
 /// Starts an in-process `KISMock` on port 0 for one test and stops it afterwards.
 func withMock<T>(
@@ -12,6 +13,7 @@ func withMock<T>(
     timeout: TimeInterval = 5,
     _ body: (KISMockServer, KISClient, [MockAccount]) async throws -> T
 ) async throws -> T {
+    _ = TestLogging.warningsOnly
     var configuration = MockConfiguration()
     // Real accounts first: their per-second limit (20) leaves room for the several quick
     // calls most tests make; the mock accounts' limit of 2 is exercised on purpose.

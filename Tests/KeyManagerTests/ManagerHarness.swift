@@ -6,6 +6,7 @@ import VaultCrypto
 import VaultStore
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import VaultTestSupport
 #endif
 
 /// A vault in a temporary directory holding the mock's accounts, a mock on port 0, and a
@@ -19,6 +20,7 @@ final class ManagerFixture: @unchecked Sendable {
     private var offset: TimeInterval = 0
 
     static func make(count: Int = 8, environment: String = "real", configure: (inout MockConfiguration) -> Void = { _ in }) async throws -> ManagerFixture {
+        _ = TestLogging.warningsOnly
         let dir = NSTemporaryDirectory() + "kisvault-km-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let accounts = MockAccounts.generate(count: count, environment: environment, seed: 3)

@@ -11,6 +11,7 @@ import NIOCore
 import Testing
 import VaultCrypto
 import VaultStore
+import VaultTestSupport
 @testable import KisvaultAgent
 
 /// The agent's router in process (Hummingbird's router test framework): every route's
@@ -35,6 +36,7 @@ import VaultStore
             var configuration = MockConfiguration()
             configuration.accounts = accounts
             configuration.perSecondLimitMock = 1000
+            _ = TestLogging.warningsOnly
             mock = try await KISMockServer.start(configuration)
             vaultPath = dir + "/vault.db"
             let vault = try Vault.create(path: vaultPath, passphrase: SecureBytes(utf8: "pw"), kdf: .insecureForTesting, label: "default", actor: "test")

@@ -17,6 +17,7 @@ final class CLISandbox: @unchecked Sendable {
     static let passphrase = "correct horse battery staple"
 
     init() {
+        _ = TestLogging.warningsOnly
         dir = NSTemporaryDirectory() + "kisvault-cli-" + UUID().uuidString
         try! FileManager.default.createDirectory(atPath: dir + "/home", withIntermediateDirectories: true)
         // HOME and XDG point into the sandbox: a test can never reach the user's own vault.

@@ -47,6 +47,14 @@ import FoundationNetworking
         let bad = try await box.runAsync(["approval", "get", "alpha"], env: ["KISVAULT_KIS_MOCK_URL": "not a url at all:pw@x"])
         #expect(bad.status == 2 && !bad.stderr.contains("pw@"))
         // Which literals count as loopback is KISEndpointsTests' (no network needed).
+        // The same class for the team vault: a PostgreSQL host named like an address is a
+        // name, so sslmode=disable is refused for it and the default is verify-full.
+        for host in ["127.0.0.1.evil.test", "127.evil.test", "127.1"] {
+            let plain = try await box.runAsync(["status", "--vault", "postgres://kv@\(host):5432/team?sslmode=disable"])
+            #expect(plain.status == 2 && plain.stderr.contains("sslmode=disable to \(host)"), "\(host): \(plain.stderr)")
+        }
+        let literal = try await box.runAsync(["status", "--vault", "postgres://kv@127.0.0.2:9/team?sslmode=disable"])
+        #expect(literal.status != 2 && !literal.stderr.contains("sslmode=disable to"), "a literal loopback address may go in clear: \(literal.stderr)")
     }
 
     // 2. init never builds a vault over another vault's leftovers; doctor sees a foreign log.

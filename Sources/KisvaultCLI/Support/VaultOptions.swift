@@ -42,9 +42,7 @@ public struct VaultOptions: ParsableArguments, @unchecked Sendable {
     }
 
     /// Seconds to wait for another writer (`KISVAULT_BUSY_TIMEOUT`, default 5).
-    var busyTimeout: Double {
-        ProcessInfo.processInfo.environment["KISVAULT_BUSY_TIMEOUT"].flatMap(Double.init) ?? 5
-    }
+    var busyTimeout: Double { EnvironmentSettings.busyTimeout.value() }
 
     func open(_ mode: Vault.AccessMode) throws(VaultError) -> Vault {
         try Vault.open(path: path, mode: mode, busyTimeout: busyTimeout)

@@ -1,4 +1,5 @@
 import Foundation
+import Loopback
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -89,9 +90,9 @@ public struct PostgresLocation: Sendable, Equatable {
         return text.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 95 }
     }
 
-    static func isLoopbackName(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
-    }
+    /// This machine by address (``Loopback/isLoopback(host:)``): a literal loopback
+    /// address, or `localhost` resolving only to loopback. `127.evil.example` is a name.
+    static func isLoopbackName(_ host: String) -> Bool { Loopback.isLoopback(host: host) }
 
     /// The password, from the first source that has one; nil when none does (trust or
     /// peer authentication needs none).

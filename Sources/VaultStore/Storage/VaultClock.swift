@@ -5,12 +5,8 @@ import Foundation
 /// the real one. Nothing else should read `Date()` for a decision that other machines
 /// must agree with; those add ``VaultStorage/clockOffset()`` (the key manager's `now()`).
 public enum MachineClock {
-    /// The shift from `KISVAULT_CLOCK_OFFSET_SECONDS`, 0 when unset or not a number.
-    public static let offset: TimeInterval = {
-        guard let text = ProcessInfo.processInfo.environment["KISVAULT_CLOCK_OFFSET_SECONDS"],
-              let seconds = Double(text.trimmingCharacters(in: .whitespaces)), seconds.isFinite else { return 0 }
-        return seconds
-    }()
+    /// The shift from `KISVAULT_CLOCK_OFFSET_SECONDS` (``EnvironmentSettings/clockOffset``).
+    public static let offset: TimeInterval = EnvironmentSettings.clockOffset.value()
 
     public static func now() -> Date { Date().addingTimeInterval(offset) }
 }

@@ -55,8 +55,11 @@ struct BulkRunOptions: ParsableArguments {
     var minTTL = DurationArgument(seconds: 600, text: "10m")
 
     func validate() throws {
-        guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 1024") }
-        guard rate > 0 else { throw ValidationError("--rate must be positive") }
+        guard BulkRequest.concurrencyRange.contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 1024") }
+        guard rate.isFinite, BulkRequest.rateRange.contains(rate) else { throw ValidationError("--rate must be requests per second from 0.001 to 100000, not \(rate)") }
+        guard minTTL.seconds < CredentialRules.shortestLifetime else {
+            throw ValidationError("--min-ttl \(minTTL) is not shorter than an approval key or access token lives (24h): every account would be issued again")
+        }
     }
 }
 

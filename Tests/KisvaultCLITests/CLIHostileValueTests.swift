@@ -1,0 +1,94 @@
+import Foundation
+import KISMock
+import KisvaultAgent
+import Testing
+
+/// The second round of attack (issue 25), its numeric class: a value from the environment,
+/// a command line or an agent's request that kisvault acted on before checking it (a trap,
+/// a year-0765 time, a value silently ignored). Each is refused where it enters.
+@Suite struct CLIHostileValueTests {
+    @Test func environmentValuesAreCheckedBeforeUse() async throws {
+        let box = CLISandbox()
+        try await box.initVault()
+        #expect(try await box.addAccount("alpha", seed: 1).status == 0)
+        let bad: [(String, String)] = [
+            ("KISVAULT_BUSY_TIMEOUT", "1e300"), ("KISVAULT_BUSY_TIMEOUT", "nan"), ("KISVAULT_BUSY_TIMEOUT", "inf"),
+            ("KISVAULT_BUSY_TIMEOUT", "1e12"), ("KISVAULT_BUSY_TIMEOUT", "-1"), ("KISVAULT_BUSY_TIMEOUT", "abc"),
+            ("KISVAULT_CLOCK_OFFSET_SECONDS", "1e300"), ("KISVAULT_CLOCK_OFFSET_SECONDS", "1e15"),
+            ("KISVAULT_CLOCK_OFFSET_SECONDS", "86400000000"), ("KISVAULT_CLOCK_OFFSET_SECONDS", "abc"),
+            ("KISVAULT_HOST_ID", "a:b"), ("KISVAULT_HOST_ID", ""), ("KISVAULT_HOST_ID", "host\u{1b}[2J"),
+        ]
+        for (name, value) in bad {
+            let r = try await box.runAsync(["approval", "get", "alpha"], env: [name: value])
+            #expect(r.status == 2 && r.stderr.hasPrefix("kisvault: \(name)") && r.stdout.isEmpty, "\(name)=\(value): \(r.status) \(r.stderr)")
+            #expect(!r.stderr.contains("\u{1b}"))
+        }
+        // Nothing was attempted: no issuance recorded, no time written.
+        let audit = try await box.runAsync(["audit", "list", "--format", "json"])
+        #expect(!audit.stdout.contains("approval.issue") && !audit.stdout.contains("0765"), "\(audit.stdout)")
+        // Values in range work, spaces around a number included.
+        let fine = try await box.runAsync(["account", "list"], env: ["KISVAULT_BUSY_TIMEOUT": " 2 ", "KISVAULT_CLOCK_OFFSET_SECONDS": "-86400", "KISVAULT_HOST_ID": "machine-a.example_1"])
+        #expect(fine.status == 0 && fine.stdout.contains("alpha"), "\(fine.stderr)")
+    }
+
+    @Test func bulkOptionsAreRangeChecked() async throws {
+        let box = CLISandbox()
+        try await box.initVault()
+        #expect(try await box.addAccount("alpha", seed: 1).status == 0)
+        for options in [["--rate", "inf"], ["--rate", "nan"], ["--rate", "0"], ["--min-ttl", "99999999999999999999h"], ["--min-ttl", "24h"],
+                        ["--concurrency", "0"], ["--timeout", "0s"]] {
+            let r = try await box.runAsync(["approval", "issue", "--all"] + options)
+            #expect(r.status == 2 && r.stderr.contains(options[0]), "\(options): \(r.stderr)")
+        }
+    }
+
+    /// The agent ranges-checks every number of a request before acting: `"timeout": -1e300`
+    /// once killed it (an Int64 conversion trap) and left its socket behind.
+    @Test func agentRangeChecksEveryNumericField() async throws {
+        let (box, mock, _) = try await CLIAgentTests.setUp(count: 2)
+        #expect(try await box.runAsync(["agent", "start"]).status == 0)
+        let socket = CLIAgentTests.socket(box)
+        let bodies = [#""timeout": -1e300"#, #""timeout": 1e300"#, #""timeout": 0"#, #""min_ttl": 1e300"#, #""min_ttl": -1"#,
+                      #""rate": 0"#, #""rate": 1e300"#, #""concurrency": 0"#, #""concurrency": 100000"#]
+        for field in bodies {
+            let body = Array(#"{"kind": "approval", "mode": "issue", "all": true, \#(field)}"#.utf8)
+            let answer = try await withCheckedThrowingContinuation { continuation in
+                Thread.detachNewThread {
+                    continuation.resume(with: Result { try AgentClient.request(socket: socket, method: "POST", target: "/v1/bulk", body: body) })
+                }
+            }
+            #expect(answer.status == 400 && answer.json?["error"] as? String == "bad_request", "\(field): \(answer.status) \(String(decoding: answer.body, as: UTF8.self))")
+        }
+        for query in ["nan", "inf", "-1", "1e300", "86400"] {
+            let answer = try await CLIAgentTests.get(box, "/v1/accounts/\(try await firstName(box))/approval-key?min_ttl=\(query)")
+            #expect(answer.status == 400, "min_ttl=\(query): \(answer.status)")
+        }
+        // Still serving, and nothing reached KIS.
+        let status = try await CLIAgentTests.get(box, "/v1/status")
+        #expect(status.status == 200 && status.json?["locked"] as? Bool == false)
+        #expect(mock.requests("/oauth2/Approval") == 0)
+        try await CLIAgentTests.stop(box)
+        await mock.stop()
+    }
+
+    func firstName(_ box: CLISandbox) async throws -> String {
+        let list = try await box.runAsync(["account", "list", "--format", "json"])
+        let rows = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]
+        return try #require(rows?.first?["name"] as? String)
+    }
+}
+
+extension CLIHostileValueTests {
+    /// `--timeout` is a deadline for the whole call: a server that answers at once and then
+    /// sends its body a byte a second (a minute and more of it) is cut off at 3 s.
+    @Test func timeoutIsATotalDeadline() async throws {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 1) {
+            $0.failRate = 1
+            $0.faults = [.drip]
+        }
+        let r = try await box.runAsync(["approval", "get", accounts[0].name, "--timeout", "3s"], timeout: 40)
+        #expect(r.status == 6 && r.stderr.contains("in time") && r.stdout.isEmpty, "\(r.status) \(r.stderr)")
+        #expect(mock.requests("/oauth2/Approval") == 1, "no retry after the deadline")
+        await mock.stop()
+    }
+}
