@@ -33,6 +33,9 @@ public protocol CredentialService: Sendable {
     func appCredentials(account: String, purpose: HandOut) async throws -> AppCredentials
     /// Each selected account's credential state of `kind`. Needs no passphrase.
     func status(_ kind: CredentialKind, tag: String?) async throws -> [CredentialStatus]
+    /// The clock every decision and every display of this vault uses: this machine's,
+    /// corrected to a team vault's server. Needs no passphrase.
+    func clock() async throws -> Date
     /// Issues or rotates credentials over a selection; `started` is called once with the
     /// run's live counters, before the first request.
     func bulk(_ request: BulkRequest, started: @escaping @Sendable (BulkProgress) -> Void) async throws -> [BulkItemResult]

@@ -81,7 +81,7 @@ public enum ErrorCode: String, Sendable, Codable, CaseIterable {
                 case .retryable, .malformedResponse, .unavailable, .rateLimited: return .kisUnavailable
                 }
             case .previouslyRejected: return .kisRejected
-            case .mustWait, .leaseTimeout: return .kisUnavailable
+            case .mustWait, .leaseTimeout, .interrupted: return .kisUnavailable
             case .nothingStored: return .notFound
             case .configuration: return .badRequest
             }

@@ -88,6 +88,11 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
         try metadataVault().issuanceSnapshots(kind: kind, tag: tag).map(CredentialStatus.init)
     }
 
+    public func clock() async throws -> Date {
+        let vault = try metadataVault()
+        return settings.now().addingTimeInterval(vault.storage.clockOffset())
+    }
+
     // MARK: Secrets
 
     public func credential(_ kind: CredentialKind, account: String, minTTL: TimeInterval) async throws -> CredentialAnswer {

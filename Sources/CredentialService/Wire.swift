@@ -313,6 +313,8 @@ public struct ServiceError: Error, Sendable, CustomStringConvertible {
 public enum CredentialRules {
     /// No approval key or token lives longer than this: a `--min-ttl` must be shorter.
     public static let shortestLifetime = KISFacts.shortestLifetime
+    /// The longest lifetime an answer may claim; a stored time beyond it is not believed.
+    public static let longestLifetime = KISFacts.longestTokenLifetime
     /// Whether `text` looks like an access token KIS issues.
     public static func isAccessToken(_ text: String) -> Bool { KISShapes.isAccessToken(text) }
     /// `date` as KIS writes times: `yyyy-MM-dd HH:mm:ss`, Korea time.

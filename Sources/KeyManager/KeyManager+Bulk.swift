@@ -111,7 +111,8 @@ extension KeyManager {
         let minTTL = options.minTTL
         let wantsFresh = options.mode == .issue && !options.force
         let accept: @Sendable (CredentialTimes, Date) -> Bool = { times, now in
-            wantsFresh ? times.expiresAt.timeIntervalSince(now) >= minTTL : times.issuedAt >= started
+            times.isBelievable(at: now, longest: KISFacts.longestTokenLifetime)
+                && (wantsFresh ? times.expiresAt.timeIntervalSince(now) >= minTTL : times.issuedAt >= started)
         }
         let snapshots = Dictionary(uniqueKeysWithValues: try vault.vault.issuanceSnapshots(kind: kind).map { ($0.account, $0) })
 
@@ -163,7 +164,7 @@ extension KeyManager {
                         }
                         guard let (name, claim) = next else { break }
                         let result = await self.bulkOne(name: name, claim: claim, kind: kind, issuedStatus: issuedStatus,
-                                                        committer: committer, accept: accept)
+                                                        committer: committer, progress: progress, accept: accept)
                         health.record(result)
                         progress.record(result.status)
                         mine.append(result)
@@ -217,7 +218,7 @@ extension KeyManager {
     }
 
     func bulkOne(name: String, claim: Step, kind: CredentialKind, issuedStatus: BulkItemResult.Status,
-                 committer: Committer, accept: @escaping @Sendable (CredentialTimes, Date) -> Bool) async -> BulkItemResult {
+                 committer: Committer, progress: BulkProgress, accept: @escaping @Sendable (CredentialTimes, Date) -> Bool) async -> BulkItemResult {
         do {
             switch claim {
             case .cached:
@@ -229,7 +230,7 @@ extension KeyManager {
                 return BulkItemResult(account: name, status: .failed, errorCode: code, message: error.description)
             case .waitForOther, .waitForInterval:
                 // Contended or inside the token minute: the single-account path waits it out.
-                let issued = try await obtain(account: name, kind: kind, isAcceptable: accept)
+                let issued = try await obtain(account: name, kind: kind, stop: progress, isAcceptable: accept)
                 return BulkItemResult(account: name, status: issued.fromCache ? .skipped : issuedStatus,
                                       message: issued.fromCache ? "issued by another process" : nil,
                                       expiresAt: Timestamp.string(issued.times.expiresAt))
@@ -247,7 +248,7 @@ extension KeyManager {
                     return BulkItemResult(account: name, status: issuedStatus, expiresAt: Timestamp.string(times.expiresAt))
                 case .failed(let error) where error.isRateLimited:
                     _ = try? record(claim, result: result)
-                    let issued = try await obtain(account: name, kind: kind, isAcceptable: accept)
+                    let issued = try await obtain(account: name, kind: kind, stop: progress, isAcceptable: accept)
                     return BulkItemResult(account: name, status: issuedStatus, expiresAt: Timestamp.string(issued.times.expiresAt))
                 case .failed(let error):
                     try await committer.submit(claim.snapshot, .failed(error))

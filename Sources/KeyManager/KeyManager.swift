@@ -196,15 +196,17 @@ public final class KeyManager: Sendable {
 
     /// The single-flight core: returns a stored credential satisfying `isAcceptable`, or
     /// claims the lease, issues one from KIS, stores it, and returns it.
-    func obtain(account: String, kind: CredentialKind, isAcceptable: (CredentialTimes, Date) -> Bool) async throws -> IssuedCredential {
+    /// With `stop`, a bulk run's: a stop asked while the account waits ends the wait, and
+    /// the account is ``KeyManagerError/interrupted(account:)``, never sent afterwards.
+    func obtain(account: String, kind: CredentialKind, stop: BulkProgress? = nil, isAcceptable: (CredentialTimes, Date) -> Bool) async throws -> IssuedCredential {
         // The common case needs no gate: a fresh stored credential.
-        if let (value, times) = try vault.openCredential(account: account, kind: kind), isAcceptable(times, now()) {
+        if let (value, times) = try vault.openCredential(account: account, kind: kind), accepts(times, now(), isAcceptable) {
             return IssuedCredential(value: value, times: times, fromCache: true)
         }
         let key = "\(kind.rawValue)/\(account)"
         await inFlight.acquire(key)
         do {
-            let result = try await obtainLocked(account: account, kind: kind, isAcceptable: isAcceptable)
+            let result = try await obtainLocked(account: account, kind: kind, stop: stop, isAcceptable: isAcceptable)
             await inFlight.release(key)
             return result
         } catch {
@@ -213,12 +215,12 @@ public final class KeyManager: Sendable {
         }
     }
 
-    func obtainLocked(account: String, kind: CredentialKind, isAcceptable: (CredentialTimes, Date) -> Bool) async throws -> IssuedCredential {
+    func obtainLocked(account: String, kind: CredentialKind, stop: BulkProgress?, isAcceptable: (CredentialTimes, Date) -> Bool) async throws -> IssuedCredential {
         let waitLimit = now().addingTimeInterval(configuration.leaseDuration + 30)
         var retriedRateLimit = false
         while true {
             let now = self.now()
-            if let (value, times) = try vault.openCredential(account: account, kind: kind), isAcceptable(times, now) {
+            if let (value, times) = try vault.openCredential(account: account, kind: kind), accepts(times, now, isAcceptable) {
                 return IssuedCredential(value: value, times: times, fromCache: true)
             }
             // Another process's issuance in flight: look again with a read, not the write
@@ -226,11 +228,11 @@ public final class KeyManager: Sendable {
             // own commit behind them).
             let (peek, holderAlive) = try vault.vault.leaseState(account: account, kind: kind)
             if let holder = peek.leaseOwner, holder != owner.text, let until = peek.leaseExpiresAt, until > now,
-               peek.current.map({ !isAcceptable($0, now) }) ?? true, LeaseOwner.isAlive(holder), holderAlive != false {
+               peek.current.map({ !accepts($0, now, isAcceptable) }) ?? true, LeaseOwner.isAlive(holder), holderAlive != false {
                 guard self.now() < waitLimit else {
                     throw KeyManagerError.leaseTimeout(account: account, seconds: Int(configuration.leaseDuration + 30))
                 }
-                try await Task.sleep(for: .seconds(configuration.pollInterval))
+                try await pause(configuration.pollInterval, account: account, stop: stop)
                 continue
             }
             let step = try vault.withIssuance(account: account, kind: kind) { tx -> Step in
@@ -246,7 +248,7 @@ public final class KeyManager: Sendable {
                 guard self.now() < waitLimit else {
                     throw KeyManagerError.leaseTimeout(account: account, seconds: Int(configuration.leaseDuration + 30))
                 }
-                try await Task.sleep(for: .seconds(configuration.pollInterval))
+                try await pause(configuration.pollInterval, account: account, stop: stop)
                 continue
             case .waitForInterval(let until):
                 let seconds = until.timeIntervalSince(now)
@@ -254,7 +256,7 @@ public final class KeyManager: Sendable {
                     throw KeyManagerError.mustWait(account: account, seconds: Int(seconds.rounded(.up)))
                 }
                 logger.notice("'\(account)': waiting \(Int(seconds.rounded(.up))) s for KIS's once-a-minute token limit (a token was issued for this appkey less than a minute ago)")
-                try await Task.sleep(for: .seconds(max(0.01, seconds)))
+                try await pause(max(0.01, seconds), account: account, stop: stop)
                 continue
             case .request(let claimed):
                 claim = claimed
@@ -266,14 +268,14 @@ public final class KeyManager: Sendable {
                 // out the minute once, then try again. Without waiting, the error says so.
                 retriedRateLimit = true
                 guard configuration.waitForTokenInterval else { throw KeyManagerError.kis(account: account, error) }
-                try await Task.sleep(for: .seconds(configuration.tokenInterval))
+                try await pause(configuration.tokenInterval, account: account, stop: stop)
             }
         }
     }
 
     func decide(_ tx: IssuanceTransaction, kind: CredentialKind, now: Date, isAcceptable: (CredentialTimes, Date) -> Bool) throws -> Step {
         let state = tx.snapshot
-        if let current = state.current, isAcceptable(current, now) { return .cached }
+        if let current = state.current, accepts(current, now, isAcceptable) { return .cached }
         if let code = state.rejectedCode { return .rejected(code: code, message: state.rejectedMessage ?? "") }
         if let holder = state.leaseOwner, holder != owner.text, let until = state.leaseExpiresAt, until > now,
            LeaseOwner.isAlive(holder), try tx.leaseHolderAlive(holder) != false {
@@ -281,11 +283,35 @@ public final class KeyManager: Sendable {
             // vault, one whose database session ended) is taken over at once.
             return .waitForOther
         }
-        if kind == .token, let last = state.lastRequestAt, now.timeIntervalSince(last) < configuration.tokenInterval {
-            return .waitForInterval(until: last.addingTimeInterval(configuration.tokenInterval))
+        // KIS's minute since the last request; a request recorded more than a minute ahead
+        // of the clock is not believed (it would stall the account for as long as it is
+        // ahead), and no wait is longer than the minute itself.
+        let interval = configuration.tokenInterval
+        if kind == .token, let last = state.lastRequestAt, now.timeIntervalSince(last) < interval, last.timeIntervalSince(now) < interval {
+            return .waitForInterval(until: min(last.addingTimeInterval(interval), now.addingTimeInterval(interval)))
         }
         try tx.claim(owner: owner.text, until: now.addingTimeInterval(configuration.leaseDuration), requestAt: now)
         return .request(Claim(snapshot: tx.snapshot, app: try tx.sealedAppCredentials()))
+    }
+
+    /// Waits `seconds`, in slices short enough that a stop asked of a bulk run (Ctrl-C,
+    /// SIGTERM) ends the wait at once: what still waits is not attempted.
+    /// - Throws: ``KeyManagerError/interrupted(account:)`` when stopped or cancelled.
+    func pause(_ seconds: TimeInterval, account: String, stop: BulkProgress?) async throws {
+        let end = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        do {
+            while ContinuousClock.now < end {
+                if stop?.isStopRequested == true { throw KeyManagerError.interrupted(account: account) }
+                try await Task.sleep(for: min(.milliseconds(100), ContinuousClock.now.duration(to: end)))
+            }
+        } catch is CancellationError {
+            throw KeyManagerError.interrupted(account: account)
+        }
+    }
+
+    /// `isAcceptable`, for times that are believable at `now` (``CredentialTimes/isBelievable(at:longest:)``).
+    func accepts(_ times: CredentialTimes, _ now: Date, _ isAcceptable: (CredentialTimes, Date) -> Bool) -> Bool {
+        times.isBelievable(at: now, longest: KISFacts.longestTokenLifetime) && isAcceptable(times, now)
     }
 
     /// Sends the request for a claimed account and stores the result (or the failure).

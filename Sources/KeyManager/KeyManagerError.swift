@@ -18,6 +18,9 @@ public enum KeyManagerError: Error, Sendable, CustomStringConvertible {
     case nothingStored(account: String, kind: CredentialKind)
     /// The account's base URL is not acceptable.
     case configuration(String)
+    /// The run was interrupted while the account still waited (another process's lease,
+    /// KIS's minute): nothing was sent for it.
+    case interrupted(account: String)
 
     public var description: String {
         switch self {
@@ -46,6 +49,8 @@ public enum KeyManagerError: Error, Sendable, CustomStringConvertible {
             return "no \(kind == .token ? "access token" : "approval key") is stored for '\(account)'"
         case .configuration(let text):
             return text
+        case .interrupted:
+            return "not attempted: the run was interrupted"
         }
     }
 
@@ -58,6 +63,7 @@ public enum KeyManagerError: Error, Sendable, CustomStringConvertible {
         case .leaseTimeout: return "lease-timeout"
         case .nothingStored: return "not-found"
         case .configuration: return "configuration"
+        case .interrupted: return "not-attempted"
         }
     }
 }

@@ -74,6 +74,11 @@ public final class AgentCredentialService: CredentialService {
         throw AgentUnavailable(reason: "status is read from the vault")
     }
 
+    /// The clock is the vault's, read from it, never through an agent.
+    public func clock() async throws -> Date {
+        throw AgentUnavailable(reason: "the clock is read from the vault")
+    }
+
     public func bulk(_ request: BulkRequest, started: @escaping @Sendable (BulkProgress) -> Void) async throws -> [BulkItemResult] {
         let body = try AgentRoutes.encoder.encode(request)
         var progress: BulkProgress?

@@ -18,6 +18,19 @@ public struct CredentialTimes: Sendable, Equatable {
         self.issuedAt = issuedAt
         self.expiresAt = expiresAt
     }
+
+    /// How far ahead of the clock a recorded time may be and still be believed: the clocks
+    /// of machines sharing a vault agree to well within it.
+    public static let futureSlack: TimeInterval = 300
+
+    /// False for times no clock could have written by `now`: issued in the future, or
+    /// expiring later than `longest` from now (a clock that ran ahead and was corrected,
+    /// a row edited to year 9999). Such a credential is issued again, never handed out
+    /// or skipped as fresh.
+    public func isBelievable(at now: Date, longest: TimeInterval) -> Bool {
+        issuedAt <= now.addingTimeInterval(Self.futureSlack) && expiresAt > issuedAt
+            && expiresAt <= now.addingTimeInterval(longest + Self.futureSlack)
+    }
 }
 
 /// Everything known about one account's credential of one kind, without secrets: what

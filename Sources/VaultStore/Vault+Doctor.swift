@@ -10,6 +10,32 @@ public struct DoctorCheck: Sendable, Codable, Equatable {
 }
 
 extension Vault {
+    /// Recorded times ahead of `now` (this vault's clock): a machine clock that ran ahead
+    /// and was corrected, or an edited row. kisvault no longer believes them (it issues
+    /// such credentials again and waits at most KIS's minute), but says where they are.
+    public func timeCheck(now: Date, longestLifetime: TimeInterval) -> DoctorCheck {
+        do {
+            var ahead: [String] = []
+            for kind in CredentialKind.allCases {
+                for snapshot in try issuanceSnapshots(kind: kind) {
+                    let future = now.addingTimeInterval(CredentialTimes.futureSlack)
+                    // The times decisions are made by (a previous token's only wait to be
+                    // revoked).
+                    if !(snapshot.current?.isBelievable(at: now, longest: longestLifetime) ?? true)
+                        || (snapshot.lastRequestAt.map { $0 > future } ?? false)
+                        || (snapshot.leaseExpiresAt.map { $0 > future.addingTimeInterval(longestLifetime) } ?? false) {
+                        ahead.append("\(snapshot.account) (\(kind.rawValue))")
+                    }
+                }
+            }
+            return ahead.isEmpty
+                ? DoctorCheck(check: "times", status: .ok, detail: "no recorded time is ahead of this clock")
+                : DoctorCheck(check: "times", status: .warn, detail: "\(ahead.count) with times ahead of this clock (a clock that ran ahead, or an edited row): \(ahead.prefix(20).joined(separator: ", ")); they are issued again on next use, or now with 'kisvault approval|token rotate NAME'")
+        } catch {
+            return DoctorCheck(check: "times", status: .fail, detail: "\(error)")
+        }
+    }
+
     /// Checks that need no passphrase: format, keyslot strength, file modes, SQLite's
     /// `integrity_check`.
     public func healthChecks() -> [DoctorCheck] {

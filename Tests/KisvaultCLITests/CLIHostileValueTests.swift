@@ -1,7 +1,9 @@
 import Foundation
+import GRDB
 import KISMock
 import KisvaultAgent
 import Testing
+import VaultStore
 
 /// The second round of attack (issue 25), its numeric class: a value from the environment,
 /// a command line or an agent's request that kisvault acted on before checking it (a trap,
@@ -89,6 +91,89 @@ extension CLIHostileValueTests {
         let r = try await box.runAsync(["approval", "get", accounts[0].name, "--timeout", "3s"], timeout: 40)
         #expect(r.status == 6 && r.stderr.contains("in time") && r.stdout.isEmpty, "\(r.status) \(r.stderr)")
         #expect(mock.requests("/oauth2/Approval") == 1, "no retry after the deadline")
+        await mock.stop()
+    }
+}
+
+extension CLIHostileValueTests {
+    /// SIGTERM while `token rotate` waits out KIS's minute: the account is not attempted,
+    /// the process ends at once (130), and no second token request reaches KIS later.
+    @Test func interruptDuringTheTokenMinuteSendsNothing() async throws {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 1)
+        let name = accounts[0].name
+        #expect(try await box.runAsync(["token", "get", name]).status == 0)
+        #expect(mock.requests("/oauth2/tokenP") == 1)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLISandbox.binaryDirectory + "/kisvault")
+        process.arguments = ["token", "rotate", name, "--format", "json", "--verbose"]
+        process.environment = box.environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // The wait is said on stderr; read until it is.
+        var said = Data()
+        let reader = err.fileHandleForReading
+        while !String(decoding: said, as: UTF8.self).contains("once-a-minute") {
+            let chunk = reader.availableData
+            if chunk.isEmpty { break }
+            said += chunk
+        }
+        #expect(String(decoding: said, as: UTF8.self).contains("once-a-minute"), "\(String(decoding: said, as: UTF8.self))")
+        let interrupted = ContinuousClock.now
+        kill(process.processIdentifier, SIGTERM)
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: said + reader.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let took = ContinuousClock.now - interrupted
+        #expect(process.terminationStatus == 130, "\(stderr)")
+        #expect(took < .seconds(30), "ended \(took) after the signal, not after the minute")
+        let results = (try JSONSerialization.jsonObject(with: stdout) as? [String: Any])?["results"] as? [[String: Any]] ?? []
+        #expect(results.first?["error_code"] as? String == "not-attempted", "\(results)")
+        // A minute on, still only the one request: nothing was left to fire.
+        mock.advanceClock(seconds: 61)
+        try await Task.sleep(for: .seconds(1))
+        #expect(mock.requests("/oauth2/tokenP") == 1)
+        await mock.stop()
+    }
+}
+
+extension CLIHostileValueTests {
+    /// Recorded times in the future (a clock that ran hours ahead and was corrected, a row
+    /// edited to year 9999) are not believed: the credential is issued again rather than
+    /// handed out or skipped as fresh, no wait is longer than KIS's minute, and `doctor`
+    /// names the account.
+    @Test func futureRecordedTimesAreNotBelieved() async throws {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 2)
+        let (ahead, edited) = (accounts[0].name, accounts[1].name)
+        for name in [ahead, edited] { #expect(try await box.runAsync(["token", "get", name]).status == 0) }
+        let first = try await box.runAsync(["token", "get", ahead])
+        // A machine three hours ahead wrote the first account's times; the second's were
+        // edited to year 9999.
+        let queue = try DatabaseQueue(path: box.vault)
+        try await queue.write { db in
+            let later = Timestamp.string(Date().addingTimeInterval(3 * 3600))
+            let laterEnd = Timestamp.string(Date().addingTimeInterval(27 * 3600))
+            for (name, issued, expires) in [(ahead, later, laterEnd), (edited, "9999-01-01T00:00:00.000Z", "9999-01-02T00:00:00.000Z")] {
+                try db.execute(sql: "UPDATE credentials SET issued_at = ?, expires_at = ? WHERE kind = 'token' AND account_id = (SELECT id FROM accounts WHERE name = ?)", arguments: [issued, expires, name])
+                try db.execute(sql: "UPDATE issuance SET last_request_at = ? WHERE kind = 'token' AND account_id = (SELECT id FROM accounts WHERE name = ?)", arguments: [issued, name])
+            }
+        }
+        try await queue.close()
+        let doctor = try await box.runAsync(["doctor", "--skip-unlock"])
+        #expect(doctor.stdout.contains("times") && doctor.stdout.contains("\(ahead) (token)") && doctor.stdout.contains("\(edited) (token)"), "\(doctor.stdout)")
+        // Both are issued again at once (past KIS's real minute on the mock's clock too),
+        // not waited on for hours nor handed out.
+        mock.advanceClock(seconds: 61)
+        let offset: [String: String?] = ["KISVAULT_CLOCK_OFFSET_SECONDS": "61"]
+        let again = try await box.runAsync(["token", "get", ahead, "--no-wait"], env: offset)
+        // (Within six hours KIS hands back the same token; what matters is that it was asked.)
+        #expect(again.status == 0 && again.stdout == first.stdout && mock.requests("/oauth2/tokenP") == 3, "\(again.stderr)")
+        let rotated = try await box.runAsync(["token", "rotate", edited, "--no-wait", "--format", "json"], env: offset)
+        #expect(rotated.status == 0 && rotated.stdout.contains("rotated"), "\(rotated.stdout) \(rotated.stderr)")
+        #expect(mock.requests("/oauth2/tokenP") == 4)
+        let clean = try await box.runAsync(["doctor", "--skip-unlock"], env: offset)
+        #expect(clean.stdout.contains("no recorded time is ahead"), "\(clean.stdout)")
         await mock.stop()
     }
 }

@@ -190,8 +190,15 @@ import Testing
         let said = behind.stdout + behind.stderr
         let waited = said.split(separator: "wait ").last.flatMap { Int($0.prefix { $0.isNumber }) }
         #expect(behind.status != 0 && waited.map { $0 <= 60 } == true, "told to wait the rest of the minute, not a day: \(said)")
-        let status = try await box.runAsync(["token", "status", "--json"], env: ["KISVAULT_CLOCK_OFFSET_SECONDS": "-86400"])
-        #expect(status.status == 0, "\(status.stderr)")
+        // Listings by the same clock: a day behind or a day ahead, the token `get` hands out
+        // as fresh is listed as fresh, not "expired" or "expiring".
+        for offset in ["-86400", "86100"] {
+            let status = try await box.runAsync(["token", "status", "--json"], env: ["KISVAULT_CLOCK_OFFSET_SECONDS": offset])
+            #expect(status.status == 0 && status.stdout.contains("\"fresh\""), "offset \(offset): \(status.stdout) \(status.stderr)")
+            let overview = try await box.runAsync(["status", "--json"], env: ["KISVAULT_CLOCK_OFFSET_SECONDS": offset])
+            let tokens = (try? JSONSerialization.jsonObject(with: Data(overview.stdout.utf8)) as? [String: Any])?["tokens"] as? [String: Int]
+            #expect(overview.status == 0 && tokens?["fresh"] == 1, "offset \(offset): \(overview.stdout)")
+        }
         #expect(mock.requests("/oauth2/tokenP") == 1)
         await mock.stop()
     }

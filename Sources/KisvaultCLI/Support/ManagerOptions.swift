@@ -62,7 +62,7 @@ struct ManagerOptions: ParsableArguments {
     var timeout = DurationArgument(seconds: 30, text: "30s")
 
     func validate() throws {
-        guard timeout.seconds >= 1, timeout.seconds <= 600 else { throw ValidationError("--timeout \(timeout) must be 1s to 10m") }
+        guard BulkRequest.timeoutRange.contains(timeout.seconds) else { throw ValidationError("--timeout \(timeout) must be 1s to 10m") }
     }
 
     /// The manager's clock: this machine's, which `KISVAULT_CLOCK_OFFSET_SECONDS` shifts,

@@ -76,6 +76,10 @@ final class Services: CredentialService, @unchecked Sendable {
         try await local.status(kind, tag: tag)
     }
 
+    func clock() async throws -> Date {
+        try await local.clock()
+    }
+
     func credential(_ kind: CredentialKind, account: String, minTTL: TimeInterval) async throws -> CredentialAnswer {
         let notice = waitingNotice(account: account)
         defer { notice.cancel() }

@@ -84,12 +84,13 @@ extension ApprovalCommand {
             // The keys first (one unlock, or the agent), then the sessions.
             var keys: [String: (key: String, url: String)] = [:]
             var reports: [String: Report] = [:]
+            let now = try await service.clock()
             for name in names {
                 guard let status = statuses[name], let end = status.expiresAt.flatMap(Timestamp.parse) else {
                     reports[name] = Report(account: name, state: .none, message: "no approval key stored")
                     continue
                 }
-                guard end > MachineClock.now() else {
+                guard end > now else {
                     reports[name] = Report(account: name, state: .expired, message: "the stored key ended at \(status.expiresAt ?? "?")")
                     continue
                 }

@@ -204,14 +204,15 @@ struct StatusCommand {
 
     func run(options: VaultOptions, output: OutputOptions, tag: String?, names: [String] = [], state wanted: CredentialState? = nil,
              expiringWithin: TimeInterval) async throws {
-        var statuses = try await Services.with(options, nil) { try await $0.status(kind, tag: tag) }
+        // The vault's clock (a team vault's server's), as every decision uses: a listing
+        // on a machine a day ahead must not call "expired" what `get` hands out as fresh.
+        var (statuses, now) = try await Services.with(options, nil) { (try await $0.status(kind, tag: tag), try await $0.clock()) }
         if !names.isEmpty {
             let known = Set(statuses.map(\.account))
             if let missing = names.first(where: { !known.contains($0) }) { throw VaultError.accountNotFound(name: missing) }
             let selected = Set(names)
             statuses = statuses.filter { selected.contains($0.account) }
         }
-        let now = ManagerOptions.clock()
         struct Item: Encodable {
             var account: String, environment: String, state: CredentialState
             var issuedAt: String?, expiresAt: String?, errorCode: String?, error: String?

@@ -77,7 +77,7 @@ extension TokenCommand {
             let end = status.expiresAt.flatMap(Timestamp.parse) ?? .distantPast
             var answer: CredentialAnswer?
             var state = State.expired, code: String? = nil
-            if end > MachineClock.now() {
+            if end > (try await service.clock()) {
                 let current = try await service.credential(.token, account: account, minTTL: 0)
                 answer = current
                 (state, code) = try await ask(client, app: app, token: try current.checkedText(account: account))

@@ -45,9 +45,9 @@ struct StatusOverview: AsyncParsableCommand {
         let part = Overview.VaultPart(path: vault.path, format: vault.formatVersion, accounts: try vault.accountNames().count,
                                       keyslots: try vault.keyslots().count)
         vault.close()
-        let now = ManagerOptions.clock()
         var counts: [CredentialKind: [String: Int]] = [:]
         try await Services.with(options, nil) { service in
+            let now = try await service.clock()
             for kind in [CredentialKind.approval, .token] {
                 var byState = Dictionary(uniqueKeysWithValues: CredentialState.allCases.map { ($0.rawValue, 0) })
                 for status in try await service.status(kind, tag: nil) {
