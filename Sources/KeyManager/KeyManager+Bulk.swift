@@ -68,10 +68,19 @@ public final class BulkProgress: @unchecked Sendable {
     }
 
     /// Asks the run to start no more accounts: requests in flight finish and are
-    /// committed, the rest is reported not attempted (Ctrl-C).
-    public func requestStop() { lock.withLock { stop = true } }
+    /// committed, the rest is reported not attempted, for `reason` (Ctrl-C; a lock of the
+    /// agent running it). The first reason given is kept.
+    public func requestStop(reason: String = "the run was interrupted") {
+        lock.withLock {
+            if !stop { stopWhy = reason }
+            stop = true
+        }
+    }
 
     public var isStopRequested: Bool { lock.withLock { stop } }
+    /// Why the run was stopped, once it was.
+    public var stopReason: String { lock.withLock { stopWhy } }
+    private var stopWhy = "the run was interrupted"
 
     func record(_ status: BulkItemResult.Status) {
         lock.lock()
@@ -210,7 +219,7 @@ extension KeyManager {
         if progress.isStopRequested || Task.isCancelled {
             for name in accounts where results[name] == nil {
                 results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-attempted",
-                                               message: "not attempted: the run was interrupted")
+                                               message: "not attempted: \(progress.stopReason)")
                 progress.record(.failed)
             }
         }

@@ -197,7 +197,7 @@ public final class KeyManager: Sendable {
     /// The single-flight core: returns a stored credential satisfying `isAcceptable`, or
     /// claims the lease, issues one from KIS, stores it, and returns it.
     /// With `stop`, a bulk run's: a stop asked while the account waits ends the wait, and
-    /// the account is ``KeyManagerError/interrupted(account:)``, never sent afterwards.
+    /// the account is ``KeyManagerError/interrupted(account:reason:)``, never sent afterwards.
     func obtain(account: String, kind: CredentialKind, stop: BulkProgress? = nil, isAcceptable: (CredentialTimes, Date) -> Bool) async throws -> IssuedCredential {
         // The common case needs no gate: a fresh stored credential.
         if let (value, times) = try vault.openCredential(account: account, kind: kind), accepts(times, now(), isAcceptable) {
@@ -296,16 +296,16 @@ public final class KeyManager: Sendable {
 
     /// Waits `seconds`, in slices short enough that a stop asked of a bulk run (Ctrl-C,
     /// SIGTERM) ends the wait at once: what still waits is not attempted.
-    /// - Throws: ``KeyManagerError/interrupted(account:)`` when stopped or cancelled.
+    /// - Throws: ``KeyManagerError/interrupted(account:reason:)`` when stopped or cancelled.
     func pause(_ seconds: TimeInterval, account: String, stop: BulkProgress?) async throws {
         let end = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         do {
             while ContinuousClock.now < end {
-                if stop?.isStopRequested == true { throw KeyManagerError.interrupted(account: account) }
+                if let stop, stop.isStopRequested { throw KeyManagerError.interrupted(account: account, reason: stop.stopReason) }
                 try await Task.sleep(for: min(.milliseconds(100), ContinuousClock.now.duration(to: end)))
             }
         } catch is CancellationError {
-            throw KeyManagerError.interrupted(account: account)
+            throw KeyManagerError.interrupted(account: account, reason: "the run was cancelled")
         }
     }
 

@@ -20,7 +20,7 @@ public enum KeyManagerError: Error, Sendable, CustomStringConvertible {
     case configuration(String)
     /// The run was interrupted while the account still waited (another process's lease,
     /// KIS's minute): nothing was sent for it.
-    case interrupted(account: String)
+    case interrupted(account: String, reason: String)
 
     public var description: String {
         switch self {
@@ -49,8 +49,8 @@ public enum KeyManagerError: Error, Sendable, CustomStringConvertible {
             return "no \(kind == .token ? "access token" : "approval key") is stored for '\(account)'"
         case .configuration(let text):
             return text
-        case .interrupted:
-            return "not attempted: the run was interrupted"
+        case .interrupted(_, let reason):
+            return "not attempted: \(reason)"
         }
     }
 

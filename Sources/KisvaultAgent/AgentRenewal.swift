@@ -112,14 +112,20 @@ final class Renewer: @unchecked Sendable {
             return
         }
         for kind in [CredentialKind.approval, .token] {
+            guard !state.isLocked else { return }
             let now = state.now()
             let due = lock.withLock { names.filter { (failures[Key(kind: kind, account: $0)]?.nextAttempt ?? .distantPast) <= now } }
             guard !due.isEmpty else { continue }
             var options = BulkOptions(kind: kind, mode: .issue)
             options.minTTL = settings.before
             options.concurrency = settings.concurrency
+            // Stopped by a lock like any run: what is in flight lands, the rest waits for
+            // the next unlock.
+            let progress = BulkProgress(total: due.count)
+            state.track(progress)
+            defer { state.untrack(progress) }
             do {
-                record(kind, try await renewing.bulk(accounts: due, options: options), selected: Set(names))
+                record(kind, try await renewing.bulk(accounts: due, options: options, progress: progress), selected: Set(names))
             } catch {
                 state.logger.warning("renewal failed", metadata: ["kind": "\(kind.rawValue)", "error": "\(error)"])
             }

@@ -194,8 +194,15 @@ struct AgentRoutes: Sendable {
             let service = LocalCredentialService(manager: manager, handOutNote: "via agent")
             let live = LiveProgress()
             let run = Task {
-                defer { live.markFinished() }
-                return try await service.bulk(bulkRequest) { live.set($0) }
+                defer {
+                    if let progress = live.progress { state.untrack(progress) }
+                    live.markFinished()
+                }
+                return try await service.bulk(bulkRequest) { progress in
+                    // A lock from now on stops the run cleanly.
+                    state.track(progress)
+                    live.set(progress)
+                }
             }
             var gone = false
             while !live.isFinished {

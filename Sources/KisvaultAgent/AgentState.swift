@@ -12,12 +12,20 @@ import Glibc
 /// The agent's one piece of shared state: the unlocked vault, or nothing once locked.
 ///
 /// Requests bracket their use of the keys with ``begin()`` and ``end()``; the keys are made
-/// accessible while at least one request runs and inaccessible otherwise. Locking drops the
-/// manager: its keys are wiped (`sodium_free`) as soon as the last running request ends.
+/// accessible while at least one request runs and inaccessible otherwise. Locking refuses
+/// every new request at once and stops running bulk runs (no account started after it);
+/// what is in flight finishes and is stored, and the vault is closed and its keys wiped
+/// (`sodium_free`) when the last running request ends, never under one.
 final class AgentState: @unchecked Sendable {
     private let lock = NSLock()
     private var manager: KeyManager?
+    /// Requests running on `manager`.
     private var active = 0
+    /// Managers locked while requests still ran on them, with how many still do: each is
+    /// closed when its last request ends.
+    private var draining: [ObjectIdentifier: (manager: KeyManager, active: Int)] = [:]
+    /// The bulk runs going on (requests' and renewal's), stopped by a lock.
+    private var runs: [ObjectIdentifier: BulkProgress] = [:]
     private var lastActivity: Date
     private(set) var lockReason: String?
     let started: Date
@@ -110,9 +118,33 @@ final class AgentState: @unchecked Sendable {
 
     func end(_ manager: KeyManager, activity: Bool = true) {
         lock.lock(); defer { lock.unlock() }
-        active -= 1
         if activity { lastActivity = now() }
-        if active == 0 && self.manager != nil { manager.vault.protectKeys() }
+        guard manager === self.manager else {
+            // A request that outlived a lock: the last one closes the locked vault.
+            let id = ObjectIdentifier(manager)
+            guard var entry = draining[id] else { return }
+            entry.active -= 1
+            if entry.active > 0 { draining[id] = entry; return }
+            draining[id] = nil
+            manager.vault.vault.close()
+            logger.notice("locked: the last running request has ended, the vault is closed")
+            return
+        }
+        active -= 1
+        if active == 0 { manager.vault.protectKeys() }
+    }
+
+    /// Registers a bulk run, to be stopped by a lock: its requests in flight finish and are
+    /// stored, the accounts not yet started are reported not attempted.
+    func track(_ progress: BulkProgress) {
+        lock.lock(); defer { lock.unlock() }
+        if manager == nil { progress.requestStop(reason: "the agent was locked (\(lockReason ?? "locked"))") }
+        runs[ObjectIdentifier(progress)] = progress
+    }
+
+    func untrack(_ progress: BulkProgress) {
+        lock.lock(); defer { lock.unlock() }
+        runs[ObjectIdentifier(progress)] = nil
     }
 
     /// Forgets the keys; running requests finish with the references they hold.
@@ -123,8 +155,16 @@ final class AgentState: @unchecked Sendable {
 
     private func lockLocked(reason: String) {
         guard let manager else { return }
-        if active == 0 { manager.vault.unprotectKeys() }  // sodium_free needs them mapped
-        manager.vault.vault.close()
+        for run in runs.values { run.requestStop(reason: "the agent was locked (\(reason))") }
+        if active == 0 {
+            manager.vault.unprotectKeys()  // sodium_free needs them mapped
+            manager.vault.vault.close()
+        } else {
+            // Never closed under a running request (a bulk run's commits, a lease being
+            // given back): the last one to end closes it.
+            draining[ObjectIdentifier(manager)] = (manager, active)
+            active = 0
+        }
         self.manager = nil
         lockReason = reason
         logger.notice("locked", metadata: ["reason": "\(reason)"])

@@ -177,3 +177,36 @@ extension CLIHostileValueTests {
         await mock.stop()
     }
 }
+
+extension CLIHostileValueTests {
+    /// `kisvault lock` while the agent runs a bulk job: the store is never closed under it
+    /// (that was "SQLite error 21" and keys issued at KIS but lost). The run stops taking
+    /// accounts, what was in flight is stored, the rest is not attempted and its leases
+    /// given back, so a run here right after finishes at once and issues only the rest.
+    @Test func lockDuringABulkRunLosesNothing() async throws {
+        let count = 150
+        let (box, mock, _) = try await CLIAgentTests.setUp(count: count) { $0.latencyMilliseconds = 60 }
+        #expect(try await box.runAsync(["agent", "start"]).status == 0)
+        let none: [String: String?] = ["KISVAULT_PASSPHRASE": nil]
+        let run = Task { try await box.runAsync(["approval", "issue", "--all", "--concurrency", "16", "--format", "json"], env: none, timeout: 120) }
+        #expect(try await CLIAgentTests.waitFor(30) { mock.requests("/oauth2/Approval") >= 20 })
+        #expect(try await box.runAsync(["lock"]).status == 0)
+        let first = try await run.value
+        #expect(first.status == 7, "\(first.status) \(first.stderr)")
+        #expect(!first.stdout.contains("SQLite") && !first.stdout.contains("not-stored") && !first.stderr.contains("SQLite"), "\(first.stdout.prefix(2000))")
+        let results = (try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])?["results"] as? [[String: Any]] ?? []
+        let stored = results.filter { $0["status"] as? String == "issued" }.count
+        let skippedOrLocked = results.filter { ($0["message"] as? String)?.contains("the agent was locked") == true }.count
+        #expect(results.count == count && stored + skippedOrLocked == count, "\(stored) stored, \(skippedOrLocked) not attempted")
+        #expect(stored == mock.requests("/oauth2/Approval"), "every key KIS issued was stored: \(stored) of \(mock.requests("/oauth2/Approval"))")
+        // Here, with the passphrase, while the locked agent still runs: no lease of its is
+        // left to wait for, and only the rest is issued.
+        let again = try await box.runAsync(["approval", "issue", "--all", "--concurrency", "16", "--format", "json"], timeout: 60)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(mock.requests("/oauth2/Approval") == count, "only the rest issued")
+        let doctor = try await box.runAsync(["doctor"])
+        #expect(doctor.status == 0, "\(doctor.stdout)")
+        try await CLIAgentTests.stop(box)
+        await mock.stop()
+    }
+}
