@@ -24,6 +24,8 @@ public enum ErrorCode: String, Sendable, Codable, CaseIterable {
     case vaultChanged = "vault_changed"
     /// The caller and the agent talk to different KIS hosts.
     case kisURLsDiffer = "kis_urls_differ"
+    /// The request names a vault the agent does not hold.
+    case vaultDiffers = "vault_differs"
     /// The vault is damaged, busy, read-only, or another I/O failure.
     case vaultError = "vault_error"
     /// A bulk run finished with some accounts failed.
@@ -32,7 +34,7 @@ public enum ErrorCode: String, Sendable, Codable, CaseIterable {
     /// The CLI's exit status for this code.
     public var exitStatus: Int32 {
         switch self {
-        case .vaultError, .vaultChanged, .kisURLsDiffer, .forbidden: return 1
+        case .vaultError, .vaultChanged, .kisURLsDiffer, .vaultDiffers, .forbidden: return 1
         case .badRequest: return 2
         case .locked: return 3
         case .notFound: return 4
@@ -48,7 +50,7 @@ public enum ErrorCode: String, Sendable, Codable, CaseIterable {
         case .badRequest: return 400
         case .forbidden: return 403
         case .notFound: return 404
-        case .vaultChanged, .kisURLsDiffer: return 409
+        case .vaultChanged, .kisURLsDiffer, .vaultDiffers: return 409
         case .locked: return 423
         case .vaultError: return 500
         case .kisRejected: return 502

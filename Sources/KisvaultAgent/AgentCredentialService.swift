@@ -141,11 +141,15 @@ public final class AgentCredentialService: CredentialService {
                   partial: ((AgentClient.Response) -> Void)? = nil) throws -> AgentClient.Response {
         let response: AgentClient.Response
         do {
-            // The command's own KIS URLs go with the request: an agent aimed at other hosts
-            // refuses before doing anything (kis_urls_differ).
-            let headers = ["x-kisvault-kis-real": kisURLs.real, "x-kisvault-kis-mock": kisURLs.mock]
+            // The command's own vault and KIS URLs go with the request: an agent holding
+            // another vault (vault_differs) or aimed at other hosts (kis_urls_differ)
+            // refuses before doing anything.
+            guard let vault = VaultIdentity.of(vaultPath) else { throw AgentUnavailable(reason: "no vault at \(vaultPath) to ask the agent about") }
+            let headers = [VaultIdentity.header: vault, "x-kisvault-kis-real": kisURLs.real, "x-kisvault-kis-mock": kisURLs.mock]
             response = try AgentClient.request(socket: socket, method: method, target: target, headers: headers, body: body,
                                                timeout: timeout, partial: partial)
+        } catch let unavailable as AgentUnavailable {
+            throw unavailable
         } catch let error as AgentError where error.isUntrusted {
             // Someone else's socket where ours should be: said every time, not only with
             // --verbose, and the command goes on without it.
@@ -169,7 +173,7 @@ public final class AgentCredentialService: CredentialService {
         let answer = try? JSONDecoder().decode(ErrorAnswer.self, from: response.body)
         let code = answer?.error ?? .vaultError
         switch code {
-        case .locked, .vaultChanged, .kisURLsDiffer:
+        case .locked, .vaultChanged, .kisURLsDiffer, .vaultDiffers:
             return AgentUnavailable(reason: "the agent answered \(code.rawValue)")
         default:
             return ServiceError(code, answer?.message ?? "the agent refused (HTTP \(response.status))")

@@ -29,7 +29,7 @@ struct AgentRoutes: Sendable {
     func router(peerCheck: Bool) -> Router<AgentContext> {
         let router = Router(context: AgentContext.self)
         if peerCheck { router.middlewares.add(PeerCheck(logger: state.logger)) }
-        router.middlewares.add(JSONErrors(vault: state.vaultPath, endpoints: state.endpoints))
+        router.middlewares.add(JSONErrors(vault: state.vaultPath, endpoints: state.endpoints, identity: { [state] in state.servedVault }))
         let state = self.state, renewer = self.renewer
         router.get("/v1/status") { _, _ in
             state.checkVault()

@@ -126,6 +126,7 @@ public final class AgentServer: Sendable {
         }
     }
 
+    static let vaultHeader = HTTPField.Name(VaultIdentity.header)!
     static let kisRealHeader = HTTPField.Name("x-kisvault-kis-real")!
     static let kisMockHeader = HTTPField.Name("x-kisvault-kis-mock")!
 
@@ -165,11 +166,19 @@ struct JSONErrors: RouterMiddleware {
     typealias Context = AgentContext
     let vault: String
     let endpoints: KISEndpoints
+    /// The ``VaultIdentity`` of the vault the agent holds.
+    let identity: @Sendable () -> String?
 
     func handle(_ request: Request, context: AgentContext, next: (Request, AgentContext) async throws -> Response) async throws -> Response {
         // A caller that names its KIS URLs gets nothing from an agent aimed at other hosts:
         // refused before any work, so the agent never issues at a host the caller did
         // not ask for (a CLI pointed at kis-mock, an agent at KIS's real host).
+        // Nor does a caller that names another vault: the agent would issue, revoke or hand
+        // out (and audit) its own vault's account of that name.
+        if let named = request.headers[AgentServer.vaultHeader], named != identity() {
+            return AgentServer.failure(ServiceError(.vaultDiffers, "this agent holds the vault \(vault), not the one the request names"),
+                                       vault: vault, endpoints: endpoints)
+        }
         let real = request.headers[AgentServer.kisRealHeader], mock = request.headers[AgentServer.kisMockHeader]
         if real != nil || mock != nil, real != endpoints.real || mock != endpoints.mock {
             return AgentServer.failure(ServiceError(.kisURLsDiffer, "this agent talks to \(endpoints.real) and \(endpoints.mock), not to the KIS URLs of the request"),

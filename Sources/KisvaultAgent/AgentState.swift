@@ -70,6 +70,14 @@ final class AgentState: @unchecked Sendable {
         return stat(path, &info) == 0 ? (info.st_dev, info.st_ino) : nil
     }
 
+    /// The ``VaultIdentity`` of the vault the agent unlocked: the file it opened (not
+    /// whatever is at its path now), or the team vault's location.
+    var servedVault: String? {
+        if PostgresLocation.isURL(vaultPath) { return VaultIdentity.of(vaultPath) }
+        lock.lock(); defer { lock.unlock() }
+        return vaultIdentity.map { "file:\($0.0):\($0.1)" }
+    }
+
     var isLocked: Bool {
         lock.lock(); defer { lock.unlock() }
         return manager == nil

@@ -135,6 +135,12 @@ import VaultTestSupport
                 other[HTTPField.Name("x-kisvault-kis-real")!] = "https://openapi.koreainvestment.com:9443"
                 other[HTTPField.Name("x-kisvault-kis-mock")!] = "https://openapivts.koreainvestment.com:29443"
                 try await expectError(.kisURLsDiffer, .conflict, "/v1/accounts/\(f.accounts[0].name)/approval-key", headers: other)
+                // So is one that names another vault, on every route that acts.
+                var elsewhere = HTTPFields()
+                elsewhere[HTTPField.Name(VaultIdentity.header)!] = "file:1:2"
+                try await expectError(.vaultDiffers, .conflict, "/v1/accounts/\(f.accounts[0].name)/approval-key", headers: elsewhere)
+                try await expectError(.vaultDiffers, .conflict, "/v1/accounts/\(f.accounts[0].name)/access-token/revoke", .post, headers: elsewhere)
+                try await expectError(.vaultDiffers, .conflict, "/v1/bulk", .post, headers: elsewhere, body: "{\"kind\": \"token\", \"mode\": \"issue\", \"all\": true}")
                 // Locked: 423 until unlocked, and a wrong passphrase keeps it so.
                 try await client.execute(uri: "/v1/lock", method: .post) { response in
                     let answer = try Self.decode(LockAnswer.self, response)

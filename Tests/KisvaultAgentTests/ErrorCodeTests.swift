@@ -12,7 +12,7 @@ import VaultStore
         let table: [ErrorCode: (Int32, Int)] = [
             .badRequest: (2, 400), .locked: (3, 423), .notFound: (4, 404), .forbidden: (1, 403),
             .kisRejected: (5, 502), .kisUnavailable: (6, 503), .vaultChanged: (1, 409), .kisURLsDiffer: (1, 409),
-            .vaultError: (1, 500), .partial: (7, 207),
+            .vaultDiffers: (1, 409), .vaultError: (1, 500), .partial: (7, 207),
         ]
         #expect(table.count == ErrorCode.allCases.count)
         for code in ErrorCode.allCases {
