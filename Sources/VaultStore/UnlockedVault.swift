@@ -13,12 +13,35 @@ public final class UnlockedVault: Sendable {
     public let keyslotLabel: String
     /// The OS user, recorded in the audit log.
     public let actor: String
+    /// Whether fields sealed by format 2 (not bound to names) may still be here: only while
+    /// a vault's first unlocked write has not re-sealed them (a read-only open).
+    let legacyFields = LegacyFlag()
 
     init(vault: Vault, keys: VaultKeys, keyslotLabel: String, actor: String) {
         self.vault = vault
         self.keys = keys
         self.keyslotLabel = keyslotLabel
         self.actor = actor
+    }
+
+    /// Opens a sealed field under its binding; while ``legacyFields`` is set, one sealed
+    /// before fields were bound opens under its format-2 key.
+    func openField(_ blob: Data, kind: String, recordID: String, binding: FieldBinding, field: String) throws(CryptoError) -> SecureBytes {
+        try withLegacyFallback(binding) { (b) throws(CryptoError) in try keys.open(blob, kind: kind, recordID: recordID, binding: b, field: field) }
+    }
+
+    /// ``openField(_:kind:recordID:binding:field:)`` as text, through the reused buffer.
+    func openFieldText(_ blob: Data, kind: String, recordID: String, binding: FieldBinding, field: String) throws(CryptoError) -> String {
+        try withLegacyFallback(binding) { (b) throws(CryptoError) in try keys.openText(blob, kind: kind, recordID: recordID, binding: b, field: field) }
+    }
+
+    private func withLegacyFallback<T>(_ binding: FieldBinding, _ open: (FieldBinding) throws(CryptoError) -> T) throws(CryptoError) -> T {
+        do {
+            return try open(binding)
+        } catch {
+            guard legacyFields.isSet else { throw error }
+            return try open(.legacy)
+        }
     }
 
     /// Appends an audit entry inside the caller's transaction.
@@ -36,6 +59,14 @@ public final class UnlockedVault: Sendable {
     public func recordAudit(action: String, account: String? = nil, outcome: AuditEntry.Outcome = .ok, detail: String = "") throws(VaultError) {
         try vault.write { records in try audit(records, action: action, account: account, outcome: outcome, detail: detail) }
     }
+}
+
+/// A flag set and read under a lock.
+final class LegacyFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set(_ new: Bool) { lock.withLock { value = new } }
 }
 
 /// Rules for account names, tags and keyslot labels: short, printable, shell-safe, and

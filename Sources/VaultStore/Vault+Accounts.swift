@@ -73,15 +73,18 @@ extension UnlockedVault {
         // part of every field key, so it must not.
         let id = hexString(randomBytes(16))
         let s = account.secrets
+        let bound = FieldBinding.account(account.environment, account.name)
         let sealed = SealedAccount(id: id, name: account.name, environment: account.environment, appkeyFingerprint: fingerprint,
-                                   appkey: seal(s.appkey, id, .appkey), appsecret: seal(s.appsecret, id, .appsecret),
-                                   accountNumber: s.accountNumber.map { seal($0, id, .accountNumber) }, htsID: s.htsID.map { seal($0, id, .htsID) })
+                                   appkey: seal(s.appkey, id, .appkey, bound), appsecret: seal(s.appsecret, id, .appsecret, bound),
+                                   accountNumber: s.accountNumber.map { seal($0, id, .accountNumber, bound) }, htsID: s.htsID.map { seal($0, id, .htsID, bound) })
         try records.insertAccount(sealed, tags: Set(account.tags).sorted(), times: AccountTimes(now: now))
         return sealed
     }
 
-    func seal(_ value: SecureBytes, _ id: String, _ field: AccountField) -> Data {
-        keys.seal(value, kind: AccountField.kind, recordID: id, field: field.rawValue)
+    /// Seals one field of account `id`, its key bound to the account's environment and name
+    /// (`binding`): a row renamed outside kisvault no longer opens.
+    func seal(_ value: SecureBytes, _ id: String, _ field: AccountField, _ binding: FieldBinding) -> Data {
+        keys.seal(value, kind: AccountField.kind, recordID: id, binding: binding, field: field.rawValue)
     }
 
     /// Opens the secrets of account `name`.
@@ -98,7 +101,7 @@ extension UnlockedVault {
         func open(_ field: AccountField) throws(VaultError) -> SecureBytes? {
             guard let blob = sealed.blob(field) else { return nil }
             do {
-                return try keys.open(blob, kind: AccountField.kind, recordID: sealed.id, field: field.rawValue)
+                return try openField(blob, kind: AccountField.kind, recordID: sealed.id, binding: .account(sealed.environment, sealed.name), field: field.rawValue)
             } catch {
                 throw .fieldAuthenticationFailed(account: sealed.name, field: field.rawValue)
             }
@@ -123,19 +126,25 @@ extension UnlockedVault {
             try AccountValidation.checkAccountNumber(name: name, number.utf8String())
         }
         return try vault.write { records in
-            guard let id = try records.accountSummary(named: name)?.id else { throw VaultError.accountNotFound(name: name) }
+            guard let current = try records.sealedAccount(named: name) else { throw VaultError.accountNotFound(name: name) }
+            let id = current.id
             let now = Timestamp.string(Date())
             var changed: [String] = []
-            if let environment = changes.environment {
+            // The environment is part of every field's key: its fields are re-sealed first,
+            // and whatever is written below is sealed for the new one.
+            let environment = changes.environment ?? current.environment
+            if environment != current.environment {
+                try rebind(records, current, environment: environment, name: name)
                 try records.updateAccount(id: id, .environment(environment))
                 changed.append("environment=\(environment.rawValue)")
             }
+            let bound = FieldBinding.account(environment, name)
             if let number = changes.accountNumber {
-                try records.updateAccount(id: id, .accountNumber(number.map { seal($0, id, .accountNumber) }))
+                try records.updateAccount(id: id, .accountNumber(number.map { seal($0, id, .accountNumber, bound) }))
                 changed.append("account_no")
             }
             if let hts = changes.htsID {
-                try records.updateAccount(id: id, .htsID(hts.map { seal($0, id, .htsID) }))
+                try records.updateAccount(id: id, .htsID(hts.map { seal($0, id, .htsID, bound) }))
                 changed.append("hts_id")
             }
             for tag in changes.addTags {
@@ -151,8 +160,8 @@ extension UnlockedVault {
                 if let owner = try records.accountName(withFingerprint: fingerprint, except: id) {
                     throw VaultError.duplicateAppkey(existing: owner, adding: name)
                 }
-                try records.updateAccount(id: id, .appCredentials(fingerprint: fingerprint, appkey: seal(credentials.appkey, id, .appkey),
-                                                                  appsecret: seal(credentials.appsecret, id, .appsecret), at: now))
+                try records.updateAccount(id: id, .appCredentials(fingerprint: fingerprint, appkey: seal(credentials.appkey, id, .appkey, bound),
+                                                                  appsecret: seal(credentials.appsecret, id, .appsecret, bound), at: now))
                 // New credentials make everything tied to the old appkey meaningless:
                 // cached approval keys and tokens, the once-a-minute clock, a "rejected" mark.
                 try records.forgetIssued(accountID: id)
@@ -167,13 +176,16 @@ extension UnlockedVault {
         }
     }
 
-    /// Renames an account. Sealed fields are bound to the record id, not the name, so
-    /// nothing is re-encrypted.
+    /// Renames an account. Its name is part of every field's key (and of its stored
+    /// credentials'), so they are re-sealed for the new name in the same transaction.
     public func renameAccount(_ old: String, to new: String) throws(VaultError) {
         try Names.validate(new, what: "account name")
         try vault.write { records in
-            guard let id = try records.accountSummary(named: old)?.id else { throw VaultError.accountNotFound(name: old) }
+            guard let current = try records.sealedAccount(named: old) else { throw VaultError.accountNotFound(name: old) }
+            let id = current.id
             if try records.accountSummary(named: new) != nil { throw VaultError.accountExists(name: new) }
+            try rebind(records, current, environment: current.environment, name: new)
+            try rebindCredentials(records, accountID: id, from: old, to: new)
             try records.updateAccount(id: id, .name(new))
             try records.updateAccount(id: id, .touched(Timestamp.string(Date())))
             try audit(records, action: "account.rename", account: new, detail: "from=\(old)")

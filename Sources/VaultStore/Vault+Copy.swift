@@ -31,6 +31,7 @@ extension UnlockedVault {
             var credentials: [StoredCredential]
             var issuance: [IssuanceRecord]
             var audit: [(AuditRecord, Data)]
+            var fieldBinding: String?
         }
         // One consistent read of the source.
         let source = try vault.read { records -> Snapshot in
@@ -40,7 +41,8 @@ extension UnlockedVault {
             return Snapshot(
                 identity: try records.identity(), head: try records.auditHead(), keyslots: try records.keyslots(),
                 accounts: try records.sealedAccounts().compactMap { sealed in summaries[sealed.id].map { (sealed, $0) } },
-                credentials: try records.allCredentials(), issuance: try records.issuanceRecords(), audit: audit)
+                credentials: try records.allCredentials(), issuance: try records.issuanceRecords(), audit: audit,
+                fieldBinding: try records.metaText(FieldBinding.metaKey))
         }
         guard let identity = source.identity else { throw .damaged(path: vault.path, detail: "the vault's identity is missing") }
         func populate(_ records: any VaultRecords) throws {
@@ -62,6 +64,8 @@ extension UnlockedVault {
             }
             for (record, mac) in source.audit { try records.appendAudit(record, mac: mac) }
             if let head = source.head { try records.setAuditHead(head) }
+            // The blobs are copied as they are: so is whether they are bound yet.
+            try records.setMetaText(FieldBinding.metaKey, source.fieldBinding ?? FieldBinding.pending)
         }
         let storage: any VaultStorage
         if PostgresLocation.isURL(destination) {

@@ -140,7 +140,7 @@ public struct IssuanceTransaction {
         guard let stored = try records.credential(accountID: snapshot.accountID, kind: snapshot.kind, slot: .current) else { return false }
         let opened: SecureBytes
         do {
-            opened = try vault.keys.open(stored.value, kind: snapshot.kind.rawValue, recordID: stored.recordID, field: "value")
+            opened = try vault.openField(stored.value, kind: snapshot.kind.rawValue, recordID: stored.recordID, binding: .credential(snapshot.account), field: "value")
         } catch {
             throw VaultError.fieldAuthenticationFailed(account: snapshot.account, field: "\(snapshot.kind.rawValue) current")
         }
@@ -205,7 +205,7 @@ extension UnlockedVault {
     /// lock only for the writes; `value` is the credential's UTF-8 text.
     public func sealCredential(_ value: UnsafeRawBufferPointer, for account: IssuanceSnapshot) -> SealedCredential {
         let id = hexString(randomBytes(16))
-        let blob = keys.seal(value, kind: account.kind.rawValue, recordID: "\(account.accountID).\(id)", field: "value")
+        let blob = keys.seal(value, kind: account.kind.rawValue, recordID: "\(account.accountID).\(id)", binding: .credential(account.account), field: "value")
         return SealedCredential(accountID: account.accountID, kind: account.kind, id: id, blob: blob)
     }
 
@@ -223,7 +223,7 @@ extension UnlockedVault {
             throw .damaged(path: vault.path, detail: "a credential of '\(stored.account)' has an unreadable time")
         }
         do {
-            let value = try keys.open(stored.value, kind: stored.kind.rawValue, recordID: stored.recordID, field: "value")
+            let value = try openField(stored.value, kind: stored.kind.rawValue, recordID: stored.recordID, binding: .credential(stored.account), field: "value")
             return (value, CredentialTimes(issuedAt: issued, expiresAt: expires))
         } catch {
             throw .fieldAuthenticationFailed(account: stored.account, field: "\(stored.kind.rawValue) \(stored.slot.rawValue)")
@@ -299,7 +299,7 @@ extension UnlockedVault {
     public func openAppCredentials(_ sealed: SealedAppCredentials) throws(VaultError) -> (appkey: String, appsecret: String) {
         func open(_ blob: Data, _ field: AccountField) throws(VaultError) -> String {
             do {
-                return try keys.openText(blob, kind: AccountField.kind, recordID: sealed.accountID, field: field.rawValue)
+                return try openFieldText(blob, kind: AccountField.kind, recordID: sealed.accountID, binding: .account(sealed.environment, sealed.account), field: field.rawValue)
             } catch {
                 throw .fieldAuthenticationFailed(account: sealed.account, field: field.rawValue)
             }

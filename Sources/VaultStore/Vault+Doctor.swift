@@ -113,12 +113,21 @@ extension UnlockedVault {
         do {
             let accounts = try vault.read { records in try records.sealedAccounts() }
             var failed: [String] = []
+            var failing: [SealedAccount] = []
             for account in accounts {
                 do {
                     _ = try openSecrets(account)
                 } catch {
+                    failing.append(account)
                     if case .fieldAuthenticationFailed(_, let field) = error { failed.append("\(account.name) (\(field))") }
                     else { failed.append(account.name) }
+                }
+            }
+            // A name moved outside kisvault: whose name the fields were sealed under.
+            for account in failing.prefix(200) {
+                if let owner = failing.first(where: { other in other.id != account.id
+                    && (try? keys.open(account.appkey, kind: AccountField.kind, recordID: account.id, binding: .account(account.environment, other.name), field: AccountField.appkey.rawValue)) != nil }) {
+                    failed.append("the row named '\(account.name)' holds the secrets sealed for '\(owner.name)' (names changed outside kisvault: rename them back)")
                 }
             }
             checks.append(failed.isEmpty

@@ -101,13 +101,15 @@ extension UnlockedVault {
         // The appkey's uniqueness was checked by the caller.
         let id = existing.id
         let s = account.secrets
+        // Every field is written anew, sealed for the imported environment (same name).
+        let bound = FieldBinding.account(account.environment, existing.name)
         try records.updateAccount(id: id, .environment(account.environment))
-        try records.updateAccount(id: id, .accountNumber(s.accountNumber.map { seal($0, id, .accountNumber) }))
-        try records.updateAccount(id: id, .htsID(s.htsID.map { seal($0, id, .htsID) }))
+        try records.updateAccount(id: id, .accountNumber(s.accountNumber.map { seal($0, id, .accountNumber, bound) }))
+        try records.updateAccount(id: id, .htsID(s.htsID.map { seal($0, id, .htsID, bound) }))
         // The secrets' time moves only with a new appkey: re-importing the same file
         // keeps the cached credentials.
         let at = existing.appkeyFingerprint != fp ? now : nil
-        try records.updateAccount(id: id, .appCredentials(fingerprint: fp, appkey: seal(s.appkey, id, .appkey), appsecret: seal(s.appsecret, id, .appsecret), at: at))
+        try records.updateAccount(id: id, .appCredentials(fingerprint: fp, appkey: seal(s.appkey, id, .appkey, bound), appsecret: seal(s.appsecret, id, .appsecret, bound), at: at))
         if at != nil { try records.forgetIssued(accountID: id) }
         try records.updateAccount(id: id, .touched(now))
         try records.replaceTags(of: id, with: Set(account.tags).sorted())

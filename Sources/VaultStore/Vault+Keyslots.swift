@@ -75,7 +75,9 @@ extension Vault {
             guard constantTimeEqual(VaultKeys.keyCheck(master: master), check) else {
                 throw .foreignKeyslot(label: slot.label)
             }
-            return UnlockedVault(vault: self, keys: VaultKeys(master: master), keyslotLabel: slot.label, actor: actor)
+            let unlocked = UnlockedVault(vault: self, keys: VaultKeys(master: master), keyslotLabel: slot.label, actor: actor)
+            unlocked.bindFieldsIfPending()
+            return unlocked
         }
         throw .wrongPassphrase(keyslotsTried: candidates.count)
     }

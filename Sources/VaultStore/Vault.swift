@@ -77,6 +77,7 @@ public final class Vault: Sendable {
         let storage = try makeStorage { records in
             try records.insertIdentity(VaultIdentity(vaultID: Data(randomBytes(16)), createdAt: Timestamp.string(Date()), keyCheck: Data(keys.keyCheck)))
             try records.insertKeyslot(slot)
+            try records.setMetaText(FieldBinding.metaKey, FieldBinding.done)
             try AuditLog.append(records, keys: keys, entry: AuditEntry(actor: actor, keyslot: label, action: "vault.init", account: nil, outcome: .ok, detail: "kdf=\(kdf.opslimit)/\(kdf.memlimit)"))
         }
         return UnlockedVault(vault: Vault(storage: storage), keys: keys, keyslotLabel: label, actor: actor)

@@ -96,7 +96,7 @@ extension VaultError: CustomStringConvertible {
         case .foreignKeyslot(let label):
             return "keyslot '\(label)' opened but holds a key that is not this vault's; the vault was tampered with: run 'kisvault doctor'"
         case .fieldAuthenticationFailed(let account, let field):
-            return "the \(field) of account '\(account)' failed to authenticate: the vault was altered or damaged; run 'kisvault doctor', then re-enter the account's secrets with 'kisvault account edit \(account) --rotate-secret'"
+            return "the \(field) of account '\(account)' failed to authenticate: the vault was altered or damaged (or the row renamed outside kisvault); nothing was handed out. Run 'kisvault doctor', then re-enter the account's secrets with 'kisvault account edit \(account) --rotate-secret'"
         case .accountNotFound(let name):
             return "no account named '\(name)'; see 'kisvault account list'"
         case .accountExists(let name):

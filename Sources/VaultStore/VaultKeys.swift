@@ -40,16 +40,16 @@ public final class VaultKeys: Sendable {
         appkey.withUnsafeBytes { a in index.withUnsafeBytes { Data(KeyedHash.hash(a, key: $0)) } }
     }
 
-    func seal(_ value: SecureBytes, kind: String, recordID: String, field: String) -> Data {
-        value.withUnsafeBytes { seal($0, kind: kind, recordID: recordID, field: field) }
+    func seal(_ value: SecureBytes, kind: String, recordID: String, binding: FieldBinding, field: String) -> Data {
+        value.withUnsafeBytes { seal($0, kind: kind, recordID: recordID, binding: binding, field: field) }
     }
 
-    func seal(_ value: UnsafeRawBufferPointer, kind: String, recordID: String, field: String) -> Data {
-        withFieldKey(kind: kind, recordID: recordID, field: field) { key in SecretBox.seal(value, key: key) }
+    func seal(_ value: UnsafeRawBufferPointer, kind: String, recordID: String, binding: FieldBinding, field: String) -> Data {
+        withFieldKey(kind: kind, recordID: recordID, binding: binding, field: field) { key in SecretBox.seal(value, key: key) }
     }
 
-    func open(_ blob: Data, kind: String, recordID: String, field: String) throws(CryptoError) -> SecureBytes {
-        let result: Result<SecureBytes, CryptoError> = withFieldKey(kind: kind, recordID: recordID, field: field) { key in
+    func open(_ blob: Data, kind: String, recordID: String, binding: FieldBinding, field: String) throws(CryptoError) -> SecureBytes {
+        let result: Result<SecureBytes, CryptoError> = withFieldKey(kind: kind, recordID: recordID, binding: binding, field: field) { key in
             Result { () throws(CryptoError) -> SecureBytes in try SecretBox.open(blob, key: key) }
         }
         return try result.get()
@@ -58,8 +58,8 @@ public final class VaultKeys: Sendable {
     /// Opens a field straight into a reused guarded buffer and hands out its text; the
     /// buffer is wiped before the lock is released. For values that leave as text at once
     /// (an appkey on its way into a request body).
-    func openText(_ blob: Data, kind: String, recordID: String, field: String) throws(CryptoError) -> String {
-        let result: Result<String, CryptoError> = withFieldKey(kind: kind, recordID: recordID, field: field) { key in
+    func openText(_ blob: Data, kind: String, recordID: String, binding: FieldBinding, field: String) throws(CryptoError) -> String {
+        let result: Result<String, CryptoError> = withFieldKey(kind: kind, recordID: recordID, binding: binding, field: field) { key in
             plaintextLock.lock()
             defer {
                 plaintext.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
@@ -77,16 +77,39 @@ public final class VaultKeys: Sendable {
     /// wiped afterwards.
     ///
     /// Why a key per record and field rather than associated data: secretbox has no AD, and
-    /// binding the key to "kind/recordID/field" makes a blob copied into another row or
-    /// column fail to open, which is what AD would give us.
-    private func withFieldKey<R>(kind: String, recordID: String, field: String, _ body: (SecureBytes) -> R) -> R {
+    /// binding the key to "kind/recordID/binding/field" makes a blob copied into another row
+    /// or column, or left in a row whose name (or environment) was changed outside
+    /// kisvault, fail to open, which is what AD would give us.
+    private func withFieldKey<R>(kind: String, recordID: String, binding: FieldBinding, field: String, _ body: (SecureBytes) -> R) -> R {
         scratchLock.lock()
         defer {
             scratch.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
             scratchLock.unlock()
         }
-        KeyedHash.deriveKey(from: master, label: "kisvault/v1/\(kind)/\(recordID)/\(field)", into: scratch)
+        KeyedHash.deriveKey(from: master, label: binding.label(kind: kind, recordID: recordID, field: field), into: scratch)
         return body(scratch)
+    }
+}
+
+/// What a sealed field's key binds besides its record and column (docs/FORMAT.md, "Keys").
+enum FieldBinding: Sendable {
+    /// Format 3: the account's environment and name for its fields (`real/alpha`), its
+    /// name for its issued credentials.
+    case bound(String)
+    /// Formats 1 and 2: the record and column only. Read while a vault's first unlocked
+    /// write re-seals its fields; never written.
+    case legacy
+
+    /// An account field of account `name` in `environment`.
+    static func account(_ environment: AccountEnvironment, _ name: String) -> FieldBinding { .bound("\(environment.rawValue)/\(name)") }
+    /// An issued credential of account `name`.
+    static func credential(_ name: String) -> FieldBinding { .bound(name) }
+
+    func label(kind: String, recordID: String, field: String) -> String {
+        switch self {
+        case .bound(let binding): "kisvault/v2/\(kind)/\(recordID)/\(binding)/\(field)"
+        case .legacy: "kisvault/v1/\(kind)/\(recordID)/\(field)"
+        }
     }
 }
 

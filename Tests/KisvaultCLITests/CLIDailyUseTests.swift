@@ -145,7 +145,7 @@ import Testing
         #expect(try await box.runAsync(["approval", "get", accounts[0].name]).status == 0)
         let plain = try await box.runAsync(["status"], env: ["KISVAULT_PASSPHRASE": nil])
         #expect(plain.status == 0, "\(plain.stderr)")
-        #expect(plain.stdout.contains("(format 2, 3 accounts, 1 keyslots)") && plain.stdout.contains("agent:          not running"), "\(plain.stdout)")
+        #expect(plain.stdout.contains("(format 3, 3 accounts, 1 keyslots)") && plain.stdout.contains("agent:          not running"), "\(plain.stdout)")
         #expect(plain.stdout.contains("approval keys:  1 fresh, 0 expiring, 0 expired, 2 none, 0 rejected"), "\(plain.stdout)")
         let json = try await box.runAsync(["status", "--format", "json"], env: ["KISVAULT_PASSPHRASE": nil, "KISVAULT_CLOCK_OFFSET_SECONDS": "86500"])
         let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]

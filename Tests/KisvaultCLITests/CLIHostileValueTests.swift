@@ -210,3 +210,47 @@ extension CLIHostileValueTests {
         await mock.stop()
     }
 }
+
+extension CLIHostileValueTests {
+    /// Two accounts' names swapped with sqlite3 (the vault file): `exec` and `token get`
+    /// hand out nothing under the wrong name, `doctor` names the swap. (The team vault's
+    /// twin, with psql, is in CLITeamVaultTests.)
+    @Test func namesSwappedInTheFileHandOutNothing() async throws {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 2)
+        let (a, b) = (accounts[0].name, accounts[1].name)
+        for name in [a, b] { #expect(try await box.runAsync(["token", "get", name]).status == 0) }
+        func swap() async throws {
+            let queue = try DatabaseQueue(path: box.vault)
+            try await queue.write { db in
+                try db.execute(sql: "UPDATE accounts SET name = 'swap-tmp' WHERE name = ?", arguments: [a])
+                try db.execute(sql: "UPDATE accounts SET name = ? WHERE name = ?", arguments: [a, b])
+                try db.execute(sql: "UPDATE accounts SET name = ? WHERE name = 'swap-tmp'", arguments: [b])
+            }
+            try await queue.close()
+        }
+        try await swap()
+        try await Self.expectNothingHandedOut(box, a, sealedFor: b)
+        try await swap()
+        try await Self.expectHandedOut(box, a, appkey: accounts[0].appkey)
+        #expect(mock.requests("/oauth2/tokenP") == 2)
+        await mock.stop()
+    }
+}
+
+extension CLIHostileValueTests {
+    /// After a swap of `name`'s row with `other`'s: no appkey or token under `name`, and
+    /// `doctor` says the row holds `other`'s secrets.
+    static func expectNothingHandedOut(_ box: CLISandbox, _ name: String, sealedFor other: String) async throws {
+        let exec = try await box.runAsync(["exec", name, "--", "/usr/bin/printenv", "KIS_APPKEY"])
+        #expect(exec.status == 1 && exec.stdout.isEmpty && exec.stderr.contains("failed to authenticate"), "\(exec.status) \(exec.stdout) \(exec.stderr)")
+        let token = try await box.runAsync(["token", "get", name])
+        #expect(token.status == 1 && token.stdout.isEmpty, "\(token.status) \(token.stderr)")
+        let doctor = try await box.runAsync(["doctor"])
+        #expect(doctor.status == 1 && doctor.stdout.contains("holds the secrets sealed for '\(other)'"), "\(doctor.stdout)")
+    }
+
+    static func expectHandedOut(_ box: CLISandbox, _ name: String, appkey: String) async throws {
+        let back = try await box.runAsync(["exec", name, "--", "/usr/bin/printenv", "KIS_APPKEY"])
+        #expect(back.status == 0 && back.stdout.trimmingCharacters(in: .newlines) == appkey, "\(back.stderr)")
+    }
+}

@@ -57,6 +57,37 @@ import Testing
         await mock.stop()
     }
 
+    /// Runs `sql` with the server's own psql (with-postgres.sh's binaries).
+    static func psql(_ url: String, _ sql: String) throws {
+        let bin = ProcessInfo.processInfo.environment["KISVAULT_TEST_PG_BIN"] ?? "/usr/bin"
+        let psql = Process()
+        psql.executableURL = URL(fileURLWithPath: bin + "/psql")
+        psql.arguments = [String(url.split(separator: "?").first!), "-qc", sql]
+        try psql.run()
+        psql.waitUntilExit()
+        #expect(psql.terminationStatus == 0, "\(sql)")
+    }
+
+    static func schema(_ url: String) -> String { String(url.split(separator: "=").last!) }
+
+    /// Two rows' names swapped with psql: neither account's secrets or tokens go out under
+    /// the other's name (issue 25: `exec t-0001` once handed out t-0002's appkey), and
+    /// `doctor` names the swap. Swapped back, both work again.
+    @Test func namesSwappedOnTheServerHandOutNothing() async throws {
+        guard let (box, mock, accounts, url) = try await Self.setUp(count: 2) else { return }
+        let (a, b) = (accounts[0].name, accounts[1].name)
+        for name in [a, b] { #expect(try await box.runAsync(["token", "get", name]).status == 0) }
+        let schema = Self.schema(url)
+        func swap() throws {
+            try Self.psql(url, "BEGIN; UPDATE \(schema).accounts SET name = 'swap-tmp' WHERE name = '\(a)'; UPDATE \(schema).accounts SET name = '\(a)' WHERE name = '\(b)'; UPDATE \(schema).accounts SET name = '\(b)' WHERE name = 'swap-tmp'; COMMIT")
+        }
+        try swap()
+        try await CLIHostileValueTests.expectNothingHandedOut(box, a, sealedFor: b)
+        try swap()
+        try await CLIHostileValueTests.expectHandedOut(box, a, appkey: accounts[0].appkey)
+        await mock.stop()
+    }
+
     @Test func eachFaultIsOneClearLine() async throws {
         guard let (box, mock, _, url) = try await Self.setUp(count: 1) else { return }
         func expect(_ env: [String: String?], vault: String? = nil, status: Int32, _ words: String) async throws {
@@ -74,16 +105,9 @@ import Testing
         // The password from a file instead of the environment.
         let pwfile = box.write("pgpw", (ProcessInfo.processInfo.environment["PGPASSWORD"] ?? "") + "\n")
         #expect(try await box.runAsync(["account", "list"], env: ["PGPASSWORD": nil, "KISVAULT_PG_PASSWORD_FILE": pwfile]).status == 0)
-        if let bin = ProcessInfo.processInfo.environment["KISVAULT_TEST_PG_BIN"] {
-            let schema = String(url.split(separator: "=").last!)
-            func psql(_ sql: String) throws {
-                let psql = Process()
-                psql.executableURL = URL(fileURLWithPath: bin + "/psql")
-                psql.arguments = [String(url.split(separator: "?").first!), "-qc", sql]
-                try psql.run()
-                psql.waitUntilExit()
-                #expect(psql.terminationStatus == 0, "\(sql)")
-            }
+        if ProcessInfo.processInfo.environment["KISVAULT_TEST_PG_BIN"] != nil {
+            let schema = Self.schema(url)
+            func psql(_ sql: String) throws { try Self.psql(url, sql) }
             // A name written past kisvault (a tab, which no name holds, would shift the
             // listing's fields) is refused, not listed askew.
             try psql("UPDATE \(schema).accounts SET name = name || E'\\tmock'")

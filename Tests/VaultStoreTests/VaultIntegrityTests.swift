@@ -19,6 +19,53 @@ import VaultCrypto
         #expect(failed?.detail.contains("alpha") == false)
     }
 
+    /// Swapping two rows' names (or an environment) outside kisvault: neither row opens,
+    /// doctor says whose secrets each row holds; renames through kisvault keep working.
+    @Test func namesChangedOutsideKisvaultFailToOpen() throws {
+        let dir = TemporaryDirectory()
+        let vault = try Fixtures.makeVault(in: dir)
+        try vault.addAccount(Fixtures.account("alpha", seed: 1))
+        try vault.addAccount(Fixtures.account("beta", seed: 2))
+        try vault.renameAccount("beta", to: "gamma")
+        #expect(try vault.secrets(of: "gamma").appkey.utf8String() == Fixtures.credentials(2).appkey)
+        var toReal = AccountChanges()
+        toReal.environment = .real
+        try vault.editAccount("gamma", toReal)
+        #expect(try vault.secrets(of: "gamma").appkey.utf8String() == Fixtures.credentials(2).appkey)
+        try Fixtures.tamper(dir.file("vault.db"), """
+            UPDATE accounts SET name = 'swap' WHERE name = 'alpha'; UPDATE accounts SET name = 'alpha' WHERE name = 'gamma';
+            UPDATE accounts SET name = 'gamma' WHERE name = 'swap'; UPDATE accounts SET environment = 'real'
+            """)
+        #expect(throws: VaultError.fieldAuthenticationFailed(account: "alpha", field: "appkey")) { try vault.secrets(of: "alpha") }
+        #expect(throws: VaultError.fieldAuthenticationFailed(account: "gamma", field: "appkey")) { try vault.secrets(of: "gamma") }
+        let failed = vault.secretChecks().first { $0.check == "sealed fields" }
+        #expect(failed?.status == .fail && failed?.detail.contains("the row named 'alpha' holds the secrets sealed for 'gamma'") == true, "\(failed?.detail ?? "")")
+    }
+
+    /// A vault whose fields were sealed before they were bound to names (format 2) opens,
+    /// and its first unlock that can write re-seals them: afterwards only bound keys open.
+    @Test func olderFieldsAreBoundAtTheFirstWritableUnlock() throws {
+        let dir = TemporaryDirectory()
+        let vault = try Fixtures.makeVault(in: dir)
+        try vault.addAccount(Fixtures.account("alpha", seed: 1))
+        // As format 2 wrote it: the appkey under the unbound key, the marker pending.
+        let unbound = vault.keys.seal(SecureBytes(utf8: Fixtures.credentials(1).appkey), kind: AccountField.kind,
+                                      recordID: try vault.vault.read { try $0.sealedAccount(named: "alpha")!.id }, binding: .legacy, field: "appkey")
+        try vault.vault.write { records in
+            let id = try records.sealedAccount(named: "alpha")!.id
+            let current = try records.sealedAccount(named: "alpha")!
+            try records.updateAccount(id: id, .appCredentials(fingerprint: current.appkeyFingerprint, appkey: unbound, appsecret: current.appsecret, at: nil))
+            try records.setMetaText(FieldBinding.metaKey, FieldBinding.pending)
+        }
+        #expect(throws: VaultError.self) { try vault.secrets(of: "alpha") }
+        let again = try Vault.open(path: dir.file("vault.db")).unlock(passphrase: SecureBytes(utf8: Fixtures.passphrase))
+        #expect(try again.secrets(of: "alpha").appkey.utf8String() == Fixtures.credentials(1).appkey)
+        #expect(try again.vault.read { try $0.metaText(FieldBinding.metaKey) } == FieldBinding.done)
+        #expect(!again.legacyFields.isSet)
+        let stored = try again.vault.read { try $0.sealedAccount(named: "alpha")!.appkey }
+        #expect(stored != unbound)
+    }
+
     @Test func fieldMovedToAnotherColumnFailsToOpen() throws {
         let dir = TemporaryDirectory()
         let vault = try Fixtures.makeVault(in: dir)

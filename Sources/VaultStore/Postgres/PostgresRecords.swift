@@ -198,6 +198,16 @@ struct PostgresRecords: VaultRecords {
         return AuditHead(seq: seq, mac: mac ?? Data())
     }
 
+    func metaText(_ key: String) throws -> String? {
+        try run("SELECT txt FROM \(unescaped: s).meta WHERE key = \(key)").first?.decode(String?.self) ?? nil
+    }
+
+    func setMetaText(_ key: String, _ value: String) throws {
+        try run("""
+            INSERT INTO \(unescaped: s).meta(key, txt) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET txt = excluded.txt, blob = NULL, num = NULL
+            """)
+    }
+
     func setAuditHead(_ head: AuditHead) throws {
         if let pending {
             pending.set(auditHead: head)
@@ -493,6 +503,10 @@ struct PostgresRecords: VaultRecords {
 
     func deleteCredential(accountID: String, kind: CredentialKind, slot: CredentialSlot) throws {
         try run("DELETE FROM \(unescaped: s).credentials WHERE account_id = \(accountID) AND kind = \(kind.rawValue) AND slot = \(slot.rawValue)")
+    }
+
+    func replaceCredentialValue(accountID: String, kind: CredentialKind, slot: CredentialSlot, value: Data) throws {
+        try run("UPDATE \(unescaped: s).credentials SET value = \(value) WHERE account_id = \(accountID) AND kind = \(kind.rawValue) AND slot = \(slot.rawValue)")
     }
 
     func forgetIssued(accountID: String) throws {

@@ -79,6 +79,9 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
                 last_request_at text, rejected_code text, rejected_message text, last_error text, PRIMARY KEY (account_id, kind))
             """,
         ],
+        // 3: field keys bind the account's name and environment (docs/FORMAT.md, "Keys");
+        // an older vault's fields are re-sealed at its first unlocked write.
+        ["INSERT INTO {s}.meta(key, txt) VALUES ('field_binding', 'pending')"],
     ]
 
     /// What `format.application` holds: a schema kisvault made.

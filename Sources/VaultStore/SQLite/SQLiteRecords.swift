@@ -40,6 +40,14 @@ struct SQLiteRecords: VaultRecords {
             .execute(arguments: [head.seq, head.mac])
     }
 
+    func metaText(_ key: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+    }
+
+    func setMetaText(_ key: String, _ value: String) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [key, value])
+    }
+
     // MARK: Keyslots
 
     func keyslots() throws -> [KeyslotRecord] {
@@ -221,6 +229,11 @@ struct SQLiteRecords: VaultRecords {
     func deleteCredential(accountID: String, kind: CredentialKind, slot: CredentialSlot) throws {
         try db.cachedStatement(sql: "DELETE FROM credentials WHERE account_id = ? AND kind = ? AND slot = ?")
             .execute(arguments: [accountID, kind.rawValue, slot.rawValue])
+    }
+
+    func replaceCredentialValue(accountID: String, kind: CredentialKind, slot: CredentialSlot, value: Data) throws {
+        try db.execute(sql: "UPDATE credentials SET value = ? WHERE account_id = ? AND kind = ? AND slot = ?",
+                       arguments: [value, accountID, kind.rawValue, slot.rawValue])
     }
 
     func forgetIssued(accountID: String) throws {

@@ -87,5 +87,10 @@ enum Schema {
             PRIMARY KEY (account_id, kind)
         ) STRICT, WITHOUT ROWID;
         """,
+        // 3: field keys bind the account's name and environment (docs/FORMAT.md, "Keys");
+        // an older vault's fields are re-sealed at its first unlocked write.
+        """
+        INSERT INTO meta(key, value) VALUES ('field_binding', 'pending');
+        """,
     ]
 }

@@ -58,6 +58,9 @@ public protocol VaultRecords {
     /// The last audit row's number and MAC, nil before the first row.
     func auditHead() throws -> AuditHead?
     func setAuditHead(_ head: AuditHead) throws
+    /// A text value of `meta` (`field_binding`), nil when there is none.
+    func metaText(_ key: String) throws -> String?
+    func setMetaText(_ key: String, _ value: String) throws
 
     // MARK: Keyslots
 
@@ -106,6 +109,9 @@ public protocol VaultRecords {
     func deleteCredential(accountID: String, kind: CredentialKind, slot: CredentialSlot) throws
     /// Drops every credential and all issuance state of an account (its appkey changed).
     func forgetIssued(accountID: String) throws
+    /// Replaces the sealed value of one stored credential in place (re-sealed under another
+    /// binding: a rename), keeping its id and times.
+    func replaceCredentialValue(accountID: String, kind: CredentialKind, slot: CredentialSlot, value: Data) throws
 
     /// The issuance state of account `name` for `kind`.
     func issuanceSnapshot(account name: String, kind: CredentialKind) throws -> IssuanceSnapshot?
