@@ -86,7 +86,7 @@ public struct Kisvault: AsyncParsableCommand {
             return error.rawValue
         } catch {
             if error is CLIError || error is AgentError || error is ServiceError || ErrorCode.of(error) != nil {
-                return report(error).rawValue
+                return report(suggestingNames(error, arguments)).rawValue
             }
             let code = exitCode(for: error)
             let message = fullMessage(for: error)
@@ -131,6 +131,32 @@ public struct Kisvault: AsyncParsableCommand {
             path.append(word)
         }
         return nil
+    }
+
+    /// An unknown account name, with the nearest names the vault holds (read without a
+    /// passphrase): `approval get a-001` when `a-0001` exists. Every command taking account
+    /// names gets it here, whether the vault or an agent said the name is unknown.
+    static func suggestingNames(_ error: any Error, _ arguments: [String]) -> any Error {
+        let name: String
+        switch error {
+        case VaultError.accountNotFound(let missing):
+            name = missing
+        case let refusal as ServiceError where refusal.code == .notFound && refusal.message.hasPrefix("no account named '"):
+            name = String(refusal.message.dropFirst("no account named '".count).prefix { $0 != "'" })
+        default:
+            return error
+        }
+        let given = arguments.firstIndex(of: "--vault").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+            ?? arguments.first { $0.hasPrefix("--vault=") }.map { String($0.dropFirst("--vault=".count)) }
+        guard let vault = try? Vault.open(path: VaultOptions.path(given: given), mode: .readOnly) else { return error }
+        defer { vault.close() }
+        guard let names = try? vault.accountNames() else { return error }
+        let limit = max(2, name.count / 3)
+        let scored: [(name: String, distance: Int)] = names.map { ($0, editDistance($0, name)) }.filter { $0.1 <= limit }
+        let ranked = scored.sorted { a, b in a.distance != b.distance ? a.distance < b.distance : a.name < b.name }
+        let near = ranked.prefix(3).map { "'" + $0.name + "'" }
+        guard !near.isEmpty else { return error }
+        return CLIError.notFound("no account named '\(name)'; did you mean \(near.joined(separator: " or "))? (see 'kisvault account list')")
     }
 
     /// Edit distance with adjacent transpositions counted as one edit (`gte` is one from

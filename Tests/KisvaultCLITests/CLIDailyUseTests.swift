@@ -222,3 +222,22 @@ import Testing
         await mock.stop()
     }
 }
+
+extension CLIDailyUseTests {
+    /// A name one or two edits from a real one: the error names the nearest (no
+    /// passphrase needed to find them), for every kind of command that takes names.
+    @Test func unknownAccountNamesSuggestTheNearest() async throws {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 3)
+        let typo = String(accounts[0].name.dropLast(2)) + String(accounts[0].name.suffix(1))  // acct-0001 → acct-001
+        let none: [String: String?] = ["KISVAULT_PASSPHRASE": nil]
+        for arguments in [["approval", "get", typo], ["account", "show", typo], ["token", "rotate", typo], ["exec", typo, "--", "/bin/true"],
+                          ["account", "rename", typo, "fresh-name"]] {
+            let r = try await box.runAsync(arguments, env: none)
+            #expect(r.status == 4 && r.stderr.contains("did you mean '\(accounts[0].name)'"), "\(arguments): \(r.status) \(r.stderr)")
+        }
+        let far = try await box.runAsync(["approval", "get", "zzzzzzzz"], env: none)
+        #expect(far.status == 4 && !far.stderr.contains("did you mean"), "\(far.stderr)")
+        #expect(mock.requests("/oauth2/Approval") == 0)
+        await mock.stop()
+    }
+}

@@ -156,6 +156,13 @@ import FoundationNetworking
         #expect(mock.requests("/oauth2/tokenP") == 1)
         #expect(try box.dump() != before)
         #expect(try await box.runAsync(["doctor"]).status == 0)
+        // A reader that went away (`| head`) is not a failure: quiet, exit 141, as a process
+        // killed by SIGPIPE. The pipe's read end is closed before kisvault starts.
+        let gone = #"import os, subprocess, sys; r, w = os.pipe(); os.close(r); p = subprocess.run(sys.argv[1:], stdout=w, stderr=subprocess.PIPE); sys.stderr.buffer.write(p.stderr); sys.exit(p.returncode if p.returncode >= 0 else 128 - p.returncode)"#
+        for arguments in [["account", "list"], ["approval", "get", name], ["audit", "list"]] {
+            let r = try await box.runAsync(arguments, wrapper: ["/usr/bin/python3", "-c", gone])
+            #expect(r.status == 141 && r.stderr.isEmpty, "\(arguments): \(r.status) \(r.stderr)")
+        }
     }
 
     // 6. A YAML alias bomb is refused at once.

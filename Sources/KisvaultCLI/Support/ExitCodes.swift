@@ -22,6 +22,9 @@ public enum KisvaultExit: Int32, Sendable, CaseIterable {
     case unavailable = 6
     /// A bulk run finished with some accounts failed.
     case partial = 7
+    /// Standard output's reader went away (`kisvault account list | head`): ended quietly
+    /// with the status a process killed by SIGPIPE gives its shell, as `ls` or `git` do.
+    case readerGone = 141
 }
 
 /// Errors raised by the CLI layer itself.
@@ -36,8 +39,10 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
     case badInput(String)
     /// The user declined a confirmation.
     case declined(String)
-    /// Standard output is closed or a write to it failed (a full disk, a closed pipe).
+    /// Standard output is closed or a write to it failed (a full disk, a closed descriptor).
     case output(String)
+    /// The reader of standard output went away (EPIPE): no message, exit 141.
+    case readerGone
     /// A file kisvault was asked to write or read could not be (a missing directory, a
     /// device): an I/O failure, not bad input.
     case io(String)
@@ -58,6 +63,8 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
             return text
         case .declined(let text), .output(let text), .io(let text), .passphraseSource(let text), .notFound(let text):
             return text
+        case .readerGone:
+            return "standard output's reader went away"
         }
     }
 
@@ -67,6 +74,7 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
         case .passphraseMismatch, .emptyPassphrase, .badInput, .declined: return .usage
         case .output, .io: return .failure
         case .notFound: return .notFound
+        case .readerGone: return .readerGone
         }
     }
 }
@@ -83,6 +91,9 @@ extension KisvaultExit {
 /// become exit codes; the codes themselves come from ``ErrorCode``.
 func report(_ error: any Error) -> KisvaultExit {
     switch error {
+    case CLIError.readerGone:
+        // The reader has all it wanted (`| head`): nothing to say, as tools people pipe do.
+        return .readerGone
     case let error as CLIError:
         Terminal.note(error.description)
         return error.exit

@@ -20,7 +20,8 @@ public enum Terminal {
             throw .output("standard output is closed; nothing was written: run the command with its output going to a terminal, a file or a pipe")
         }
         if let failure = write(1, text.hasSuffix("\n") ? text : text + "\n") {
-            throw .output("cannot write to standard output: \(failure)")
+            if failure == EPIPE { throw .readerGone }
+            throw .output("cannot write to standard output: \(String(cString: strerror(failure)))")
         }
     }
 
@@ -108,9 +109,9 @@ public enum Terminal {
         return ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? 80
     }
 
-    /// Writes all of `text` to `fd`; the error text when a write fails, nil when it all went.
+    /// Writes all of `text` to `fd`; the `errno` of a failed write, nil when it all went.
     @discardableResult
-    static func write(_ fd: Int32, _ text: String) -> String? {
+    static func write(_ fd: Int32, _ text: String) -> Int32? {
         var bytes = Array(text.utf8)
         defer { bytes.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         var offset = 0
@@ -118,7 +119,7 @@ public enum Terminal {
             let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if n < 0 {
                 if errno == EINTR { continue }
-                return String(cString: strerror(errno))
+                return errno
             }
             offset += n
         }
