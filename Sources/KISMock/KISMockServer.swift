@@ -74,7 +74,8 @@ public final class KISMockServer: Sendable {
         var logger = Logger(label: "kis-mock")
         logger.logLevel = .critical
         let (port, task) = try await listen(what: "kis-mock") { onRunning in
-            Application(router: router, configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kis-mock"),
+            Application(router: router, server: configuration.webSocket ? MockWebSocket.upgrading(state: state) : .http1(),
+                        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kis-mock"),
                         onServerRunning: onRunning, logger: logger)
         }
         guard configuration.webSocket else { return KISMockServer(state: state, port: port, host: configuration.host, task: task, webSocket: nil) }

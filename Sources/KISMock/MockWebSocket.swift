@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -32,20 +33,26 @@ struct MockWebSocket: Sendable {
 
     /// Starts the WebSocket listener; returns its port once bound.
     static func start(state: MockState, host: String, port: Int, logger: Logger) async throws -> (port: Int, task: Task<Void, any Error>) {
-        let socket = MockWebSocket(state: state)
-        let configuration = HTTP1WebSocketUpgradeChannel.Configuration(ws: .init(maxFrameSize: maxMessage))
-        return try await KISMockServer.listen(what: "kis-mock's WebSocket listener") { onRunning in
+        try await KISMockServer.listen(what: "kis-mock's WebSocket listener") { onRunning in
             Application(
                 router: Router(),
-                server: .http1WebSocketUpgrade(configuration: configuration) { request, _, _ in
-                    guard accepts(path: request.path ?? "") else { return .dontUpgrade }
-                    return .upgrade([:]) { inbound, outbound, _ in
-                        try await socket.session(inbound: inbound, outbound: outbound)
-                    }
-                },
+                server: upgrading(state: state),
                 configuration: .init(address: .hostname(host, port: port), serverName: "kis-mock-ws"),
                 onServerRunning: onRunning,
                 logger: logger)
+        }
+    }
+
+    /// An HTTP/1 server that upgrades KIS's WebSocket paths to sessions: the listener of its
+    /// own (KIS's hosts serve the WebSocket on another port), and the REST port too, so a
+    /// client told only the REST URL (`KISVAULT_KIS_BASE_URL`) reaches it at the same port.
+    static func upgrading(state: MockState) -> HTTPServerBuilder {
+        let socket = MockWebSocket(state: state)
+        return .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: maxMessage))) { request, _, _ in
+            guard accepts(path: request.path ?? "") else { return .dontUpgrade }
+            return .upgrade([:]) { inbound, outbound, _ in
+                try await socket.session(inbound: inbound, outbound: outbound)
+            }
         }
     }
 

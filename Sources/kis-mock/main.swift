@@ -173,7 +173,7 @@ struct KISMockCommand: AsyncParsableCommand {
             abstract: "Serve the KIS auth endpoints and WebSocket; stdout says 'listening on URL', then 'websocket on ws://...'.",
             discussion: """
                 Serves the OAuth endpoints, POST /uapi/hashkey and GET /uapi/domestic-stock/v1/quotations/inquire-price, \
-                and KIS's WebSocket on a port of its own (--ws-port; paths /, /tryitout, /tryitout/<tr_id>). \
+                and KIS's WebSocket on a port of its own (--ws-port; paths /, /tryitout, /tryitout/<tr_id>) and on the REST port. \
                 Faults: server-error, html, truncated, empty, drop, stall, drip, hostile-key, hostile-error (repeatable --fault, drawn \
                 at --fail-rate). Test hooks: GET /__mock/stats, POST /__mock/clock/advance?seconds=N, \
                 POST /__mock/reset, POST /__mock/next-error.

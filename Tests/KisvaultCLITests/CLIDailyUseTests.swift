@@ -241,3 +241,16 @@ extension CLIDailyUseTests {
         await mock.stop()
     }
 }
+
+extension CLIDailyUseTests {
+    /// As the README has it: only `KISVAULT_KIS_BASE_URL` set, `approval check` follows it
+    /// to the same host and port, and kis-mock answers the WebSocket there too.
+    @Test func approvalCheckWithOnlyTheBaseURL() async throws {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 1)
+        #expect(box.environment["KISVAULT_KIS_WS_URL"] == nil && box.environment["KISVAULT_KIS_REAL_WS_URL"] == nil)
+        #expect(try await box.runAsync(["approval", "get", accounts[0].name]).status == 0)
+        let check = try await box.runAsync(["approval", "check", accounts[0].name, "--format", "json"])
+        #expect(check.status == 0 && check.stdout.contains("\"ok\""), "\(check.status) \(check.stdout) \(check.stderr)")
+        await mock.stop()
+    }
+}
