@@ -97,6 +97,7 @@ public final class AgentServer: Sendable {
             configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "kisvault-agent"),
             onServerRunning: { _ in onListening() },
             logger: state.logger)
+        CrashSignals.install(socket: socketPath)
         let server = Task { try await app.run() }
         let renewing = Task { [renewer] in await renewer?.run() }
         stopper.set { [state] reason in

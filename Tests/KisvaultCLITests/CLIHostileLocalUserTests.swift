@@ -154,3 +154,32 @@ import Glibc
         await mock.stop()
     }
 }
+
+extension CLIHostileLocalUserTests {
+    /// `kill -SEGV` (or any crash signal) to the agent: it ends at once, its socket removed,
+    /// nothing printed (the runtime's backtrace showed register and memory contents, and
+    /// for a signal sent with kill it went back to serving, unlocked).
+    @Test func aCrashedAgentEndsAndSaysNothing() async throws {
+        let (box, mock, accounts) = try await CLIAgentTests.setUp(count: 1)
+        for number in [SIGSEGV, SIGBUS, SIGABRT] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CLISandbox.binaryDirectory + "/kisvault")
+            process.arguments = ["agent", "start", "--foreground"]
+            process.environment = box.environment
+            let err = Pipe()
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = err
+            try process.run()
+            let socket = CLIAgentTests.socket(box)
+            #expect(try await CLIAgentTests.waitFor { FileManager.default.fileExists(atPath: socket) })
+            #expect(try await box.runAsync(["approval", "get", accounts[0].name], env: ["KISVAULT_PASSPHRASE": nil]).status == 0)
+            kill(process.processIdentifier, number)
+            let said = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == number, "signal \(number): \(process.terminationStatus)")
+            #expect(!said.contains("Backtrace") && !said.contains("Registers") && !said.contains("rax"), "signal \(number): \(said.suffix(500))")
+            #expect(!FileManager.default.fileExists(atPath: socket), "signal \(number): the socket is removed")
+        }
+        await mock.stop()
+    }
+}
