@@ -36,6 +36,27 @@ extension Vault {
         }
     }
 
+    /// Names kisvault would not have written (an edit with psql or sqlite3): listed escaped,
+    /// so a name holding U+202E or an escape cannot rewrite the report.
+    func nameCheck() -> DoctorCheck {
+        do {
+            let summaries = try accounts()
+            var broken: [String] = []
+            for summary in summaries {
+                for (what, text) in [("account name", summary.name)] + summary.tags.map { ("tag", $0) } {
+                    do { try Names.validate(text, what: what) } catch {
+                        broken.append("\(what) \(text.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7f ? String($0) : String(format: "\\u{%x}", $0.value) }.joined())")
+                    }
+                }
+            }
+            return broken.isEmpty
+                ? DoctorCheck(check: "names", status: .ok, detail: "every account name and tag follows the name rules")
+                : DoctorCheck(check: "names", status: .fail, detail: "\(broken.count) written outside kisvault, breaking the name rules: \(broken.prefix(10).joined(separator: ", ")); rename them with 'kisvault account rename'")
+        } catch {
+            return DoctorCheck(check: "names", status: .fail, detail: "\(error)")
+        }
+    }
+
     /// Checks that need no passphrase: format, keyslot strength, file modes, SQLite's
     /// `integrity_check`.
     public func healthChecks() -> [DoctorCheck] {
@@ -54,6 +75,7 @@ extension Vault {
             checks.append(DoctorCheck(check: "keyslots", status: .fail, detail: "\(error)"))
         }
         checks.append(contentsOf: storage.storageChecks())
+        checks.append(nameCheck())
         checks.append(contentsOf: structureChecks())
         return checks
     }

@@ -95,8 +95,15 @@ public enum Terminal {
         return out
     }
 
+    /// C0 and C1 controls, and what reorders or breaks a line on a terminal without being
+    /// one: the bidirectional marks, embeddings, overrides (U+202E) and isolates, and the
+    /// line and paragraph separators. A name from a database or an import file shown with
+    /// U+202E in it would print the rest of its line backwards.
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value)
+        switch scalar.value {
+        case 0..<0x20, 0x7f...0x9f, 0x061c, 0x200e, 0x200f, 0x2028...0x202e, 0x2066...0x2069: true
+        default: false
+        }
     }
 
     /// True when file descriptor `fd` is a terminal.
