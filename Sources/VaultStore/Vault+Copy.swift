@@ -33,6 +33,11 @@ extension UnlockedVault {
             var audit: [(AuditRecord, Data)]
             var fieldBinding: String?
         }
+        // The source first: a copy of a damaged vault (a broken audit chain, a field that
+        // fails to open) would carry the damage, be blamed for it, and be left behind.
+        if let failed = secretChecks().first(where: { $0.status == .fail }) {
+            throw .damaged(path: vault.path, detail: "the source fails its check '\(failed.check)': \(failed.detail); nothing was copied (run 'kisvault doctor' on it)")
+        }
         // One consistent read of the source.
         let source = try vault.read { records -> Snapshot in
             let summaries = Dictionary(uniqueKeysWithValues: try records.accountSummaries(tag: nil).map { ($0.id, $0) })
@@ -77,6 +82,7 @@ extension UnlockedVault {
         // Checked as it now is, through a connection of its own.
         let copied = UnlockedVault(vault: try Vault.open(path: destination, mode: .readOnly, busyTimeout: busyTimeout),
                                    keys: keys, keyslotLabel: keyslotLabel, actor: actor)
+        copied.legacyFields.set(legacyFields.isSet)
         defer { copied.vault.close() }
         let counts = try copied.vault.read { records in
             (try records.accountSummaries(tag: nil).count, try records.keyslots().count, try records.allCredentials().count, try records.auditRowCount())

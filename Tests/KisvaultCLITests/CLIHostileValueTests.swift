@@ -254,3 +254,21 @@ extension CLIHostileValueTests {
         #expect(back.status == 0 && back.stdout.trimmingCharacters(in: .newlines) == appkey, "\(back.stderr)")
     }
 }
+
+extension CLIHostileValueTests {
+    /// `vault copy` of a source whose audit chain is broken: refused before anything is
+    /// written, the source named as the one at fault, no destination left behind.
+    @Test func aDamagedSourceIsNotCopied() async throws {
+        let box = CLISandbox()
+        try await box.initVault()
+        #expect(try await box.addAccount("alpha", seed: 1).status == 0)
+        #expect(try await box.addAccount("beta", seed: 2).status == 0)
+        let queue = try DatabaseQueue(path: box.vault)
+        try await queue.write { try $0.execute(sql: "DELETE FROM audit WHERE seq = 2") }
+        try await queue.close()
+        let destination = box.dir + "/copy.db"
+        let copy = try await box.runAsync(["vault", "copy", box.vault, destination])
+        #expect(copy.status == 1 && copy.stderr.contains("the source fails its check 'audit chain'") && copy.stderr.contains("nothing was copied"), "\(copy.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: destination))
+    }
+}
