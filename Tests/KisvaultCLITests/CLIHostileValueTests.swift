@@ -4,6 +4,9 @@ import KISMock
 import KisvaultAgent
 import Testing
 import VaultStore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The second round of attack (issue 25), its numeric class: a value from the environment,
 /// a command line or an agent's request that kisvault acted on before checking it (a trap,
@@ -270,5 +273,30 @@ extension CLIHostileValueTests {
         let copy = try await box.runAsync(["vault", "copy", box.vault, destination])
         #expect(copy.status == 1 && copy.stderr.contains("the source fails its check 'audit chain'") && copy.stderr.contains("nothing was copied"), "\(copy.stderr)")
         #expect(!FileManager.default.fileExists(atPath: destination))
+    }
+}
+
+extension CLIHostileValueTests {
+    /// `token export` into a directory others may write (0777, no sticky bit) is refused,
+    /// and its refusal of a destination that is not a regular file offers no `-` it lacks.
+    @Test func tokenExportOnlyIntoDirectoriesOfOnesOwn() async throws {
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 1)
+        let name = accounts[0].name
+        let open = box.dir + "/open"
+        try FileManager.default.createDirectory(atPath: open, withIntermediateDirectories: true)
+        chmod(open, 0o777)
+        let loose = try await box.runAsync(["token", "export", name, "--format", "kis-sample", "--dir", open])
+        #expect(loose.status == 2 && loose.stderr.contains("others may write to it"), "\(loose.stderr)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: open)) ?? []).isEmpty)
+        chmod(open, 0o700)
+        let today = (try await box.runAsync(["token", "export", name, "--format", "kis-sample", "--dir", open])).stderr
+        let written = try FileManager.default.contentsOfDirectory(atPath: open)
+        #expect(written.count == 1, "\(today)")
+        // The file's name taken by a directory: refused, without a '-' to offer.
+        try FileManager.default.removeItem(atPath: open + "/" + written[0])
+        try FileManager.default.createDirectory(atPath: open + "/" + written[0], withIntermediateDirectories: true)
+        let blocked = try await box.runAsync(["token", "export", name, "--format", "kis-sample", "--dir", open])
+        #expect(blocked.status == 2 && blocked.stderr.contains("only a regular file is replaced") && !blocked.stderr.contains("'-'"), "\(blocked.stderr)")
+        await mock.stop()
     }
 }

@@ -15,8 +15,9 @@ enum AtomicFile {
     ///
     /// - Throws: ``CLIError/badInput(_:)`` for a destination that is not a regular file,
     ///   ``CLIError/io(_:)`` when the directory is missing or the write fails.
-    static func write(_ data: Data, to path: String) throws(CLIError) {
-        try checkDestination(path)
+    /// `dashIsStdout`: the command takes `-` for standard output, and the refusal says so.
+    static func write(_ data: Data, to path: String, dashIsStdout: Bool = false) throws(CLIError) {
+        try checkDestination(path, dashIsStdout: dashIsStdout)
         let name = PathName.base(of: path)
         let directory = PathName.directory(of: path)
         var isDirectory: ObjCBool = false
@@ -53,7 +54,7 @@ enum AtomicFile {
     }
 
     /// Refuses a destination that exists and is not a regular file, or is a symbolic link.
-    static func checkDestination(_ path: String) throws(CLIError) {
+    static func checkDestination(_ path: String, dashIsStdout: Bool = false) throws(CLIError) {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         let what: String
@@ -66,6 +67,6 @@ enum AtomicFile {
         case S_IFSOCK: what = "a socket"
         default: what = "not a regular file"
         }
-        throw .badInput("refusing to write \(path): it is \(what), and only a regular file is replaced; name a regular file, or '-' for standard output")
+        throw .badInput("refusing to write \(path): it is \(what), and only a regular file is replaced; name a regular file" + (dashIsStdout ? ", or '-' for standard output" : ""))
     }
 }

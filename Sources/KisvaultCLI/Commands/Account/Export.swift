@@ -99,7 +99,7 @@ extension AccountCommand {
             // The export happens first and the audit row records it afterwards: a row
             // saying "exported" is written only once the secrets really left the vault.
             if let toFile {
-                try AtomicFile.write(data, to: toFile)
+                try AtomicFile.write(data, to: toFile, dashIsStdout: true)
             } else {
                 try Terminal.out(String(decoding: data, as: UTF8.self))
             }
