@@ -61,14 +61,8 @@ public enum KISWebSocketCheck {
         var messages = inbound.messages(maxSize: maxMessage).makeAsyncIterator()
         try await outbound.write(.text(frame(approvalKey: approvalKey, register: true)))
         while let message = try await messages.next() {
-            guard case .text(let text) = message, let answer = Answer(text), answer.trID != "PINGPONG" else { continue }
-            if answer.rtCode == "0" {
-                found.outcome = .ok
-            } else if answer.code == "OPSP8996" || answer.message.uppercased().contains("ALREADY IN USE") {
-                found.outcome = .inUse
-            } else {
-                found.outcome = .rejected(code: answer.code, message: answer.message)
-            }
+            guard case .text(let text) = message, let outcome = outcome(of: text) else { continue }
+            found.outcome = outcome
             break
         }
         if found.outcome == .ok {
@@ -80,6 +74,19 @@ public enum KISWebSocketCheck {
             }
         }
         try await outbound.close(.normalClosure, reason: nil)
+    }
+
+    /// What a frame says about the registration; nil for a frame that is not its answer:
+    /// PINGPONG, data frames, an answer for another tr_id (one naming none is taken: an
+    /// error may not echo it). Decided by the code, never by the message's text.
+    public static func outcome(of text: String) -> Outcome? {
+        guard let answer = Answer(text), answer.trID == trID || answer.trID.isEmpty else { return nil }
+        if !KISShapes.isCode(answer.code) {
+            return .rejected(code: "malformed", message: "the answer to the registration carries no code in KIS's shape")
+        }
+        if answer.code == "OPSP8996" { return .inUse }
+        if answer.rtCode == "0" { return .ok }
+        return .rejected(code: answer.code, message: answer.message)
     }
 
     /// A registration (`tr_type` 1) or unregistration (2) frame, as KIS's samples send it.

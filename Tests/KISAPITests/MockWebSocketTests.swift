@@ -146,3 +146,22 @@ import Testing
         }
     }
 }
+
+extension MockWebSocketTests {
+    /// The hostile-WebSocket class of issue 25: an answer for another tr_id is not the
+    /// registration's, "already in use" in the text of another code is not OPSP8996, and a
+    /// code not in KIS's shape is malformed, never ok.
+    @Test func theRegistrationsAnswerIsDecidedByItsCode() {
+        func frame(_ trID: String, _ rt: String, _ code: String, _ message: String) -> String {
+            #"{"header": {"tr_id": "\#(trID)"}, "body": {"rt_cd": "\#(rt)", "msg_cd": "\#(code)", "msg1": "\#(message)"}}"#
+        }
+        #expect(KISWebSocketCheck.outcome(of: frame("H0STCNT0", "0", "OPSP0000", "SUBSCRIBE SUCCESS")) == .ok)
+        #expect(KISWebSocketCheck.outcome(of: frame("H0STASP0", "0", "OPSP0000", "SUBSCRIBE SUCCESS")) == nil, "another tr_id's answer")
+        #expect(KISWebSocketCheck.outcome(of: frame("PINGPONG", "0", "", "")) == nil)
+        #expect(KISWebSocketCheck.outcome(of: frame("H0STCNT0", "9", "OPSP8996", "ALREADY IN USE appkey")) == .inUse)
+        #expect(KISWebSocketCheck.outcome(of: frame("H0STCNT0", "0", "OPSP0000", "already in use")) == .ok, "the text decides nothing")
+        #expect(KISWebSocketCheck.outcome(of: frame("H0STCNT0", "9", "OPSP0011", "ALREADY IN USE? no: invalid approval")) == .rejected(code: "OPSP0011", message: "ALREADY IN USE? no: invalid approval"))
+        #expect(KISWebSocketCheck.outcome(of: frame("H0STCNT0", "0", "OK <b>", "SUBSCRIBE SUCCESS")) == .rejected(code: "malformed", message: "the answer to the registration carries no code in KIS's shape"))
+        #expect(KISWebSocketCheck.outcome(of: frame("", "9", "OPSP0011", "invalid approval : NOT FOUND")) == .rejected(code: "OPSP0011", message: "invalid approval : NOT FOUND"))
+    }
+}
