@@ -118,6 +118,14 @@ struct CLITeamVaultTests {
         if ProcessInfo.processInfo.environment["KISVAULT_TEST_PG_BIN"] != nil {
             let schema = Self.schema(url)
             func psql(_ sql: String) throws { try Self.psql(url, sql) }
+            // A role the server does not let use the schema: said so, not "read-only".
+            let stranger = "stranger_" + UUID().uuidString.prefix(8).lowercased()
+            try psql("CREATE ROLE \(stranger) LOGIN PASSWORD '\(ProcessInfo.processInfo.environment["PGPASSWORD"] ?? "")'")
+            try await expect([:], vault: url.replacingOccurrences(of: "postgres://kisvault@", with: "postgres://\(stranger)@"), status: 1, "may not use schema")
+            // An audit row deleted on the server: doctor says so, not "a stale -wal".
+            try psql("DELETE FROM \(schema).audit WHERE seq = 2")
+            let doctor = try await box.runAsync(["doctor", "--skip-unlock"])
+            #expect(doctor.status == 1 && doctor.stdout.contains("changed outside kisvault") && !doctor.stdout.contains("-wal"), "\(doctor.stdout)")
             // A name written past kisvault (a tab, which no name holds, would shift the
             // listing's fields) is refused, not listed askew.
             try psql("UPDATE \(schema).accounts SET name = name || E'\\tmock'")

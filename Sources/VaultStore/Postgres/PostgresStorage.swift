@@ -446,7 +446,8 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
                 case "55P03", "40P01", "40001":
                     return .busy(path: location, timeoutSeconds: busyTimeout)
                 case "42501":
-                    return .readOnly(path: location)
+                    // Not a read-only file: a role the server does not let use the schema.
+                    return .io(path: location, detail: "PostgreSQL user '\(place.user)' may not use schema \(place.schema) (\(message)); have its owner grant the team's role to this user")
                 case "3F000", "42P01":
                     return .vaultNotFound(path: location)
                 case "23505":
@@ -493,7 +494,10 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
         if let error = error as? UnexpectedColumn {
             return .damaged(path: location, detail: "\(error.detail), not what kisvault wrote")
         }
-        return .io(path: location, detail: "\(error)")
+        // PostgresNIO's errors describe themselves as "Generic description to prevent
+        // accidental leakage": the type says more.
+        let text = "\(error)"
+        return .io(path: location, detail: text.contains("Generic description") ? "PostgreSQL failed (\(type(of: error)))" : text)
     }
 }
 
