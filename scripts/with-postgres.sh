@@ -4,7 +4,7 @@
 # refuses to run as root, and CI runs as root), listening on a free loopback port and on a
 # socket in that directory. The command gets KISVAULT_TEST_PG_URL (TCP, password auth),
 # KISVAULT_TEST_PG_SOCKET_URL (the socket), PGPASSWORD, KISVAULT_TEST_PG_CTL (a
-# script that stops or starts the server), and KISVAULT_TEST_PG_CA / KISVAULT_TEST_PG_OTHER_CA:
+# script that stops, starts or fails over the server), and KISVAULT_TEST_PG_CA / KISVAULT_TEST_PG_OTHER_CA:
 # the server offers TLS with a certificate for 127.0.0.1 and localhost signed by a
 # throwaway CA (the first), so sslmode=verify-full is tested against a real chain, and a
 # second CA that signed nothing of the server's. The cluster is stopped and
@@ -35,6 +35,7 @@ chmod 0644 "$dir/pwfile"
 
 stop() {
     as "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    [ -f "$dir/standby/PG_VERSION" ] && { as "$bindir/pg_ctl" -D "$dir/standby" -m immediate stop >/dev/null 2>&1 || true; }
     rm -rf "$dir"
 }
 trap stop EXIT INT TERM
@@ -68,21 +69,57 @@ as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/run/server.log" -w -t 60 -o "$option
     || { cat "$dir/run/server.log" >&2; exit 1; }
 as "$bindir/psql" -h "$dir/run" -p "$port" -U kisvault -d postgres -qc "CREATE DATABASE kisvault_test" >/dev/null
 
-# The server's fault tests stop and start it with this script (`ctl stop|start`). The
+# The server's fault tests drive it with this script: `ctl stop|start`; `ctl standby`
+# (a streaming standby of it in $dir/standby, on a port of its own, made synchronous);
+# `ctl failover` (the primary dies, the standby is promoted and takes over the primary's
+# port and socket, as a virtual address would move; stop and start then act on it). The
 # server must keep none of the caller's descriptors (a test runner's pipes and sockets,
 # which it would then hold open forever): Python's subprocess closes every one above
 # stderr in the child, and the server's output goes to its log. The script itself stays a
 # root process (Foundation's Process never reaps a child that changed its user).
+mkdir -m 0700 "$dir/standby" && mkdir "$dir/run2"
+[ "$(id -u)" = 0 ] && chown "$runas" "$dir/standby" "$dir/run2"
 prefix=""
 [ "$(id -u)" = 0 ] && prefix="'setpriv', '--reuid=$runas', '--regid=$(id -g "$runas")', '--init-groups', '--',"
 cat > "$dir/ctl" <<CTL
 #!/usr/bin/env python3
-import subprocess, sys
-if sys.argv[1:] not in (["stop"], ["start"]):
-    sys.exit("usage: ctl stop|start")
-command = [$prefix "$bindir/pg_ctl", "-D", "$dir/data", "-l", "$dir/run/server.log", "-m", "fast", "-w", "-t", "60",
-           "-o", "$options", sys.argv[1]]
-sys.exit(subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True).returncode)
+import os, socket, subprocess, sys, time
+D, BIN, PORT, OPTIONS = "$dir", "$bindir", "$port", "$options"
+PREFIX = [$prefix]
+def run(*command):
+    return subprocess.run(PREFIX + list(command), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, close_fds=True).returncode
+def active():
+    return open(D + "/active").read().strip() if os.path.exists(D + "/active") else D + "/data"
+def pg_ctl(data, action, options=OPTIONS, log=D + "/run/server.log", mode="fast"):
+    return run(BIN + "/pg_ctl", "-D", data, "-l", log, "-m", mode, "-w", "-t", "60", "-o", options, action)
+def sql(text, port=PORT, host=D + "/run"):
+    return subprocess.run(PREFIX + [BIN + "/psql", "-h", host, "-p", port, "-U", "kisvault", "-d", "postgres", "-Atqc", text],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, close_fds=True).stdout.strip()
+command = sys.argv[1:]
+if command in (["stop"], ["start"]):
+    sys.exit(pg_ctl(active(), command[0]))
+if command == ["standby"]:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = str(s.getsockname()[1]); s.close()
+    status = run(BIN + "/pg_basebackup", "-d", "host=%s/run port=%s user=kisvault application_name=standby" % (D, PORT),
+                 "-D", D + "/standby", "-R", "-X", "stream", "--checkpoint=fast")
+    status = status or pg_ctl(D + "/standby", "start", options="-c listen_addresses=127.0.0.1 -p %s -k %s/run2 -c fsync=off -c max_connections=200" % (port, D),
+                              log=D + "/run2/server.log")
+    sql("ALTER SYSTEM SET synchronous_standby_names = 'standby'")
+    sql("SELECT pg_reload_conf()")
+    for _ in range(300):
+        if sql("SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'") == "sync":
+            sys.exit(status)
+        time.sleep(0.1)
+    sys.exit(status or 1)
+if command == ["failover"]:
+    status = pg_ctl(D + "/data", "stop", mode="immediate")
+    status = status or run(BIN + "/pg_ctl", "-D", D + "/standby", "-w", "-t", "60", "promote")
+    status = status or pg_ctl(D + "/standby", "stop", log=D + "/run2/server.log")
+    status = status or pg_ctl(D + "/standby", "start")
+    open(D + "/active", "w").write(D + "/standby")
+    sys.exit(status)
+sys.exit("usage: ctl stop|start|standby|failover")
 CTL
 chmod 0755 "$dir/ctl"
 

@@ -258,10 +258,7 @@ struct CLITeamVaultTests {
         #expect(try await Self.runQuietly(ctl, "stop") == 0, "pg_ctl stop")
         let first = try await run.value
         #expect(try await Self.runQuietly(ctl, "start") == 0, "pg_ctl start")
-        struct Report: Decodable { struct Item: Decodable { var account: String; var status: String; var message: String? }
-                                   var results: [Item] }
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let decoder = Self.decoder
         let report = try decoder.decode(Report.self, from: Data(first.stdout.utf8))
         let failed = report.results.filter { $0.status == "failed" }
         #expect(first.status == 7 && report.results.count == accounts.count && !failed.isEmpty,
@@ -279,6 +276,48 @@ struct CLITeamVaultTests {
         #expect(status.status == 0 && !status.stdout.contains("\"none\""), "every account has a key")
         await mock.stop()
     }
+
+    /// The primary dies mid-run and a synchronous streaming standby, promoted, takes over
+    /// its address: the run ends with every account's fate reported; every key the first
+    /// run reported stored is still there on the new primary (synchronous replication: a
+    /// commit kisvault saw was on both), and the rerun issues exactly the rest. Runs last
+    /// of the server's tests: the promoted standby serves from then on.
+    @Test func aFailoverToAPromotedStandbyLosesNothingReportedStored() async throws {
+        guard let ctl = ProcessInfo.processInfo.environment["KISVAULT_TEST_PG_CTL"],
+              let (box, mock, accounts, _) = try await Self.setUp(count: 300, configure: { $0.latencyMilliseconds = 40 }) else { return }
+        #expect(try await Self.runQuietly(ctl, "standby") == 0, "a synchronous standby")
+        let run = Task { try await box.runAsync(["approval", "issue", "--all", "--concurrency", "8", "--json"], timeout: 120) }
+        for _ in 0..<3000 where mock.requests("/oauth2/Approval") < 60 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try await Self.runQuietly(ctl, "failover") == 0, "the primary dies, the standby takes over")
+        let first = try await run.value
+        let report = try Self.decoder.decode(Report.self, from: Data(first.stdout.utf8))
+        let stored = Set(report.results.filter { $0.status == "issued" }.map(\.account))
+        let failed = report.results.filter { $0.status == "failed" }
+        #expect(report.results.count == accounts.count && !stored.isEmpty, "\(first.status): \(first.stderr.suffix(600))")
+        #expect(failed.allSatisfy { $0.message?.contains("PostgreSQL") == true || $0.message?.contains("not attempted") == true }, "each says why: \(failed.prefix(2))")
+        let issuedBefore = mock.requests("/oauth2/Approval")
+        let second = try await box.runAsync(["approval", "issue", "--all", "--concurrency", "8", "--json"], timeout: 120)
+        #expect(second.status == 0, "\(second.stderr.suffix(600))")
+        let rerun = try Self.decoder.decode(Report.self, from: Data(second.stdout.utf8))
+        let reissued = Set(rerun.results.filter { $0.status == "issued" }.map(\.account))
+        #expect(reissued.isDisjoint(with: stored), "a key reported stored was lost in the failover: \(reissued.intersection(stored).prefix(5))")
+        #expect(reissued == Set(failed.map(\.account)), "the rerun issues exactly what the first run reported failed")
+        #expect(mock.requests("/oauth2/Approval") == issuedBefore + reissued.count)
+        let doctor = try await box.runAsync(["doctor"])
+        #expect(doctor.status == 0, "\(doctor.stdout)")
+        await mock.stop()
+    }
+
+    struct Report: Decodable {
+        struct Item: Decodable { var account: String; var status: String; var message: String? }
+        var results: [Item]
+    }
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
 
     /// Runs the Python `script` with no pipes of ours (a server it starts must not hold them).
     static func runQuietly(_ script: String, _ arguments: String...) async throws -> Int32 {
