@@ -139,6 +139,23 @@ final class CLISandbox: @unchecked Sendable {
     /// Every row of every table: equal dumps mean the vault did not change.
     func dump() throws -> String { try VaultDump.rows(vault) }
 
+    struct MountFailed: Error, CustomStringConvertible { var description: String }
+
+    /// A small tmpfs at `dir/small` (root only: the disk-full tests), mode 0700, owned by
+    /// `owner`; ``unmount(_:)`` it when done.
+    func mountTmpfs(size: String, owner: uid_t? = nil) throws -> String {
+        let mount = dir + "/small"
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: false)
+        let options = "size=\(size),mode=0700" + (owner.map { ",uid=\($0)" } ?? "")
+        let mounted = try run(["-t", "tmpfs", "-o", options, "tmpfs", mount], tool: "", wrapper: ["/bin/mount"])
+        guard mounted.status == 0 else { throw MountFailed(description: "mount: \(mounted.stderr)") }
+        return mount
+    }
+
+    func unmount(_ mount: String) {
+        _ = try? run(["-l", mount], tool: "", wrapper: ["/bin/umount"])
+    }
+
     func write(_ name: String, _ text: String) -> String {
         let path = dir + "/" + name
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))

@@ -305,11 +305,8 @@ import FoundationNetworking
     @Test(.enabled(if: getuid() == 0, "mounting a small tmpfs needs root (CI runs as root)"))
     func diskFullMidBulkRun() async throws {
         let box = CLISandbox()
-        let mount = box.dir + "/small"
-        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: false)
-        let mounted = try box.run(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", mount], tool: "", wrapper: ["/bin/mount"])
-        try #require(mounted.status == 0, "mount: \(mounted.stderr)")
-        defer { _ = try? box.run(["-l", mount], tool: "", wrapper: ["/bin/umount"]) }
+        let mount = try box.mountTmpfs(size: "4m")
+        defer { box.unmount(mount) }
         let accounts = MockAccounts.generate(count: 300, environment: "real", seed: 31)
         var configuration = MockConfiguration()
         configuration.accounts = accounts

@@ -1,6 +1,9 @@
 import Foundation
 import KISMock
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The team vault on PostgreSQL through the built binary: `make test` gives a throwaway
 /// cluster (`KISVAULT_TEST_PG_URL`, scripts/with-postgres.sh); each test works in a schema
@@ -307,6 +310,64 @@ struct CLITeamVaultTests {
         #expect(doctor.status == 0, "\(doctor.stdout)")
         await mock.stop()
     }
+
+    /// The server's disk fills mid-run: the vault's database lives in a tablespace on a
+    /// small tmpfs of the test's own, filled but for a little room. The run stops with each
+    /// account's fate reported and a message that says the server's disk is full; with room
+    /// again, the rerun issues exactly the rest and everything reported stored is there.
+    @Test(.enabled(if: getuid() == 0, "mounting a small tmpfs needs root (CI runs as root)"))
+    func theServersDiskFillingMidRun() async throws {
+        guard let base = Self.baseURL else { throw NoServer() }
+        let box = CLISandbox()
+        let mount = try box.mountTmpfs(size: "6m", owner: Self.serverUID)
+        defer { box.unmount(mount) }
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        let (space, database) = ("tiny_\(suffix)", "tiny_\(suffix)")
+        try Self.psql(base, "CREATE TABLESPACE \(space) LOCATION '\(mount)'")
+        try Self.psql(base, "CREATE DATABASE \(database) TABLESPACE \(space)")
+        defer {
+            try? Self.psql(base, "DROP DATABASE \(database) WITH (FORCE)")
+            try? Self.psql(base, "DROP TABLESPACE \(space)")
+        }
+        var place = try #require(URLComponents(string: base))
+        place.path = "/" + database
+        place.query = "schema=kisvault"
+        let url = try #require(place.string)
+        let accounts = MockAccounts.generate(count: 300, environment: "real", seed: 41)
+        var configuration = MockConfiguration()
+        configuration.accounts = accounts
+        let mock = try await KISMockServer.start(configuration)
+        box.environment["KISVAULT_KIS_BASE_URL"] = mock.baseURL
+        box.environment["KISVAULT_PATH"] = url
+        box.environment["PGPASSWORD"] = ProcessInfo.processInfo.environment["PGPASSWORD"]
+        try await box.initVault()
+        #expect(try await box.runAsync(["account", "import", box.write("accounts.csv", MockAccounts.csv(accounts))]).status == 0)
+        // Fill the tablespace but for a little room: some credentials fit, the rest do not.
+        let filler = mount + "/filler"
+        var fs = statvfs()
+        #expect(statvfs(mount, &fs) == 0)
+        let free = Int(fs.f_bavail) * Int(fs.f_frsize)
+        #expect(FileManager.default.createFile(atPath: filler, contents: Data(count: max(0, free - 48 * 1024))))
+        let run = try await box.runAsync(["approval", "issue", "--all", "--json", "--quiet"], timeout: 120)
+        let report = try Self.decoder.decode(Report.self, from: Data(run.stdout.utf8))
+        let stored = Set(report.results.filter { $0.status == "issued" }.map(\.account))
+        let failed = report.results.filter { $0.status == "failed" }
+        #expect(run.status == 7 && report.results.count == accounts.count && !failed.isEmpty, "\(run.status) \(run.stderr.suffix(600))")
+        #expect(run.stderr.contains("disk is full") || failed.contains { $0.message?.contains("disk is full") == true }, "\(run.stderr.suffix(600)) \(failed.prefix(2))")
+        // Room again: the rerun issues exactly what failed.
+        try FileManager.default.removeItem(atPath: filler)
+        let before = mock.requests("/oauth2/Approval")
+        let rerun = try await box.runAsync(["approval", "issue", "--all", "--json", "--quiet"], timeout: 120)
+        #expect(rerun.status == 0, "\(rerun.stderr.suffix(600))")
+        let second = try Self.decoder.decode(Report.self, from: Data(rerun.stdout.utf8))
+        let reissued = Set(second.results.filter { $0.status == "issued" }.map(\.account))
+        #expect(reissued.isDisjoint(with: stored) && reissued == Set(failed.map(\.account)), "\(reissued.count) reissued, \(failed.count) failed")
+        #expect(mock.requests("/oauth2/Approval") == before + reissued.count)
+        await mock.stop()
+    }
+
+    /// The uid the test server runs as (with-postgres.sh: `postgres` under root).
+    static var serverUID: uid_t { getpwnam("postgres")?.pointee.pw_uid ?? getuid() }
 
     struct Report: Decodable {
         struct Item: Decodable { var account: String; var status: String; var message: String? }

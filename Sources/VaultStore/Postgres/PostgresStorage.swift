@@ -450,6 +450,8 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
                     return .io(path: location, detail: "PostgreSQL user '\(place.user)' may not use schema \(place.schema) (\(message)); have its owner grant the team's role to this user")
                 case "3F000", "42P01":
                     return .vaultNotFound(path: location)
+                case "53100", "53200":
+                    return .io(path: location, detail: "the database server's disk is full (\(message)); nothing more can be stored until its administrator makes room")
                 case "23505":
                     return .io(path: location, detail: "a record that must be unique exists already (\(message))")
                 case "57P01", "57P02", "57P03", "08000", "08003", "08006":
