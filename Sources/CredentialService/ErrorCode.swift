@@ -85,7 +85,6 @@ public enum ErrorCode: String, Sendable, Codable, CaseIterable {
             case .previouslyRejected: return .kisRejected
             case .mustWait, .leaseTimeout, .interrupted: return .kisUnavailable
             case .nothingStored: return .notFound
-            case .configuration: return .badRequest
             }
         case is KISConfigurationError:
             return .badRequest

@@ -22,7 +22,7 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
         /// The manager's clock.
         public var now: @Sendable () -> Date = { MachineClock.now() }
         /// Seconds to wait for another writer of the vault.
-        public var busyTimeout: Double = 5
+        public var busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue
         /// The longest one call waits for KIS, retries included (`--timeout`).
         public var kisTimeout: TimeInterval = 30
 

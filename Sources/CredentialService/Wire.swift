@@ -199,7 +199,7 @@ public struct BulkRequest: Sendable, Codable {
     public var rate: Double = 1000
     public var force = false
     public var dryRun = false
-    public var minTTL: TimeInterval = 600
+    public var minTTL: TimeInterval = CredentialRules.defaultMinTTL
     /// Tokens: revoke each rotated account's previous token at KIS.
     public var revokeOld = false
     /// The longest one account waits for KIS, retries included; nil: the server's own.
@@ -315,6 +315,8 @@ public enum CredentialRules {
     public static let shortestLifetime = KISFacts.shortestLifetime
     /// The longest lifetime an answer may claim; a stored time beyond it is not believed.
     public static let longestLifetime = KISFacts.longestTokenLifetime
+    /// The `--min-ttl` (and agent `min_ttl`) when none is given.
+    public static let defaultMinTTL = BulkOptions.defaultMinTTL
     /// Whether `text` looks like an access token KIS issues.
     public static func isAccessToken(_ text: String) -> Bool { KISShapes.isAccessToken(text) }
     /// `date` as KIS writes times: `yyyy-MM-dd HH:mm:ss`, Korea time.

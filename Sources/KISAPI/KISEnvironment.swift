@@ -55,10 +55,6 @@ public struct KISEndpoints: Sendable, Equatable {
         environment == .real ? real : mock
     }
 
-    public func webSocketURL(for environment: KISEnvironment) -> String {
-        environment == .real ? realWebSocket : mockWebSocket
-    }
-
     /// The WebSocket URL that goes with a REST base URL.
     static func webSocket(following rest: String, environment: KISEnvironment) -> String {
         if rest == environment.defaultBaseURL { return environment.webSocketURL }

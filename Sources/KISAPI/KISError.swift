@@ -63,7 +63,7 @@ public struct KISError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func kind(forCode code: String, status: Int) -> Kind {
         switch code {
         case "EGW00001", "EGW00002", "EGW00201": return .retryable
-        case "EGW00133": return .rateLimited(retryAfter: 60)
+        case "EGW00133": return .rateLimited(retryAfter: KISFacts.tokenIssueInterval)
         case "EGW00102", "EGW00103", "EGW00104", "EGW00105": return .credentialsRejected
         case "EGW00121", "EGW00122", "EGW00123": return .tokenInvalid
         default: return status >= 500 ? .retryable : .permanent

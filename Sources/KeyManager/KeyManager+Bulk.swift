@@ -22,7 +22,9 @@ public struct BulkOptions: Sendable {
     /// Report what would be done without contacting KIS.
     public var dryRun = false
     /// With `issue`: a stored credential valid for less than this is reissued.
-    public var minTTL: TimeInterval = 600
+    public var minTTL: TimeInterval = BulkOptions.defaultMinTTL
+    /// What "fresh enough" means when nobody says: ten minutes left.
+    public static let defaultMinTTL: TimeInterval = 600
     /// Results are committed in batches of up to this many, or after `commitDelay`.
     public var commitBatch = 64
     public var commitDelay: TimeInterval = 0.020

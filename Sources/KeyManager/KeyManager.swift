@@ -10,8 +10,9 @@ public struct KeyManagerConfiguration: Sendable {
     /// process's lease on this host is taken over at once). Longer than one KIS request
     /// with all its retries.
     public var leaseDuration: TimeInterval = 60
-    /// KIS issues one token a minute per appkey.
-    public var tokenInterval: TimeInterval = 60
+    /// KIS issues one token a minute per appkey (``KISFacts/tokenIssueInterval``; tests
+    /// shorten it).
+    public var tokenInterval: TimeInterval = KISFacts.tokenIssueInterval
     /// How often a process waiting for another's issuance looks again.
     public var pollInterval: TimeInterval = 0.05
     /// When false, a token request inside the minute fails with the time to wait.

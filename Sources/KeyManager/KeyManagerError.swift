@@ -16,8 +16,6 @@ public enum KeyManagerError: Error, Sendable, CustomStringConvertible {
     case leaseTimeout(account: String, seconds: Int)
     /// No stored credential to act on (revoke without a token).
     case nothingStored(account: String, kind: CredentialKind)
-    /// The account's base URL is not acceptable.
-    case configuration(String)
     /// The run was interrupted while the account still waited (another process's lease,
     /// KIS's minute): nothing was sent for it.
     case interrupted(account: String, reason: String)
@@ -47,8 +45,6 @@ public enum KeyManagerError: Error, Sendable, CustomStringConvertible {
             return "another kisvault process has been issuing for '\(account)' for over \(seconds) s; try again, or check for a stuck process"
         case .nothingStored(let account, let kind):
             return "no \(kind == .token ? "access token" : "approval key") is stored for '\(account)'"
-        case .configuration(let text):
-            return text
         case .interrupted(_, let reason):
             return "not attempted: \(reason)"
         }
@@ -62,7 +58,6 @@ public enum KeyManagerError: Error, Sendable, CustomStringConvertible {
         case .mustWait: return "EGW00133"
         case .leaseTimeout: return "lease-timeout"
         case .nothingStored: return "not-found"
-        case .configuration: return "configuration"
         case .interrupted: return "not-attempted"
         }
     }

@@ -143,9 +143,9 @@ struct AgentRoutes: Sendable {
     }
 
     static func minTTL(_ request: Request) throws(ServiceError) -> TimeInterval {
-        let text = request.uri.queryParameters.get("min_ttl").map { String($0) } ?? "600"
+        let text = request.uri.queryParameters.get("min_ttl").map { String($0) } ?? String(Int(CredentialRules.defaultMinTTL))
         guard let minTTL = Double(text), (0..<CredentialRules.shortestLifetime).contains(minTTL) else {
-            throw ServiceError(.badRequest, "min_ttl must be seconds from 0 to 86399, not '\(text.prefix(40))'")
+            throw ServiceError(.badRequest, "min_ttl must be seconds from 0 to \(Int(CredentialRules.shortestLifetime) - 1), not '\(text.prefix(40))'")
         }
         return minTTL
     }
@@ -179,7 +179,7 @@ struct AgentRoutes: Sendable {
         headers[.contentType] = "application/x-ndjson"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             func line(_ value: BulkStreamLine) -> ByteBuffer {
-                var data = (try? AgentRoutes.encoder.encode(value)) ?? Data("{}".utf8)
+                var data = (try? AgentRoutes.encoder.encode(value)) ?? Data(AgentServer.unencodable.utf8)
                 data.append(0x0A)
                 return ByteBuffer(bytes: data)
             }

@@ -145,10 +145,17 @@ public final class AgentServer: Sendable {
     }
 
     /// A JSON answer of one of the API's Codable types.
+    /// One that cannot be encoded is a 500 `vault_error`, never an empty 200.
     static func encoded<T: Encodable>(_ status: Int, _ value: T, vault: String? = nil, endpoints: KISEndpoints? = nil) -> Response {
-        let data = (try? AgentRoutes.encoder.encode(value)) ?? Data("{}".utf8)
+        guard let data = try? AgentRoutes.encoder.encode(value) else {
+            return Response(status: .internalServerError, headers: headers(vault: vault, endpoints: endpoints),
+                            body: .init(byteBuffer: ByteBuffer(string: unencodable)))
+        }
         return Response(status: .init(code: status), headers: headers(vault: vault, endpoints: endpoints), body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
+
+    /// The answer when an answer cannot be encoded, written by hand so it always can be.
+    static let unencodable = #"{"error":"vault_error","message":"the agent could not encode its answer"}"#
 
     /// An error answer: `{"error": CODE, "message": ...}` with the code's HTTP status.
     static func failure(_ failure: ServiceError, vault: String? = nil, endpoints: KISEndpoints? = nil) -> Response {

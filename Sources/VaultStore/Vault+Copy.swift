@@ -22,7 +22,7 @@ extension UnlockedVault {
     ///
     /// - Throws: ``VaultError/vaultExists(path:)`` for a destination that is not empty;
     ///   ``VaultError/damaged(path:detail:)`` when the check of the copy fails.
-    public func copy(to destination: String, busyTimeout: Double = 5) throws(VaultError) -> CopyReport {
+    public func copy(to destination: String, busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue) throws(VaultError) -> CopyReport {
         struct Snapshot {
             var identity: VaultIdentity?
             var head: AuditHead?

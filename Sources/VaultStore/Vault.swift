@@ -30,7 +30,7 @@ public final class Vault: Sendable {
     ///   ``VaultError/damaged(path:detail:)``, ``VaultError/readOnly(path:)`` when `mode`
     ///   is `.readWrite` and the file cannot be written.
     /// `path` may also be a `postgres://` URL: a team vault (``PostgresStorage``).
-    public static func open(path: String, mode: AccessMode = .readWrite, busyTimeout: Double = 5) throws(VaultError) -> Vault {
+    public static func open(path: String, mode: AccessMode = .readWrite, busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue) throws(VaultError) -> Vault {
         if PostgresLocation.isURL(path) {
             return Vault(storage: try PostgresStorage.open(url: path, mode: mode, busyTimeout: busyTimeout))
         }
@@ -44,7 +44,7 @@ public final class Vault: Sendable {
     ///   ``VaultError/readOnly(path:)``, ``VaultError/io(path:detail:)``.
     public static func create(
         path: String, passphrase: SecureBytes, kdf: KDFParameters, label: String,
-        actor: String, busyTimeout: Double = 5
+        actor: String, busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue
     ) throws(VaultError) -> UnlockedVault {
         try Names.validate(label, what: "keyslot label")
         if PostgresLocation.isURL(path) {

@@ -41,6 +41,9 @@ struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertibl
 
     var description: String { text }
 
+    /// `--min-ttl`'s default (``CredentialRules/defaultMinTTL``), as help shows it.
+    static let defaultMinTTL = DurationArgument(seconds: CredentialRules.defaultMinTTL, text: text(CredentialRules.defaultMinTTL))
+
     /// `seconds` the way users write it: "1h30m", "45s".
     static func text(_ seconds: TimeInterval) -> String {
         var left = Int(seconds.rounded())
@@ -84,7 +87,7 @@ struct ManagerOptions: ParsableArguments {
 /// `--min-ttl` of `get` and `exec`: a remaining validity no 24-hour credential can exceed.
 struct MinTTLOptions: ParsableArguments {
     @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Shortest acceptable remaining validity.", valueName: "duration"))
-    var minTTL = DurationArgument(seconds: 600, text: "10m")
+    var minTTL = DurationArgument.defaultMinTTL
 
     func validate() throws {
         guard minTTL.seconds < CredentialRules.shortestLifetime else {

@@ -56,12 +56,6 @@ public enum Terminal {
         return escapingC1(String(decoding: try encoder.encode(value), as: UTF8.self))
     }
 
-    /// A JSON object from elsewhere (the agent's answer), printed as kisvault prints JSON.
-    public static func json(object: [String: Any]) throws {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        try out(escapingC1(String(decoding: data, as: UTF8.self)))
-    }
-
     /// JSON text with C1 controls (which JSON leaves raw) written as `\u0080`..`\u009f`.
     static func escapingC1(_ text: String) -> String {
         guard text.unicodeScalars.contains(where: { (0x80...0x9f).contains($0.value) }) else { return text }

@@ -118,7 +118,7 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     /// - Throws: ``VaultError/invalidLocation(_:reason:)``, ``VaultError/unreachable(location:detail:)``,
     ///   ``VaultError/vaultNotFound(path:)`` (no such schema, or no vault in it),
     ///   ``VaultError/notAVault(path:reason:)``, ``VaultError/newerFormat(path:found:supported:)``.
-    public static func open(url: String, mode: SQLiteStorage.AccessMode = .readWrite, busyTimeout: Double = 5) throws(VaultError) -> PostgresStorage {
+    public static func open(url: String, mode: SQLiteStorage.AccessMode = .readWrite, busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue) throws(VaultError) -> PostgresStorage {
         let place = try PostgresLocation(url)
         let storage = PostgresStorage(place: place, configuration: try connectionConfiguration(place), formatVersion: 0, mode: mode, busyTimeout: busyTimeout)
         let version = try storage.withConnection { connection -> Int? in
@@ -140,7 +140,7 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
     /// Creates a vault in the schema `url` names (created when missing; an existing one
     /// must hold no tables), `populate` writing its first records in the same transaction.
     /// - Throws: ``VaultError/vaultExists(path:)`` for a schema that holds tables.
-    public static func create(url: String, busyTimeout: Double = 5, populate: (any VaultRecords) throws -> Void) throws(VaultError) -> PostgresStorage {
+    public static func create(url: String, busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue, populate: (any VaultRecords) throws -> Void) throws(VaultError) -> PostgresStorage {
         let place = try PostgresLocation(url)
         let storage = PostgresStorage(place: place, configuration: try connectionConfiguration(place), formatVersion: migrations.count,
                                       mode: .readWrite, busyTimeout: busyTimeout)

@@ -37,7 +37,7 @@ public final class SQLiteStorage: VaultStorage {
     ///   for an empty, text or foreign SQLite file, ``VaultError/newerFormat(path:found:supported:)``,
     ///   ``VaultError/damaged(path:detail:)``, ``VaultError/readOnly(path:)`` when `mode`
     ///   is `.readWrite` and the file cannot be written.
-    public static func open(path: String, mode: AccessMode = .readWrite, busyTimeout: Double = 5) throws(VaultError) -> SQLiteStorage {
+    public static func open(path: String, mode: AccessMode = .readWrite, busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue) throws(VaultError) -> SQLiteStorage {
         try checkHeader(path: path)
         // Probe read-only first: a foreign SQLite file must come out of this untouched,
         // and a read-write open would switch it to WAL mode.
@@ -91,7 +91,7 @@ public final class SQLiteStorage: VaultStorage {
     ///
     /// - Throws: ``VaultError/vaultExists(path:)``, ``VaultError/staleFiles(path:files:)``,
     ///   ``VaultError/readOnly(path:)``, ``VaultError/io(path:detail:)``.
-    public static func create(path: String, busyTimeout: Double = 5,
+    public static func create(path: String, busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue,
                               populate: (any VaultRecords) throws -> Void) throws(VaultError) -> SQLiteStorage {
         try checkCreatable(path: path)
         let directory = PathName.directory(of: path)

@@ -52,7 +52,7 @@ struct BulkRunOptions: ParsableArguments {
     @Flag(name: .customLong("all-rows"), help: "On a terminal, list every account, not only those that failed or were skipped.")
     var allRows = false
     @Option(name: .customLong("min-ttl"), help: ArgumentHelp("Reissue credentials valid for less than this.", valueName: "duration"))
-    var minTTL = DurationArgument(seconds: 600, text: "10m")
+    var minTTL = DurationArgument.defaultMinTTL
 
     func validate() throws {
         guard BulkRequest.concurrencyRange.contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 1024") }
@@ -127,11 +127,6 @@ struct BulkCommand {
         throw ExitCode(KisvaultExit.partial.rawValue)
     }
 
-    static func errorText(_ result: BulkItemResult) -> String {
-        guard let message = result.message, result.status == .failed else { return result.message ?? "" }
-        return message
-    }
-
     /// The report: JSON whole; as text the rows (with `allRows` every account, else only
     /// those that failed or were skipped), failures that share an error code more than
     /// three times as one line, and the counts last, by status and by error code.
@@ -151,13 +146,13 @@ struct BulkCommand {
         }
         if !rows.isEmpty {
             try Terminal.out(table(["ACCOUNT", "STATUS", "EXPIRES", "ERROR"], rows.map {
-                [$0.account, $0.status.rawValue, $0.expiresAt ?? "-", Self.errorText($0)]
+                [$0.account, $0.status.rawValue, $0.expiresAt ?? "-", $0.message ?? ""]
             }, stateColumn: 1))
         }
         for code in grouped.sorted() {
             let group = failures[code] ?? []
             let names = group.prefix(3).map(\.account).joined(separator: ", ")
-            try Terminal.out("failed \(code): \(group.count) accounts (\(names), and \(group.count - 3) more): \(Self.errorText(group[0]))")
+            try Terminal.out("failed \(code): \(group.count) accounts (\(names), and \(group.count - 3) more): \(group[0].message ?? "")")
         }
         let byStatus = summary.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let byCode = failures.sorted { $0.key < $1.key }.map { "\($0.value.count) \($0.key)" }.joined(separator: ", ")
