@@ -22,6 +22,9 @@ public enum KisvaultExit: Int32, Sendable, CaseIterable {
     case unavailable = 6
     /// A bulk run finished with some accounts failed.
     case partial = 7
+    /// A bulk run interrupted (Ctrl-C, SIGTERM): the partial report was printed. The status
+    /// a shell gives a process ended by SIGINT.
+    case interrupted = 130
     /// Standard output's reader went away (`kisvault account list | head`): ended quietly
     /// with the status a process killed by SIGPIPE gives its shell, as `ls` or `git` do.
     case readerGone = 141

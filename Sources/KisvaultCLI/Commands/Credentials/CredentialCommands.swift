@@ -109,7 +109,7 @@ struct BulkCommand {
         if interrupt.fired {
             let stored = results.filter { $0.status == .issued || $0.status == .rotated }.count
             Terminal.note("interrupted: \(stored) stored, \(results.filter { $0.errorCode == "not-attempted" }.count) not attempted; run the same command again to finish")
-            throw ExitCode(130)
+            throw ExitCode(KisvaultExit.interrupted.rawValue)
         }
         let notStored = results.filter { $0.errorCode == "not-stored" }.count
         let notAttempted = results.filter { $0.errorCode == "not-attempted" }.count
