@@ -85,6 +85,14 @@ public final class AgentServer: Sendable {
     /// agent at once, before the graceful shutdown waits for requests in flight.
     public func run(onListening: @escaping @Sendable () -> Void) async throws {
         let router = AgentRoutes(state: state, stopper: stopper, renewer: renewer).router(peerCheck: true)
+        let notify = SystemdNotify()
+        let watchdog = Task {
+            guard let ping = notify.watchdogPing else { return }
+            while !Task.isCancelled {
+                notify.watchdog()
+                try? await Task.sleep(for: .milliseconds(Int64(ping * 1000)))
+            }
+        }
         let ticker = Task { [state] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
@@ -95,12 +103,16 @@ public final class AgentServer: Sendable {
             router: router,
             server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(connectionIdleTimeout * 1000)))),
             configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "kisvault-agent"),
-            onServerRunning: { _ in onListening() },
+            onServerRunning: { _ in
+                onListening()
+                notify.ready()
+            },
             logger: state.logger)
         CrashSignals.install(socket: socketPath)
         let server = Task { try await app.run() }
         let renewing = Task { [renewer] in await renewer?.run() }
         stopper.set { [state] reason in
+            notify.stopping()
             state.lockNow(reason: reason)
             server.cancel()
         }
@@ -114,6 +126,7 @@ public final class AgentServer: Sendable {
         defer {
             for source in signals { source.cancel() }
             ticker.cancel()
+            watchdog.cancel()
             renewing.cancel()
             state.lockNow(reason: "stopped")
             // Our own socket, unless something else took its place meanwhile.

@@ -48,8 +48,16 @@ public struct VaultOptions: ParsableArguments, @unchecked Sendable {
         try Vault.open(path: path, mode: mode, busyTimeout: busyTimeout)
     }
 
+    /// `$CREDENTIALS_DIRECTORY/kisvault-passphrase`, when systemd gave the service one.
+    static var systemdCredential: String? {
+        guard let directory = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty else { return nil }
+        let path = directory + "/kisvault-passphrase"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
     /// The passphrase from the first source given: `--passphrase-fd`, `--passphrase-file`,
-    /// `KISVAULT_PASSPHRASE`, else a no-echo prompt on the terminal. An empty one is no
+    /// the systemd credential `kisvault-passphrase`, `KISVAULT_PASSPHRASE`, else a no-echo
+    /// prompt on the terminal. An empty one is no
     /// passphrase (exit 3), said as such rather than tried and reported as wrong; with
     /// `creating`, a new vault's, it is bad input (exit 2).
     func passphrase(prompt: String = "Passphrase: ", creating: Bool = false) throws(CLIError) -> SecureBytes {
@@ -61,6 +69,11 @@ public struct VaultOptions: ParsableArguments, @unchecked Sendable {
         } else if let passphraseFile {
             value = try SecretInput.passphrase(file: passphraseFile)
             source = "passphrase file \(passphraseFile)"
+        } else if let credential = Self.systemdCredential {
+            // systemd's LoadCredential=kisvault-passphrase:FILE: read where systemd put it,
+            // never copied, never in the environment.
+            value = try SecretInput.passphrase(file: credential)
+            source = "the systemd credential kisvault-passphrase"
         } else if let env = getenv("KISVAULT_PASSPHRASE") {
             value = SecureBytes(copying: UnsafeRawBufferPointer(start: env, count: strlen(env)))
             source = "KISVAULT_PASSPHRASE"

@@ -38,9 +38,9 @@ extension AgentCommand {
         @OptionGroup var options: VaultOptions
         @OptionGroup var socket: SocketOptions
         @OptionGroup var manager: ManagerOptions
-        @Option(name: .customLong("idle-lock"), help: ArgumentHelp("Lock after this long without a request.", valueName: "duration"))
+        @Option(name: .customLong("idle-lock"), help: ArgumentHelp("Lock after this long without a request (0s: never).", valueName: "duration"))
         var idleLock = DurationArgument(seconds: 3600, text: "1h")
-        @Option(name: .customLong("max-lock"), help: ArgumentHelp("Lock this long after start, whatever happens.", valueName: "duration"))
+        @Option(name: .customLong("max-lock"), help: ArgumentHelp("Lock this long after start, whatever happens (0s: never).", valueName: "duration"))
         var maxLock = DurationArgument(seconds: 12 * 3600, text: "12h")
         @Flag(help: "Stay in the foreground (logs on stderr).") var foreground = false
         @Option(name: .customLong("renew-before"), help: ArgumentHelp("Renew approval keys and tokens with less than this left (off by default).", valueName: "duration"))
@@ -76,8 +76,8 @@ extension AgentCommand {
                 var logger = Logger(label: "kisvault-agent")
                 logger.logLevel = options.verbose ? .info : .notice
                 let socketPath = lifecycle.socketPath, vaultPath = options.path
-                try await lifecycle.serve(vault: unlocked, settings: manager.settings(busyTimeout: options.busyTimeout), idleLock: idleLock.seconds,
-                                          maxLock: maxLock.seconds, renewal: renewal, logger: logger) {
+                try await lifecycle.serve(vault: unlocked, settings: manager.settings(busyTimeout: options.busyTimeout), idleLock: idleLock.seconds > 0 ? idleLock.seconds : nil,
+                                          maxLock: maxLock.seconds > 0 ? maxLock.seconds : nil, renewal: renewal, logger: logger) {
                     // The agent serves whether or not its starter reads this line.
                     try? Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")
                     Terminal.note("agent serving \(vaultPath) on \(socketPath) (pid \(getpid()))")
