@@ -98,3 +98,33 @@ import Glibc
         }
     }
 }
+
+extension CLIServiceTests {
+    /// `--log-format json`: every line on stderr one JSON object with time, level and event,
+    /// the lock's reason as a field, and no secret anywhere.
+    @Test func jsonLogsAreOneObjectPerLine() async throws {
+        let (box, mock, accounts) = try await CLIAgentTests.setUp(count: 1)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLISandbox.binaryDirectory + "/kisvault")
+        process.arguments = ["agent", "start", "--foreground", "--log-format", "json"]
+        process.environment = box.environment
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        #expect(try await CLIAgentTests.waitFor { FileManager.default.fileExists(atPath: CLIAgentTests.socket(box)) })
+        #expect(try await box.runAsync(["approval", "get", accounts[0].name], env: ["KISVAULT_PASSPHRASE": nil]).status == 0)
+        #expect(try await box.runAsync(["lock"]).status == 0)
+        kill(process.processIdentifier, SIGTERM)
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let lines = text.split(separator: "\n")
+        let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        #expect(!lines.isEmpty && objects.count == lines.count, "every line JSON: \(text)")
+        #expect(objects.allSatisfy { $0["time"] != nil && $0["level"] != nil && $0["event"] != nil })
+        #expect(objects.contains { $0["event"] == "serving" && $0["pid"] == String(process.processIdentifier) })
+        #expect(objects.contains { $0["event"] == "locked" && $0["reason"] != nil }, "\(objects)")
+        for secret in [accounts[0].appkey, accounts[0].appsecret, CLISandbox.passphrase] { #expect(!text.contains(secret)) }
+        await mock.stop()
+    }
+}

@@ -43,6 +43,8 @@ extension AgentCommand {
         @Option(name: .customLong("max-lock"), help: ArgumentHelp("Lock this long after start, whatever happens (0s: never).", valueName: "duration"))
         var maxLock = DurationArgument(seconds: 12 * 3600, text: "12h")
         @Flag(help: "Stay in the foreground (logs on stderr).") var foreground = false
+        @Option(name: .customLong("log-format"), help: ArgumentHelp("With --foreground: text lines, or one JSON object per line (time, level, event, account, code).", valueName: "text|json"))
+        var logFormat: LogFormat = .text
         @Option(name: .customLong("renew-before"), help: ArgumentHelp("Renew approval keys and tokens with less than this left (off by default).", valueName: "duration"))
         var renewBefore: DurationArgument?
         @Option(name: .customLong("renew-tag"), help: ArgumentHelp("With --renew-before: only the accounts with this tag.", valueName: "tag"))
@@ -73,14 +75,24 @@ extension AgentCommand {
             let passphrase = try options.passphrase()
             let unlocked = try vault.unlock(passphrase: passphrase, keyslot: options.keyslot)
             if foreground {
+                if logFormat == .json {
+                    // Under systemd (JOURNAL_STREAM set) each line carries its syslog priority.
+                    let journal = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil
+                    LoggingSystem.bootstrap { label in JSONLogHandler(logLevel: .notice, label: label, prefix: journal) }
+                }
                 var logger = Logger(label: "kisvault-agent")
                 logger.logLevel = options.verbose ? .info : .notice
                 let socketPath = lifecycle.socketPath, vaultPath = options.path
+                let json = logFormat == .json, serving = logger
                 try await lifecycle.serve(vault: unlocked, settings: manager.settings(busyTimeout: options.busyTimeout), idleLock: idleLock.seconds > 0 ? idleLock.seconds : nil,
                                           maxLock: maxLock.seconds > 0 ? maxLock.seconds : nil, renewal: renewal, logger: logger) {
                     // The agent serves whether or not its starter reads this line.
                     try? Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")
-                    Terminal.note("agent serving \(vaultPath) on \(socketPath) (pid \(getpid()))")
+                    if json {
+                        serving.notice("serving", metadata: ["vault": "\(vaultPath)", "socket": "\(socketPath)", "pid": "\(getpid())"])
+                    } else {
+                        Terminal.note("agent serving \(vaultPath) on \(socketPath) (pid \(getpid()))")
+                    }
                 }
             } else {
                 unlocked.vault.close()
@@ -91,6 +103,7 @@ extension AgentCommand {
                 arguments += ["--timeout", manager.timeout.text]
                 if let renewBefore { arguments += ["--renew-before", renewBefore.text, "--renew-interval", renewInterval.text] }
                 if let renewTag { arguments += ["--renew-tag", renewTag] }
+                arguments += ["--log-format", logFormat.rawValue]
                 let pid = try lifecycle.detach(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
                                                arguments: arguments, passphrase: passphrase, environment: ProcessInfo.processInfo.environment)
                 try Terminal.out("KISVAULT_AGENT_SOCK=\(lifecycle.socketPath); export KISVAULT_AGENT_SOCK;")
@@ -98,4 +111,9 @@ extension AgentCommand {
             }
         }
     }
+}
+
+/// How the agent writes its records.
+enum LogFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case text, json
 }
