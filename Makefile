@@ -6,9 +6,10 @@ SWIFT  ?= swift
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build links against (libsodium, SQLite) and the tools the tests use
 # (curl, setpriv from util-linux, script from bsdutils, pkill from procps, and the
-# PostgreSQL server the team-vault tests start a throwaway cluster of, and systemd for
+# PostgreSQL server the team-vault tests start a throwaway cluster of, prometheus (the
+# server and promtool the metrics tests run), and systemd for
 # systemd-analyze, which checks the unit files).
-DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config curl util-linux bsdutils procps postgresql openssl systemd
+DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config curl util-linux bsdutils procps postgresql openssl systemd prometheus
 
 .PHONY: deps build test install man demo bench fuzz clean
 

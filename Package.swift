@@ -110,7 +110,7 @@ let package = Package(
         .target(
             name: "KisvaultAgent",
             dependencies: [
-                "CredentialService", "KeyManager", "VaultStore", "VaultCrypto", "KISAPI",
+                "CredentialService", "KeyManager", "VaultStore", "VaultCrypto", "KISAPI", "Loopback",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

@@ -17,6 +17,9 @@ public struct KISClientConfiguration: Sendable {
     /// Largest response body read; KIS's auth answers are well under 2 KiB.
     public var maxBodyBytes = 64 * 1024
     public var userAgent = "kisvault/\(kisvaultVersion)"
+    /// Told of every request's end: its path, its outcome (`ok`, KIS's code, or
+    /// `unavailable`/`malformed`) and how long it took (the agent's metrics).
+    public var observer: (@Sendable (_ path: String, _ outcome: String, _ seconds: Double) -> Void)?
 
     public init(endpoints: KISEndpoints) {
         self.endpoints = endpoints
@@ -187,6 +190,20 @@ public final class KISClient: Sendable {
     /// Sends `request` once, after the host's rate limiter, and decodes the answer; the
     /// whole exchange ends by `deadline` or one request timeout, whichever comes first.
     func send(_ request: HTTPClientRequest, environment: KISEnvironment, path: String, by deadline: ContinuousClock.Instant) async throws(KISError) -> [String: Any] {
+        guard let observer = configuration.observer else { return try await sendOnce(request, environment: environment, path: path, by: deadline) }
+        let started = ContinuousClock.now
+        do {
+            let answer = try await sendOnce(request, environment: environment, path: path, by: deadline)
+            observer(path, "ok", (ContinuousClock.now - started) / .seconds(1))
+            return answer
+        } catch {
+            let outcome = error.code ?? (error.kind == .malformedResponse ? "malformed" : "unavailable")
+            observer(path, outcome, (ContinuousClock.now - started) / .seconds(1))
+            throw error
+        }
+    }
+
+    func sendOnce(_ request: HTTPClientRequest, environment: KISEnvironment, path: String, by deadline: ContinuousClock.Instant) async throws(KISError) -> [String: Any] {
         if let limiter = limiters[environment] {
             do { try await limiter.acquire() } catch { throw KISError(kind: .unavailable, message: "cancelled") }
         }

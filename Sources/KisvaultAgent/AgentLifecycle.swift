@@ -62,18 +62,21 @@ public struct AgentLifecycle: Sendable {
     /// client for the environment's URLs (`KISVAULT_KIS_*`) that lives as long as the agent.
     /// - Throws: ``ServiceError`` `bad_request` for KIS URLs kisvault refuses.
     public func serve(vault: UnlockedVault, settings: LocalCredentialService.Settings, idleLock: TimeInterval?, maxLock: TimeInterval?,
-                      renewal: RenewalSettings? = nil, logger: Logger, onListening: @escaping @Sendable () -> Void) async throws {
+                      renewal: RenewalSettings? = nil, metrics metricsSettings: MetricsSettings? = nil, logger: Logger,
+                      onListening: @escaping @Sendable () -> Void) async throws {
         let endpoints: KISEndpoints
         do { endpoints = try KISEndpoints.fromEnvironment() } catch { throw ServiceError(.badRequest, error.description) }
         var clientConfiguration = KISClientConfiguration(endpoints: endpoints)
         clientConfiguration.totalTimeout = settings.kisTimeout
+        let metrics = metricsSettings.map { AgentMetrics(settings: $0) }
+        if let metrics { clientConfiguration.observer = { metrics.observeKIS(path: $0, outcome: $1, seconds: $2) } }
         let client = try KISClient(configuration: clientConfiguration)
         var configuration = KeyManagerConfiguration()
         configuration.waitForTokenInterval = settings.waitForTokenInterval
         configuration.now = settings.now
         do {
             try await serve(manager: KeyManager(vault: vault, client: client, configuration: configuration), idleLock: idleLock,
-                            maxLock: maxLock, renewal: renewal, logger: logger, onListening: onListening)
+                            maxLock: maxLock, renewal: renewal, metrics: metrics, logger: logger, onListening: onListening)
         } catch {
             await client.shutdown()
             throw error
@@ -85,8 +88,8 @@ public struct AgentLifecycle: Sendable {
     /// vault's agent lock the whole time. The socket is created 0600 in a 0700 directory,
     /// never looser for a moment; a stale socket of a killed agent is replaced, anything
     /// else at the path is refused.
-    public func serve(manager: KeyManager, idleLock: TimeInterval?, maxLock: TimeInterval?, renewal: RenewalSettings? = nil, logger: Logger,
-                      onListening: @escaping @Sendable () -> Void) async throws {
+    public func serve(manager: KeyManager, idleLock: TimeInterval?, maxLock: TimeInterval?, renewal: RenewalSettings? = nil,
+                      metrics: AgentMetrics? = nil, logger: Logger, onListening: @escaping @Sendable () -> Void) async throws {
         umask(0o177)
         let lockFD = open(lockFile, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
@@ -101,7 +104,7 @@ public struct AgentLifecycle: Sendable {
             unlink(socketPath)
         }
         let server = AgentServer(manager: manager, vaultPath: vaultPath, socketPath: socketPath, idleLock: idleLock, maxLock: maxLock, logger: logger,
-                                 renewal: renewal)
+                                 renewal: renewal, metrics: metrics)
         try await server.run(onListening: onListening)
     }
 

@@ -24,10 +24,18 @@ struct AgentRoutes: Sendable {
     /// names.
     static let maxBody = 1024 * 1024
 
+    /// The routes, as the metrics label them.
+    static let knownRoutes: Set<String> = [
+        "/v1/status", "/v1/accounts", "/v1/accounts/:name/approval-key", "/v1/accounts/:name/access-token",
+        "/v1/accounts/:name/access-token/invalidate", "/v1/accounts/:name/access-token/revoke",
+        "/v1/accounts/:name/app-credentials", "/v1/bulk", "/v1/lock", "/v1/unlock", "/v1/stop",
+    ]
+
     /// The router. `peerCheck` is false only for in-process tests, whose channel has no
-    /// peer to ask.
-    func router(peerCheck: Bool) -> Router<AgentContext> {
+    /// peer to ask. With `metrics`, every answer is counted by route and status.
+    func router(peerCheck: Bool, metrics: AgentMetrics? = nil) -> Router<AgentContext> {
         let router = Router(context: AgentContext.self)
+        if let metrics { router.middlewares.add(CountRequests(metrics: metrics)) }
         if peerCheck { router.middlewares.add(PeerCheck(logger: state.logger)) }
         router.middlewares.add(JSONErrors(vault: state.vaultPath, endpoints: state.endpoints, identity: { [state] in state.servedVault }))
         let state = self.state, renewer = self.renewer
@@ -293,3 +301,20 @@ public struct AgentStatusAnswer: Sendable, Codable {
 public struct LockAnswer: Sendable, Codable { public var locked: Bool }
 /// `POST /v1/stop`.
 public struct StopAnswer: Sendable, Codable { public var stopping: Bool }
+
+/// Counts each answer for the metrics, by route and status.
+struct CountRequests: RouterMiddleware {
+    typealias Context = AgentContext
+    let metrics: AgentMetrics
+
+    func handle(_ request: Request, context: AgentContext, next: (Request, AgentContext) async throws -> Response) async throws -> Response {
+        do {
+            let response = try await next(request, context)
+            metrics.observeRequest(path: request.uri.path, status: Int(response.status.code))
+            return response
+        } catch let error as HTTPError {
+            metrics.observeRequest(path: request.uri.path, status: Int(error.status.code))
+            throw error
+        }
+    }
+}

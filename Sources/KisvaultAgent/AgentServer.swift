@@ -63,6 +63,7 @@ public final class AgentServer: Sendable {
     let connectionIdleTimeout: TimeInterval
     let stopper = Stopper()
     let renewer: Renewer?
+    let metrics: AgentMetrics?
 
     /// - Parameters:
     ///   - manager: the manager over the unlocked vault; the agent owns it from here on.
@@ -73,7 +74,9 @@ public final class AgentServer: Sendable {
     ///   - now: the clock idle and maximum-lifetime locks are measured on.
     ///   - renewal: what to keep renewed in the background (`--renew-before`), if anything.
     public init(manager: KeyManager, vaultPath: String, socketPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger,
-                connectionIdleTimeout: TimeInterval = 30, now: @escaping @Sendable () -> Date = { Date() }, renewal: RenewalSettings? = nil) {
+                connectionIdleTimeout: TimeInterval = 30, now: @escaping @Sendable () -> Date = { Date() }, renewal: RenewalSettings? = nil,
+                metrics: AgentMetrics? = nil) {
+        self.metrics = metrics
         state = AgentState(manager: manager, vaultPath: vaultPath, idleLock: idleLock, maxLock: maxLock, logger: logger, now: now)
         renewer = renewal.map { [state] in Renewer(state: state, settings: $0) }
         self.socketPath = socketPath
@@ -84,7 +87,8 @@ public final class AgentServer: Sendable {
     /// socket. `onListening` runs once the socket accepts connections. A signal locks the
     /// agent at once, before the graceful shutdown waits for requests in flight.
     public func run(onListening: @escaping @Sendable () -> Void) async throws {
-        let router = AgentRoutes(state: state, stopper: stopper, renewer: renewer).router(peerCheck: true)
+        let router = AgentRoutes(state: state, stopper: stopper, renewer: renewer).router(peerCheck: true, metrics: metrics)
+        let metricsServer = try await startMetrics()
         let notify = SystemdNotify()
         let watchdog = Task {
             guard let ping = notify.watchdogPing else { return }
@@ -127,6 +131,7 @@ public final class AgentServer: Sendable {
             for source in signals { source.cancel() }
             ticker.cancel()
             watchdog.cancel()
+            metricsServer?.cancel()
             renewing.cancel()
             state.lockNow(reason: "stopped")
             // Our own socket, unless something else took its place meanwhile.
@@ -138,6 +143,31 @@ public final class AgentServer: Sendable {
         } catch is CancellationError {
             // stopped on purpose
         }
+    }
+
+    /// Serves `GET /metrics` on the loopback address of `--metrics` until cancelled; nil
+    /// without one. Bound before the agent says it is ready, so a bad address fails the
+    /// start rather than a scrape.
+    func startMetrics() async throws -> Task<Void, any Error>? {
+        guard let metrics else { return nil }
+        let router = Router()
+        let state = self.state, renewer = self.renewer
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: metrics.render(state: state, renewer: renewer))))
+        }
+        var quiet = state.logger
+        quiet.logLevel = .warning
+        let (stream, bound) = AsyncStream<Bool>.makeStream()
+        let app = Application(router: router, configuration: .init(address: .hostname(metrics.settings.host, port: metrics.settings.port), serverName: "kisvault-metrics"),
+                              onServerRunning: { _ in bound.yield(true); bound.finish() }, logger: quiet)
+        let task = Task { defer { bound.finish() }; try await app.run() }
+        var iterator = stream.makeAsyncIterator()
+        guard await iterator.next() == true else {
+            _ = try await task.value
+            throw AgentError.setup("cannot serve metrics on \(metrics.settings.host):\(metrics.settings.port)")
+        }
+        return task
     }
 
     static let vaultHeader = HTTPField.Name(VaultIdentity.header)!

@@ -133,6 +133,11 @@ extension Vault {
     public func auditRecords(account: String? = nil, since: Date? = nil) throws(VaultError) -> [AuditRecord] {
         try read { records in try records.auditRecords(account: account, since: since.map(Timestamp.string)) }
     }
+
+    /// When the last audit row was appended (the agent's metrics), nil for an empty log.
+    public func lastAuditTime() throws(VaultError) -> Date? {
+        try readStatement { records in try records.lastAuditRow().flatMap { Timestamp.parse($0.0.at) } }
+    }
 }
 
 extension UnlockedVault {

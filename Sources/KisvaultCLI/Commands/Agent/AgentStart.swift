@@ -45,6 +45,15 @@ extension AgentCommand {
         @Flag(help: "Stay in the foreground (logs on stderr).") var foreground = false
         @Option(name: .customLong("log-format"), help: ArgumentHelp("With --foreground: text lines, or one JSON object per line (time, level, event, account, code).", valueName: "text|json"))
         var logFormat: LogFormat = .text
+        @Option(name: .customLong("metrics"), help: ArgumentHelp("Serve Prometheus metrics on this loopback address (GET /metrics).", valueName: "host:port"))
+        var metrics: String?
+        @Flag(name: .customLong("metrics-no-account-labels"), help: "With --metrics: no series per account (a vault of thousands).")
+        var metricsNoAccountLabels = false
+
+        /// `--metrics` checked: loopback only.
+        var metricsSettings: MetricsSettings? {
+            get throws { try metrics.map { try MetricsSettings(address: $0, accountLabels: !metricsNoAccountLabels) } }
+        }
         @Option(name: .customLong("renew-before"), help: ArgumentHelp("Renew approval keys and tokens with less than this left (off by default).", valueName: "duration"))
         var renewBefore: DurationArgument?
         @Option(name: .customLong("renew-tag"), help: ArgumentHelp("With --renew-before: only the accounts with this tag.", valueName: "tag"))
@@ -53,6 +62,7 @@ extension AgentCommand {
         var renewInterval = DurationArgument(seconds: 60, text: "1m")
 
         func validate() throws {
+            do { _ = try metricsSettings } catch { throw ValidationError("\(error)") }
             guard let renewBefore else {
                 if renewTag != nil { throw ValidationError("--renew-tag selects what --renew-before renews: give --renew-before too") }
                 return
@@ -85,7 +95,8 @@ extension AgentCommand {
                 let socketPath = lifecycle.socketPath, vaultPath = options.path
                 let json = logFormat == .json, serving = logger
                 try await lifecycle.serve(vault: unlocked, settings: manager.settings(busyTimeout: options.busyTimeout), idleLock: idleLock.seconds > 0 ? idleLock.seconds : nil,
-                                          maxLock: maxLock.seconds > 0 ? maxLock.seconds : nil, renewal: renewal, logger: logger) {
+                                          maxLock: maxLock.seconds > 0 ? maxLock.seconds : nil, renewal: renewal, metrics: try metricsSettings,
+                                          logger: logger) {
                     // The agent serves whether or not its starter reads this line.
                     try? Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")
                     if json {
@@ -104,6 +115,7 @@ extension AgentCommand {
                 if let renewBefore { arguments += ["--renew-before", renewBefore.text, "--renew-interval", renewInterval.text] }
                 if let renewTag { arguments += ["--renew-tag", renewTag] }
                 arguments += ["--log-format", logFormat.rawValue]
+                if let metrics { arguments += ["--metrics", metrics] + (metricsNoAccountLabels ? ["--metrics-no-account-labels"] : []) }
                 let pid = try lifecycle.detach(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
                                                arguments: arguments, passphrase: passphrase, environment: ProcessInfo.processInfo.environment)
                 try Terminal.out("KISVAULT_AGENT_SOCK=\(lifecycle.socketPath); export KISVAULT_AGENT_SOCK;")
