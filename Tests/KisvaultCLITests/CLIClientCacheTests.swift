@@ -9,7 +9,8 @@ import Testing
 @Suite struct CLIClientCacheTests {
     /// The versions the formats were written against (docs/INTEGRATIONS.md), and what two of
     /// them import without declaring it (PyKis typing_extensions, mojito2 pandas).
-    static let packages = ["python-kis==2.1.6", "kis-trader==0.12.2", "mojito2==0.1.6", "typing_extensions==4.12.2", "pandas==2.2.3"]
+    static let packages = ["python-kis==2.1.6", "kis-trader==0.12.2", "mojito2==0.1.6", "korea-investment-stock==0.19.0", "pyyaml==6.0.2",
+                           "typing_extensions==4.12.2", "pandas==2.2.3"]
 
     static func pypiReachable() -> Bool {
         if ProcessInfo.processInfo.environment["KISVAULT_REQUIRE_PYPI"] == "1" { return true }
@@ -56,11 +57,23 @@ import Testing
             os.chdir(files)
             broker = mojito.KoreaInvestment(api_key=appkey, api_secret=appsecret, acc_no=account, mock=False)
             print(broker.access_token.removeprefix("Bearer "))
+        elif client == "korea-investment-stock":
+            from pathlib import Path
+            from korea_investment_stock.token.manager import TokenManager
+            from korea_investment_stock.token.storage import FileTokenStorage
+            import korea_investment_stock.token.manager as manager_module
+            class Answer:
+                def __init__(self, status, body): self.status_code, self.body = status, body
+                def raise_for_status(self): pass
+                def json(self): return self.body
+            manager_module.requests.post = lambda url, headers=None, json=None: Answer(*ask_mock(json))
+            manager = TokenManager(storage=FileTokenStorage(Path(files) / "token.key"), base_url=mock, api_key=appkey, api_secret=appsecret)
+            print(manager.get_valid_token().removeprefix("Bearer "))
         """
 
     @Test(.enabled("PyPI is unreachable, and the clients come from there (set KISVAULT_REQUIRE_PYPI=1 to fail instead)", { Self.pypiReachable() }))
     func theClientsPeopleRunUseTheExportedTokenAndAskForNone() async throws {
-        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 4)
+        let (box, mock, accounts) = try await CLICredentialTests.setUp(count: 5)
         let venv = box.dir + "/venv"
         let made = try await box.runAsync(["-m", "venv", venv], tool: "", wrapper: ["/usr/bin/env", "python3"], timeout: 120)
         try #require(made.status == 0, "python3 -m venv: \(made.stderr)")
@@ -76,7 +89,7 @@ import Testing
         }
 
         // The control: started on nothing, each client asks for a token of its own.
-        for (client, account) in zip(["pykis", "kis-trader", "mojito2"], accounts.dropFirst()) {
+        for (client, account) in zip(["pykis", "kis-trader", "mojito2", "korea-investment-stock"], accounts.dropFirst()) {
             let empty = box.dir + "/empty-" + client
             try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
             let before = mock.requests("/oauth2/tokenP")
@@ -96,7 +109,7 @@ import Testing
         #expect(mock.requests("/oauth2/tokenP") == issued)
         #expect(try await box.runAsync(["account", "edit", a.name, "--hts-id", "tester01"]).status == 0)
 
-        for (client, extra) in [("pykis", [String]()), ("kis-trader", []), ("mojito2", ["--plaintext"])] {
+        for (client, extra) in [("pykis", [String]()), ("kis-trader", []), ("mojito2", ["--plaintext"]), ("korea-investment-stock", ["--plaintext"])] {
             let files = box.dir + "/" + client
             let export = try await box.runAsync(["token", "export", a.name, "--format", client, "--dir", files] + extra)
             #expect(export.status == 0, "\(client): \(export.stderr)")
@@ -115,7 +128,7 @@ import Testing
         // The hand-outs of the app credentials are audited, one per export (the refused
         // PyKis export too: its HTS id was read from the vault to find it missing).
         let audit = try await box.runAsync(["audit", "list", "--account", a.name, "--format", "json"])
-        #expect(audit.stdout.components(separatedBy: "\"token.export\"").count - 1 == 4, "\(audit.stdout)")
+        #expect(audit.stdout.components(separatedBy: "\"token.export\"").count - 1 == 5, "\(audit.stdout)")
         await mock.stop()
     }
 }

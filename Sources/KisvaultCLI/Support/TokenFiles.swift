@@ -18,6 +18,8 @@ enum TokenFileFormat: String, ExpressibleByArgument, CaseIterable {
     case kisTrader = "kis-trader"
     /// mojito2: `token.dat`, a pickled dict with the token, its end and the app credentials.
     case mojito2
+    /// korea-investment-stock 0.19: `token.key` (its FileTokenStorage), the same pickled dict.
+    case koreaInvestmentStock = "korea-investment-stock"
     /// `ACCOUNT.env`: shell assignments.
     case env
     /// `ACCOUNT.token.json`.
@@ -33,10 +35,11 @@ enum TokenFileFormat: String, ExpressibleByArgument, CaseIterable {
     }
 
     /// Whether the file is named after, or holds, the app credentials.
-    var needsApp: Bool { [.pykis, .kisTrader, .mojito2].contains(self) }
+    var needsApp: Bool { [.pykis, .kisTrader, .mojito2, .koreaInvestmentStock].contains(self) }
 
-    /// Whether the file holds the appsecret in clear (mojito2 compares it with its own).
-    var holdsAppsecret: Bool { self == .mojito2 }
+    /// Whether the file holds the appsecret in clear (mojito2 and korea-investment-stock
+    /// compare it with their own).
+    var holdsAppsecret: Bool { self == .mojito2 || self == .koreaInvestmentStock }
 
     /// Where the reader looks when the user has not moved it.
     func defaultDirectory(_ environment: [String: String]) -> String {
@@ -47,6 +50,7 @@ enum TokenFileFormat: String, ExpressibleByArgument, CaseIterable {
         case .kisTrader:
             let cache = environment["XDG_CACHE_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? home + "/.cache"
             return cache + "/kis-trader/tokens"
+        case .koreaInvestmentStock: return home + "/.cache/kis"
         case .mojito2, .env, .json: return "."
         }
     }
@@ -98,9 +102,9 @@ enum TokenFiles {
             let environment = app.environment == .real ? "real" : "paper"
             let name = "\(environment)-\(Digest.sha256Hex(app.appkey.copyBytes()).prefix(16)).json"
             return (name, try json(["access_token": input.token, "expires_at": Int(validUntil.timeIntervalSince1970)]))
-        case .mojito2:
-            // mojito2 keeps tokenP's answer with `timestamp` (the end, epoch seconds) and the
-            // appkey and appsecret it compares with its own before using the token.
+        case .mojito2, .koreaInvestmentStock:
+            // Both keep tokenP's answer with `timestamp` (the end, epoch seconds) and the
+            // appkey and appsecret they compare with their own before using the token.
             let app = try required(input)
             let contents = Pickle.dictionary([
                 ("access_token", .text(input.token)), ("token_type", .text("Bearer")),
@@ -109,7 +113,7 @@ enum TokenFiles {
                 ("timestamp", .integer(Int(validUntil.timeIntervalSince1970))),
                 ("api_key", .text(app.appkey.utf8String())), ("api_secret", .text(app.appsecret.utf8String())),
             ])
-            return ("token.dat", contents)
+            return (format == .mojito2 ? "token.dat" : "token.key", contents)
         case .env:
             let text = "KIS_ACCESS_TOKEN=\(input.token)\nKIS_ACCESS_TOKEN_EXPIRES_AT=\(Int(input.expiresAt.timeIntervalSince1970))\n"
                 + "KIS_ACCESS_TOKEN_EXPIRES_KST='\(CredentialRules.koreaTime(input.expiresAt))'\n"

@@ -19,6 +19,8 @@ extension TokenCommand {
                   kis-trader  <real|paper>-<sha256 of appkey>.json
                               [~/.cache/kis-trader/tokens]
                   mojito2     token.dat, with the appkey and appsecret (--plaintext) [.]
+                  korea-investment-stock
+                              token.key, the same (--plaintext) [~/.cache/kis]
                   env         ACCOUNT.env: KIS_ACCESS_TOKEN and its expiry [.]
                   json        ACCOUNT.token.json [.]
                 Each reader is told the token ends --min-ttl before it does; PyKis and \
@@ -32,11 +34,11 @@ extension TokenCommand {
         @OptionGroup var options: VaultOptions
         @OptionGroup var manager: ManagerOptions
         @Argument(help: "The account.", completion: Completions.accounts) var account: String
-        @Option(name: .customLong("format"), help: ArgumentHelp("kis-sample, pykis, kis-trader, mojito2, env or json.", valueName: "format"))
+        @Option(name: .customLong("format"), help: ArgumentHelp("kis-sample, pykis, kis-trader, mojito2, korea-investment-stock, env or json.", valueName: "format"))
         var exportFormat: TokenFileFormat
         @Option(help: ArgumentHelp("The directory to write into (default: where that client looks; env, json, mojito2: the current one).", valueName: "dir"))
         var dir: String?
-        @Flag(help: "Allow a format that holds the appsecret in clear (mojito2).") var plaintext = false
+        @Flag(help: "Allow a format that holds the appsecret in clear (mojito2, korea-investment-stock).") var plaintext = false
         @OptionGroup var minTTL: MinTTLOptions
 
         func validate() throws {
