@@ -11,7 +11,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # systemd-analyze, which checks the unit files).
 DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config curl util-linux bsdutils procps postgresql openssl systemd prometheus
 
-.PHONY: deps build test install man demo bench fuzz clean
+.PHONY: deps build test install man demo bench fuzz deb clean
 
 deps:
 	@missing=""; \
@@ -67,6 +67,13 @@ demo: deps
 
 bench: deps
 	bash scripts/bench.sh
+
+# The Debian package (scripts/make-deb.sh): the static release binary, man page,
+# completions, systemd units and alerting rules, built with dpkg-deb and checked with
+# lintian. Not part of `make test`: it needs the release build (docs/OPERATIONS.md).
+deb: deps
+	$(SUDO) apt-get install -y -qq lintian >/dev/null 2>&1 || true
+	bash scripts/make-deb.sh
 
 # libFuzzer on the parsers of untrusted input, 10 minutes per target (FUZZ_SECONDS);
 # the corpus it keeps is in Tests/Fuzz/corpus and `make test` replays it.
