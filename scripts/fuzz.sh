@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make fuzz`: libFuzzer (swiftc -sanitize=fuzzer, with AddressSanitizer) on the parsers of
-# untrusted input: the CSV, JSON and kis_devlp.yaml account file readers and the KIS answer
-# decoder. Each target runs for FUZZ_SECONDS (default 600) with a 2 GiB memory cap and a
+# untrusted input: the CSV, JSON and kis_devlp.yaml account file readers, the KIS answer
+# decoder and the WebSocket registration answer reader. Each target runs for FUZZ_SECONDS (default 600) with a 2 GiB memory cap and a
 # 10 s per-input timeout, so a crash, a hang or unbounded memory each fail it. New inputs
 # go to .build-fuzz/corpus/TARGET; what adds coverage is merged into Tests/Fuzz/corpus/TARGET
 # (committed, and replayed by `make test` in FuzzCorpusTests).
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-600}
 jobs=${FUZZ_JOBS:-2}
-targets=${FUZZ_TARGETS:-"csv json kis_yaml kis_response"}
+targets=${FUZZ_TARGETS:-"csv json kis_yaml kis_response kis_ws_answer"}
 scratch=.build-fuzz
 san=(-sanitize=fuzzer,address)
 
@@ -27,6 +27,9 @@ build() {
             swiftc "${san[@]}" -parse-as-library -module-name KISAPIFuzz -o "$out" \
                 Sources/KISAPI/KISResponse.swift Sources/KISAPI/KISError.swift Sources/KISAPI/KISShapes.swift \
                 Sources/KISAPI/KISCredential.swift Sources/KISAPI/KISFacts.swift Tests/Fuzz/Targets/kis_response.swift ;;
+        kis_ws_answer)
+            swiftc "${san[@]}" -parse-as-library -module-name KISAPIFuzz -o "$out" \
+                Sources/KISAPI/KISWebSocketAnswer.swift Sources/KISAPI/KISShapes.swift Tests/Fuzz/Targets/kis_ws_answer.swift ;;
         *)
             # shellcheck disable=SC2086
             swiftc "${san[@]}" -parse-as-library -I "$bin/Modules" -I "$scratch/checkouts/Yams/Sources/CYaml/include" \

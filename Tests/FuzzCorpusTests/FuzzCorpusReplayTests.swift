@@ -37,6 +37,18 @@ import Testing
         }
     }
 
+    @Test func kisWebSocketAnswers() throws {
+        let inputs = try Self.inputs("kis_ws_answer")
+        #expect(inputs.count >= 5)
+        for (name, data) in inputs {
+            if case .rejected(let code, let message) = KISWebSocketAnswer.outcome(of: String(decoding: data, as: UTF8.self)) {
+                #expect(code == "malformed" || KISShapes.isCode(code), "\(name)")
+                #expect(Self.isClean(message) && message.count <= KISShapes.maxMessage + 1, "\(name)")
+            }
+        }
+        #expect(KISWebSocketAnswer.outcome(of: String(decoding: try #require(inputs.first { $0.0 == "seed-ok" }?.1), as: UTF8.self)) == .ok)
+    }
+
     @Test func kisResponses() throws {
         let inputs = try Self.inputs("kis_response")
         #expect(inputs.count >= 5)
