@@ -180,6 +180,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "CredentialServiceTests",
+            dependencies: ["CredentialService", "KeyManager", "KISAPI", "KISMock", "VaultStore", "VaultCrypto", "VaultTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "KeyManagerTests",
             dependencies: ["KeyManager", "KISAPI", "KISMock", "VaultStore", "VaultCrypto", "VaultTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
