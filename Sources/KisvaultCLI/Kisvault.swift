@@ -146,6 +146,9 @@ public struct Kisvault: AsyncParsableCommand {
         default:
             return error
         }
+        // Names are at most 64 characters: a longer one is near none, and would cost the
+        // edit distance its square.
+        guard name.count <= 64 else { return error }
         let given = arguments.firstIndex(of: "--vault").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
             ?? arguments.first { $0.hasPrefix("--vault=") }.map { String($0.dropFirst("--vault=".count)) }
         guard let vault = try? Vault.open(path: VaultOptions.path(given: given), mode: .readOnly) else { return error }
