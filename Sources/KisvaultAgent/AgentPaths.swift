@@ -1,3 +1,4 @@
+import CredentialService
 import Foundation
 import VaultStore
 #if canImport(Glibc)
@@ -45,6 +46,15 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
     case protocolError(String)
     /// The socket's directory or the process serving it is not this user's.
     case untrusted(String)
+
+    /// Its row of the one table (``ErrorCode``), from which the CLI's exit status comes.
+    public var code: ErrorCode {
+        switch self {
+        case .notRunning: .notFound
+        case .alreadyRunning: .badRequest
+        case .setup, .protocolError, .untrusted: .vaultError
+        }
+    }
 
     /// True for ``untrusted(_:)``: a refusal to pass on, never a reason to fall back quietly.
     public var isUntrusted: Bool {

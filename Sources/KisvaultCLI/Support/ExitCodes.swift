@@ -71,15 +71,19 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
         }
     }
 
-    var exit: KisvaultExit {
+    /// Its row of the one table (``ErrorCode``); nil only for a reader that went away,
+    /// which is not an error but exit 141.
+    var code: ErrorCode? {
         switch self {
-        case .noPassphrase, .passphraseSource: return .locked
-        case .passphraseMismatch, .emptyPassphrase, .badInput, .declined: return .usage
-        case .output, .io: return .failure
-        case .notFound: return .notFound
-        case .readerGone: return .readerGone
+        case .noPassphrase, .passphraseSource: .locked
+        case .passphraseMismatch, .emptyPassphrase, .badInput, .declined: .badRequest
+        case .output, .io: .vaultError
+        case .notFound: .notFound
+        case .readerGone: nil
         }
     }
+
+    var exit: KisvaultExit { code.map(KisvaultExit.init) ?? .readerGone }
 }
 
 extension KisvaultExit {
@@ -102,11 +106,7 @@ func report(_ error: any Error) -> KisvaultExit {
         return error.exit
     case let error as AgentError:
         Terminal.note(error.description)
-        switch error {
-        case .notRunning: return .notFound
-        case .alreadyRunning: return .usage
-        case .setup, .protocolError, .untrusted: return .failure
-        }
+        return KisvaultExit(error.code)
     case let error as ServiceError:
         Terminal.note(error.description)
         return KisvaultExit(error.code)
