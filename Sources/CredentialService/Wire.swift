@@ -157,6 +157,15 @@ public struct RevokeAnswer: Sendable, Codable, Equatable {
 }
 
 /// One account's credential state of one kind, without secrets.
+/// What a stored credential is, at a time: the one freshness rule of listings, `status` and
+/// the agent's metrics.
+public enum CredentialState: String, Sendable, Codable, CaseIterable {
+    case fresh, expiring, expired, none, rejected
+
+    /// What "expiring" means where nobody says: ten minutes left.
+    public static let expiringWithin: TimeInterval = 600
+}
+
 public struct CredentialStatus: Sendable, Codable {
     public var account: String
     public var environment: AccountEnvironment
@@ -178,6 +187,15 @@ public struct CredentialStatus: Sendable, Codable {
         rejectedCode = snapshot.rejectedCode
         rejectedMessage = snapshot.rejectedMessage
         lastError = snapshot.lastError
+    }
+
+    /// Its state at `now` (the vault's clock): rejected, none stored, expired, expiring
+    /// within `expiringWithin`, else fresh.
+    public func state(at now: Date, expiringWithin: TimeInterval = CredentialState.expiringWithin) -> CredentialState {
+        if rejectedCode != nil { return .rejected }
+        guard let expires = expiresAt.flatMap(Timestamp.parse) else { return .none }
+        let left = expires.timeIntervalSince(now)
+        return left <= 0 ? .expired : left < expiringWithin ? .expiring : .fresh
     }
 
     enum CodingKeys: String, CodingKey {

@@ -1,3 +1,4 @@
+import CredentialService
 import Foundation
 import Hummingbird
 import KeyManager
@@ -83,16 +84,14 @@ public final class AgentMetrics: @unchecked Sendable {
         if let manager = try? state.begin(activity: false) {
             defer { state.end(manager, activity: false) }
             let vault = manager.vault.vault
-            let now = MachineClock.now().addingTimeInterval(vault.storage.clockOffset())
+            let now = vault.now()
             family("kisvault_credentials", "gauge", "Stored credentials by kind and state (fresh, expiring within 10 minutes, expired, none, rejected).")
             var expiries: [(CredentialKind, String, Double)] = []
             for kind in CredentialKind.allCases {
-                var states: [String: Int] = ["fresh": 0, "expiring": 0, "expired": 0, "none": 0, "rejected": 0]
+                var states = Dictionary(uniqueKeysWithValues: CredentialState.allCases.map { ($0.rawValue, 0) })
                 for snapshot in (try? vault.issuanceSnapshots(kind: kind)) ?? [] {
-                    let left = snapshot.current.map { $0.expiresAt.timeIntervalSince(now) }
-                    let name = snapshot.rejectedCode != nil ? "rejected" : left.map { $0 <= 0 ? "expired" : $0 < 600 ? "expiring" : "fresh" } ?? "none"
-                    states[name, default: 0] += 1
-                    if let left { expiries.append((kind, snapshot.account, left)) }
+                    states[CredentialStatus(snapshot).state(at: now).rawValue, default: 0] += 1
+                    if let current = snapshot.current { expiries.append((kind, snapshot.account, current.expiresAt.timeIntervalSince(now))) }
                 }
                 for (name, count) in states.sorted(by: { $0.key < $1.key }) { sample("kisvault_credentials", [("kind", kind.rawValue), ("state", name)], Double(count)) }
             }

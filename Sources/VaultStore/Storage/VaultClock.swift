@@ -11,6 +11,13 @@ public enum MachineClock {
     public static func now() -> Date { Date().addingTimeInterval(offset) }
 }
 
+extension Vault {
+    /// This vault's clock: this machine's, corrected to a team vault's server. The one that
+    /// doctor, the agent's metrics and the credential service read (the key manager adds
+    /// the same offset to its own, injectable, clock).
+    public func now() -> Date { MachineClock.now().addingTimeInterval(storage.clockOffset()) }
+}
+
 /// How far a storage's clock is ahead of this machine's: zero for a vault file (the
 /// machine's clock is the only one), measured from the server for a team vault, so that
 /// every machine decides leases, the token minute and expiry by one clock.

@@ -189,9 +189,7 @@ final class Interrupt: @unchecked Sendable {
 }
 
 /// A credential's state as `status` reports it.
-enum CredentialState: String, ExpressibleByArgument, CaseIterable, Encodable {
-    case fresh, expiring, expired, none, rejected
-}
+extension CredentialState: ExpressibleByArgument {}
 
 /// `status`: per account, the credential's state; no passphrase needed.
 struct StatusCommand {
@@ -213,7 +211,7 @@ struct StatusCommand {
             var issuedAt: String?, expiresAt: String?, errorCode: String?, error: String?
         }
         var items = statuses.map { s -> Item in
-            let state = Self.state(of: s, now: now, expiringWithin: expiringWithin)
+            let state = s.state(at: now, expiringWithin: expiringWithin)
             // The last error is shown only where it still explains the state: a failed
             // issuance followed by a good one is history, not news.
             let error = state == .fresh || state == .expiring ? nil : s.rejectedMessage ?? s.lastError
@@ -232,16 +230,6 @@ struct StatusCommand {
             for item in items { counts[item.state, default: 0] += 1 }
             Terminal.note(CredentialState.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", "))
         }
-    }
-}
-
-extension StatusCommand {
-    /// What `status` calls a stored credential at `now`.
-    static func state(of status: CredentialStatus, now: Date, expiringWithin: TimeInterval) -> CredentialState {
-        if status.rejectedCode != nil { return .rejected }
-        guard let expires = status.expiresAt.flatMap(Timestamp.parse) else { return .none }
-        let left = expires.timeIntervalSince(now)
-        return left <= 0 ? .expired : left < expiringWithin ? .expiring : .fresh
     }
 }
 

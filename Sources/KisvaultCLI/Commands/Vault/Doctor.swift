@@ -27,7 +27,7 @@ struct Doctor: AsyncParsableCommand {
     func run() throws {
         let vault = try options.open(.readOnly)
         var checks = vault.healthChecks()
-        checks.append(vault.timeCheck(now: MachineClock.now().addingTimeInterval(vault.storage.clockOffset()), longestLifetime: CredentialRules.longestLifetime))
+        checks.append(vault.timeCheck(now: vault.now(), longestLifetime: CredentialRules.longestLifetime))
         if !skipUnlock {
             let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
             checks += unlocked.secretChecks()

@@ -51,7 +51,7 @@ struct StatusOverview: AsyncParsableCommand {
             for kind in [CredentialKind.approval, .token] {
                 var byState = Dictionary(uniqueKeysWithValues: CredentialState.allCases.map { ($0.rawValue, 0) })
                 for status in try await service.status(kind, tag: nil) {
-                    byState[StatusCommand.state(of: status, now: now, expiringWithin: 600).rawValue, default: 0] += 1
+                    byState[status.state(at: now).rawValue, default: 0] += 1
                 }
                 counts[kind] = byState
             }
