@@ -28,21 +28,17 @@ extension UnlockedVault {
         guard state != FieldBinding.done else { return }
         legacyFields.set(true)
         do {
-            let count = try vault.write { records -> Int in
-                var count = 0
-                for account in try records.sealedAccounts() {
-                    count += try rebind(records, account, environment: account.environment, name: account.name) ? 1 : 0
+            try vault.write { records in
+                let accounts = try records.sealedAccounts()
+                for account in accounts {
+                    try rebind(records, account, environment: account.environment, name: account.name)
                 }
-                let names = Dictionary(uniqueKeysWithValues: try records.sealedAccounts().map { ($0.id, $0.name) })
                 for stored in try records.allCredentials() {
-                    guard let name = names[stored.accountID] else { continue }
-                    try reseal(records, stored, from: name, to: name)
+                    try reseal(records, stored, from: stored.account, to: stored.account)
                 }
                 try records.setMetaText(FieldBinding.metaKey, FieldBinding.done)
-                try audit(records, action: "vault.upgrade", detail: "fields of \(count) accounts bound to their names")
-                return count
+                try audit(records, action: "vault.upgrade", detail: "fields of \(accounts.count) accounts bound to their names")
             }
-            _ = count
             legacyFields.set(false)
         } catch {
             // Left for the next unlock that can write; read as they are meanwhile.
@@ -50,27 +46,17 @@ extension UnlockedVault {
     }
 
     /// Re-seals every field of `account` for `environment` and `name` (the account's own
-    /// when an older vault is bound); returns whether any was unbound. Opened under the
-    /// account's current binding (or, for an older vault, none).
-    @discardableResult
-    func rebind(_ records: any VaultRecords, _ account: SealedAccount, environment: AccountEnvironment, name: String) throws -> Bool {
+    /// when an older vault is bound), each opened under the account's current binding
+    /// (``openField(_:kind:recordID:binding:field:)``: an older vault's, under none).
+    func rebind(_ records: any VaultRecords, _ account: SealedAccount, environment: AccountEnvironment, name: String) throws {
         let old = FieldBinding.account(account.environment, account.name)
         let new = FieldBinding.account(environment, name)
-        var unbound = false
         func reseal(_ blob: Data, _ field: AccountField) throws -> Data {
-            let value: SecureBytes
             do {
-                value = try keys.open(blob, kind: AccountField.kind, recordID: account.id, binding: old, field: field.rawValue)
+                return seal(try openField(blob, kind: AccountField.kind, recordID: account.id, binding: old, field: field.rawValue), account.id, field, new)
             } catch {
-                guard legacyFields.isSet else { throw VaultError.fieldAuthenticationFailed(account: account.name, field: field.rawValue) }
-                do {
-                    value = try keys.open(blob, kind: AccountField.kind, recordID: account.id, binding: .legacy, field: field.rawValue)
-                } catch {
-                    throw VaultError.fieldAuthenticationFailed(account: account.name, field: field.rawValue)
-                }
-                unbound = true
+                throw VaultError.fieldAuthenticationFailed(account: account.name, field: field.rawValue)
             }
-            return seal(value, account.id, field, new)
         }
         let appkey = try reseal(account.appkey, .appkey), appsecret = try reseal(account.appsecret, .appsecret)
         let number = try account.accountNumber.map { try reseal($0, .accountNumber) }
@@ -78,7 +64,6 @@ extension UnlockedVault {
         try records.updateAccount(id: account.id, .appCredentials(fingerprint: account.appkeyFingerprint, appkey: appkey, appsecret: appsecret, at: nil))
         try records.updateAccount(id: account.id, .accountNumber(number))
         try records.updateAccount(id: account.id, .htsID(hts))
-        return unbound
     }
 
     /// Re-seals the stored credentials of account `id` from name `old` to `new`.
