@@ -36,8 +36,8 @@ extension Vault {
         }
     }
 
-    /// Names kisvault would not have written (an edit with psql or sqlite3): listed escaped,
-    /// so a name holding U+202E or an escape cannot rewrite the report.
+    /// Names kisvault would not have written (an edit with psql or sqlite3). The report
+    /// shows them as every text from outside is shown: escaped where it is printed.
     func nameCheck() -> DoctorCheck {
         do {
             let summaries = try accounts()
@@ -45,7 +45,7 @@ extension Vault {
             for summary in summaries {
                 for (what, text) in [("account name", summary.name)] + summary.tags.map { ("tag", $0) } {
                     do { try Names.validate(text, what: what) } catch {
-                        broken.append("\(what) \(text.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7f ? String($0) : String(format: "\\u{%x}", $0.value) }.joined())")
+                        broken.append("\(what) \(text)")
                     }
                 }
             }

@@ -53,15 +53,18 @@ public enum Terminal {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        return escapingC1(String(decoding: try encoder.encode(value), as: UTF8.self))
+        return escapingControls(String(decoding: try encoder.encode(value), as: UTF8.self))
     }
 
-    /// JSON text with C1 controls (which JSON leaves raw) written as `\u0080`..`\u009f`.
-    static func escapingC1(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: { (0x80...0x9f).contains($0.value) }) else { return text }
+    /// JSON text with what JSON leaves raw and ``isControl(_:)`` counts as a control (C1,
+    /// the bidirectional controls, the line separators) written as `\uXXXX`: the JSON means
+    /// the same, and a terminal showing it is not rewritten.
+    static func escapingControls(_ text: String) -> String {
+        func raw(_ scalar: Unicode.Scalar) -> Bool { scalar.value >= 0x80 && isControl(scalar) }
+        guard text.unicodeScalars.contains(where: raw) else { return text }
         var out = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
-            if (0x80...0x9f).contains(scalar.value) {
+            if raw(scalar) {
                 out.append(contentsOf: String(format: "\\u%04x", scalar.value).unicodeScalars)
             } else {
                 out.append(scalar)
