@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import VaultTestSupport
 
 /// Runs the built `kisvault` binary as a user would: arguments, a clean environment,
@@ -138,6 +139,13 @@ final class CLISandbox: @unchecked Sendable {
 
     /// Every row of every table: equal dumps mean the vault did not change.
     func dump() throws -> String { try VaultDump.rows(vault) }
+
+    /// Edits the vault file past kisvault, as `sqlite3` would (the tamper tests).
+    func tamper(_ body: @escaping @Sendable (Database) throws -> Void) async throws {
+        let queue = try DatabaseQueue(path: vault)
+        try await queue.write(body)
+        try await queue.close()
+    }
 
     struct MountFailed: Error, CustomStringConvertible { var description: String }
 

@@ -228,16 +228,12 @@ import FoundationNetworking
         let rtl = box.write("rtl.csv", "name,environment,appkey,appsecret\nev\u{202e}il,mock,\(k),\(s)\n")
         let refusal = try await box.runAsync(["account", "import", rtl])
         #expect(refusal.status == 2 && !refusal.stderr.contains("\u{202e}") && refusal.stderr.contains("\\u{202e}"), "\(refusal.stderr)")
-        let queue = try DatabaseQueue(path: box.vault)
-        try await queue.write { try $0.execute(sql: "UPDATE accounts SET name = 'al\u{202e}pha' WHERE name = 'alpha'") }
-        try await queue.close()
+        try await box.tamper { try $0.execute(sql: "UPDATE accounts SET name = 'al\u{202e}pha' WHERE name = 'alpha'") }
         let listed = try await box.runAsync(["account", "list"])
         #expect(!listed.stdout.contains("\u{202e}") && listed.stdout.contains("al\\u{202e}pha"), "\(listed.stdout)")
         let doctor = try await box.runAsync(["doctor", "--skip-unlock"])
         #expect(doctor.status == 1 && doctor.stdout.contains("breaking the name rules") && !doctor.stdout.contains("\u{202e}"), "\(doctor.stdout)")
-        let restore = try DatabaseQueue(path: box.vault)
-        try await restore.write { try $0.execute(sql: "UPDATE accounts SET name = 'alpha' WHERE name <> 'alpha'") }
-        try await restore.close()
+        try await box.tamper { try $0.execute(sql: "UPDATE accounts SET name = 'alpha' WHERE name <> 'alpha'") }
         // A hostile server: an approval key with escapes and a newline is refused, not
         // stored, not printed; an error text with escapes is kept only cleaned.
         let (hostile, mock, accounts) = try await CLICredentialTests.setUp(count: 2) {

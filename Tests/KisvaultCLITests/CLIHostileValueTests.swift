@@ -153,8 +153,7 @@ extension CLIHostileValueTests {
         let first = try await box.runAsync(["token", "get", ahead])
         // A machine three hours ahead wrote the first account's times; the second's were
         // edited to year 9999.
-        let queue = try DatabaseQueue(path: box.vault)
-        try await queue.write { db in
+        try await box.tamper { db in
             let later = Timestamp.string(Date().addingTimeInterval(3 * 3600))
             let laterEnd = Timestamp.string(Date().addingTimeInterval(27 * 3600))
             for (name, issued, expires) in [(ahead, later, laterEnd), (edited, "9999-01-01T00:00:00.000Z", "9999-01-02T00:00:00.000Z")] {
@@ -162,7 +161,6 @@ extension CLIHostileValueTests {
                 try db.execute(sql: "UPDATE issuance SET last_request_at = ? WHERE kind = 'token' AND account_id = (SELECT id FROM accounts WHERE name = ?)", arguments: [issued, name])
             }
         }
-        try await queue.close()
         let doctor = try await box.runAsync(["doctor", "--skip-unlock"])
         #expect(doctor.stdout.contains("times") && doctor.stdout.contains("\(ahead) (token)") && doctor.stdout.contains("\(edited) (token)"), "\(doctor.stdout)")
         // Both are issued again at once (past KIS's real minute on the mock's clock too),
@@ -223,13 +221,11 @@ extension CLIHostileValueTests {
         let (a, b) = (accounts[0].name, accounts[1].name)
         for name in [a, b] { #expect(try await box.runAsync(["token", "get", name]).status == 0) }
         func swap() async throws {
-            let queue = try DatabaseQueue(path: box.vault)
-            try await queue.write { db in
+            try await box.tamper { db in
                 try db.execute(sql: "UPDATE accounts SET name = 'swap-tmp' WHERE name = ?", arguments: [a])
                 try db.execute(sql: "UPDATE accounts SET name = ? WHERE name = ?", arguments: [a, b])
                 try db.execute(sql: "UPDATE accounts SET name = ? WHERE name = 'swap-tmp'", arguments: [b])
             }
-            try await queue.close()
         }
         try await swap()
         try await Self.expectNothingHandedOut(box, a, sealedFor: b)
@@ -266,9 +262,7 @@ extension CLIHostileValueTests {
         try await box.initVault()
         #expect(try await box.addAccount("alpha", seed: 1).status == 0)
         #expect(try await box.addAccount("beta", seed: 2).status == 0)
-        let queue = try DatabaseQueue(path: box.vault)
-        try await queue.write { try $0.execute(sql: "DELETE FROM audit WHERE seq = 2") }
-        try await queue.close()
+        try await box.tamper { try $0.execute(sql: "DELETE FROM audit WHERE seq = 2") }
         let destination = box.dir + "/copy.db"
         let copy = try await box.runAsync(["vault", "copy", box.vault, destination])
         #expect(copy.status == 1 && copy.stderr.contains("the source fails its check 'audit chain'") && copy.stderr.contains("nothing was copied"), "\(copy.stderr)")
