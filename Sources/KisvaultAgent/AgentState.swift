@@ -42,6 +42,8 @@ final class AgentState: @unchecked Sendable {
     /// every later write go into an unlinked file that no other process sees.
     private var walIdentity: (dev_t, ino_t)?
     let logger: Logger
+    /// A team vault's ``VaultIdentity``, worked out once (its location does not change).
+    private let teamVault: String?
     /// What a re-unlocked manager is built from: the same KIS client (its pool outlives a
     /// lock), configuration and logger as the first.
     private let client: KISClient
@@ -54,6 +56,7 @@ final class AgentState: @unchecked Sendable {
         lastActivity = started
         self.manager = manager
         self.vaultPath = vaultPath
+        teamVault = PostgresLocation.isURL(vaultPath) ? VaultIdentity.of(vaultPath) : nil
         self.endpoints = manager.client.configuration.endpoints
         self.client = manager.client
         self.managerConfiguration = manager.configuration
@@ -73,7 +76,7 @@ final class AgentState: @unchecked Sendable {
     /// The ``VaultIdentity`` of the vault the agent unlocked: the file it opened (not
     /// whatever is at its path now), or the team vault's location.
     var servedVault: String? {
-        if PostgresLocation.isURL(vaultPath) { return VaultIdentity.of(vaultPath) }
+        if let teamVault { return teamVault }
         lock.lock(); defer { lock.unlock() }
         return vaultIdentity.map { "file:\($0.0):\($0.1)" }
     }
