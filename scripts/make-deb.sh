@@ -34,6 +34,8 @@ gzip -9n < .build-static/kisvault.1 > "$pkg/usr/share/man/man1/kisvault.1.gz"
 "$binary" --generate-completion-script fish > "$pkg/usr/share/fish/vendor_completions.d/kisvault.fish"
 install -m 0644 packaging/systemd/kisvault-agent.service "$pkg/lib/systemd/system/kisvault-agent.service"
 install -m 0644 packaging/systemd/user/kisvault-agent.service "$pkg/usr/lib/systemd/user/kisvault-agent.service"
+install -m 0644 packaging/systemd/kisvault-agent.socket "$pkg/lib/systemd/system/kisvault-agent.socket"
+install -m 0644 packaging/systemd/user/kisvault-agent.socket "$pkg/usr/lib/systemd/user/kisvault-agent.socket"
 install -m 0644 packaging/prometheus/kisvault-alerts.yml packaging/prometheus/kisvault-alerts.test.yml "$pkg/usr/share/doc/kisvault/examples/"
 chmod 0644 "$pkg"/usr/share/bash-completion/completions/kisvault "$pkg"/usr/share/zsh/vendor-completions/_kisvault "$pkg"/usr/share/fish/vendor_completions.d/kisvault.fish
 

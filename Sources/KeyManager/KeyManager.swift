@@ -22,6 +22,10 @@ public struct KeyManagerConfiguration: Sendable {
     public var now: @Sendable () -> Date = { MachineClock.now() }
     /// Words added to the detail of every issuance's audit row ("renewed by the agent").
     public var auditNote: String?
+    /// Sees every answer KIS gave to an issuance, single or bulk, stored or not (the
+    /// agent's metrics): the kind, and nil when KIS issued the credential, else the
+    /// failure's KIS code (its kind when KIS gave none), as the audit row names it.
+    public var issuanceObserver: (@Sendable (CredentialKind, _ failure: String?) -> Void)?
 
     public init() {}
 }
@@ -345,19 +349,24 @@ public final class KeyManager: Sendable {
     func request(_ claim: Claim) async throws(VaultError) -> RequestResult {
         let (appkey, secret) = try vault.openAppCredentials(claim.app)
         let environment = KISEnvironment(claim.app.environment)
+        let result: RequestResult
         do {
             switch claim.snapshot.kind {
             case .approval:
                 let key = try await client.approvalKey(environment: environment, appkey: appkey, secret: secret)
                 let issued = now()
-                return .issued(key.key, CredentialTimes(issuedAt: issued, expiresAt: issued.addingTimeInterval(KISFacts.approvalKeyLifetime)))
+                result = .issued(key.key, CredentialTimes(issuedAt: issued, expiresAt: issued.addingTimeInterval(KISFacts.approvalKeyLifetime)))
             case .token:
                 let token = try await client.accessToken(environment: environment, appkey: appkey, secret: secret, now: { self.now() })
-                return .issued(token.token, CredentialTimes(issuedAt: token.issuedAt, expiresAt: token.expiresAt))
+                result = .issued(token.token, CredentialTimes(issuedAt: token.issuedAt, expiresAt: token.expiresAt))
             }
         } catch {
-            return .failed(error)
+            result = .failed(error)
         }
+        if let observe = configuration.issuanceObserver {
+            if case .failed(let error) = result { observe(claim.snapshot.kind, Self.auditCode(error)) } else { observe(claim.snapshot.kind, nil) }
+        }
+        return result
     }
 
     /// Seals an issued credential for the claimed account, outside any transaction.
@@ -397,8 +406,12 @@ public final class KeyManager: Sendable {
             try tx.recordError(error.description)
         }
         let note = configuration.auditNote.map { " " + $0 } ?? ""
-        try tx.audit(action: "\(tx.snapshot.kind.rawValue).issue", outcome: .failed, detail: (error.code ?? "\(error.kind)") + note)
+        try tx.audit(action: "\(tx.snapshot.kind.rawValue).issue", outcome: .failed, detail: Self.auditCode(error) + note)
     }
+
+    /// How a failed issuance is named in its audit row and the metrics: KIS's code, else
+    /// the failure's kind.
+    static func auditCode(_ error: KISError) -> String { error.code ?? "\(error.kind)" }
 }
 
 extension KISEnvironment {

@@ -82,7 +82,7 @@ public enum AgentClient {
 
     /// Refuses a socket another user could have put there or serves: its directory must be
     /// a real directory owned by this user (or root) that nobody else can write to, and the
-    /// process listening on it (`SO_PEERCRED`) must run as this user.
+    /// process listening on it (`SO_PEERCRED`) must run as this user (or be root's).
     /// - Throws: ``AgentError/untrusted(_:)``.
     static func checkTrusted(socket path: String, fd: Int32) throws(AgentError) {
         let me = getuid()
@@ -104,7 +104,9 @@ public enum AgentClient {
         guard getsockopt(fd, SOL_SOCKET, PeerCredentials.option, &peer, &length) == 0 else {
             throw .untrusted("cannot tell who serves \(path) (SO_PEERCRED: \(String(cString: strerror(errno))))")
         }
-        guard peer.uid == me else {
+        // Root is trusted as the listener: systemd (pid 1, as root) calls listen() on a
+        // socket-activated agent's socket, and root can read any user's memory anyway.
+        guard peer.uid == me || peer.uid == 0 else {
             throw .untrusted("the process serving \(path) runs as uid \(peer.uid), not you (uid \(me)): not an agent of yours; nothing was sent to it")
         }
     }

@@ -15,6 +15,10 @@ import Glibc
 public struct AgentLifecycle: Sendable {
     public let vaultPath: String
     public let socketPath: String
+    /// The listening socket systemd handed this process (socket activation), if it did:
+    /// then `socketPath` is the path it is bound to, and the agent neither creates nor
+    /// removes anything there.
+    public let activation: SocketActivation?
 
     /// The argument that makes a re-executed kisvault leave the starting terminal's
     /// session (so closing that terminal does not send the agent SIGHUP).
@@ -23,6 +27,14 @@ public struct AgentLifecycle: Sendable {
     public init(vaultPath: String, socketPath: String) {
         self.vaultPath = vaultPath
         self.socketPath = socketPath
+        activation = nil
+    }
+
+    /// The lifecycle of an agent serving the socket systemd handed it.
+    public init(vaultPath: String, activation: SocketActivation) {
+        self.vaultPath = vaultPath
+        socketPath = activation.path
+        self.activation = activation
     }
 
     /// One agent per vault on this machine: beside a vault file; for a team vault, in the
@@ -43,12 +55,15 @@ public struct AgentLifecycle: Sendable {
     }
 
     /// Refuses when an agent already answers on the socket or holds the vault's agent lock:
-    /// checked before anything (a passphrase) is asked.
+    /// checked before anything (a passphrase) is asked. A socket systemd handed over is
+    /// this agent's own to answer, so it is not asked.
     /// - Throws: ``AgentError/alreadyRunning(_:)``, ``AgentError/setup(_:)``.
     public func checkNoneRunning() throws(AgentError) {
-        try AgentPaths.prepareDirectory(for: socketPath)
-        if (try? AgentClient.request(socket: socketPath, method: "GET", target: "/v1/status", timeout: 2)) != nil {
-            throw .alreadyRunning(socketPath)
+        if activation == nil {
+            try AgentPaths.prepareDirectory(for: socketPath)
+            if (try? AgentClient.request(socket: socketPath, method: "GET", target: "/v1/status", timeout: 2)) != nil {
+                throw .alreadyRunning(socketPath)
+            }
         }
         let probe = open(lockFile, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         guard probe >= 0, flock(probe, LOCK_EX | LOCK_NB) == 0 else {
@@ -74,6 +89,7 @@ public struct AgentLifecycle: Sendable {
         var configuration = KeyManagerConfiguration()
         configuration.waitForTokenInterval = settings.waitForTokenInterval
         configuration.now = settings.now
+        if let metrics { configuration.issuanceObserver = { metrics.observeIssuance(kind: $0, failure: $1) } }
         do {
             try await serve(manager: KeyManager(vault: vault, client: client, configuration: configuration), idleLock: idleLock,
                             maxLock: maxLock, renewal: renewal, metrics: metrics, logger: logger, onListening: onListening)
@@ -97,14 +113,14 @@ public struct AgentLifecycle: Sendable {
         }
         defer { close(lockFD) }
         var info = stat()
-        if lstat(socketPath, &info) == 0 {
+        if activation == nil, lstat(socketPath, &info) == 0 {
             guard (info.st_mode & S_IFMT) == S_IFSOCK else {
                 throw AgentError.setup("\(socketPath) exists and is not a socket; refusing to replace it: choose another --socket path")
             }
             unlink(socketPath)
         }
         let server = AgentServer(manager: manager, vaultPath: vaultPath, socketPath: socketPath, idleLock: idleLock, maxLock: maxLock, logger: logger,
-                                 renewal: renewal, metrics: metrics)
+                                 renewal: renewal, metrics: metrics, activation: activation)
         try await server.run(onListening: onListening)
     }
 

@@ -38,6 +38,7 @@ public final class AgentMetrics: @unchecked Sendable {
     let settings: MetricsSettings
     private var requests: [String: Int] = [:]          // route \t status
     private var kisOutcomes: [String: Int] = [:]       // path \t outcome
+    private var issuances: [String: Int] = [:]         // kind \t outcome
     private var kisBuckets: [String: [Int]] = [:]      // path → counts per bucket
     private var kisSums: [String: Double] = [:]
     private var kisCounts: [String: Int] = [:]
@@ -56,6 +57,20 @@ public final class AgentMetrics: @unchecked Sendable {
             kisSums[path, default: 0] += seconds
             kisCounts[path, default: 0] += 1
         }
+    }
+
+    /// KIS answered an issuance (``KeyManagerConfiguration/issuanceObserver``): `failure` nil
+    /// for a credential issued, else its code.
+    func observeIssuance(kind: CredentialKind, failure: String?) {
+        let outcome = failure.map(Self.labelValue) ?? "issued"
+        lock.withLock { issuances["\(kind.rawValue)\t\(outcome)", default: 0] += 1 }
+    }
+
+    /// A code from KIS's answer as a label value: KIS's codes (`EGW00133`) and our kinds
+    /// (`unavailable`) as they are, anything else `other`, so a server cannot make series
+    /// without end.
+    static func labelValue(_ code: String) -> String {
+        code.count <= 24 && !code.isEmpty && code.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_" || $0 == "-") } ? code : "other"
     }
 
     /// One request to the agent answered.
@@ -115,7 +130,12 @@ public final class AgentMetrics: @unchecked Sendable {
             family("kisvault_renewal_failing_accounts", "gauge", "Accounts whose last background renewal failed, by kind.")
             for kind in CredentialKind.allCases { sample("kisvault_renewal_failing_accounts", [("kind", kind.rawValue)], Double(status.failing.filter { $0.kind == kind }.count)) }
         }
-        let (requests, outcomes, buckets, sums, totals) = lock.withLock { (self.requests, kisOutcomes, kisBuckets, kisSums, kisCounts) }
+        let (requests, outcomes, issued, buckets, sums, totals) = lock.withLock { (self.requests, kisOutcomes, issuances, kisBuckets, kisSums, kisCounts) }
+        family("kisvault_issuances_total", "counter", "KIS's answers to issuances, by kind and outcome (issued, or the failure's KIS code or kind), retries counted once.")
+        for (key, count) in issued.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "\t").map(String.init)
+            sample("kisvault_issuances_total", [("kind", parts[0]), ("outcome", parts[1])], Double(count))
+        }
         family("kisvault_agent_requests_total", "counter", "Requests the agent answered, by route and HTTP status.")
         for (key, count) in requests.sorted(by: { $0.key < $1.key }) {
             let parts = key.split(separator: "\t").map(String.init)

@@ -64,6 +64,8 @@ public final class AgentServer: Sendable {
     let stopper = Stopper()
     let renewer: Renewer?
     let metrics: AgentMetrics?
+    /// The socket systemd handed the agent, if it did; else the agent binds `socketPath`.
+    let activation: SocketActivation?
 
     /// - Parameters:
     ///   - manager: the manager over the unlocked vault; the agent owns it from here on.
@@ -73,10 +75,13 @@ public final class AgentServer: Sendable {
     ///     request; one that connects and sends nothing must not hold a descriptor forever).
     ///   - now: the clock idle and maximum-lifetime locks are measured on.
     ///   - renewal: what to keep renewed in the background (`--renew-before`), if anything.
+    ///   - activation: the listening socket systemd handed over; the agent serves it and leaves
+    ///     it in place when it stops.
     public init(manager: KeyManager, vaultPath: String, socketPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger,
                 connectionIdleTimeout: TimeInterval = 30, now: @escaping @Sendable () -> Date = { Date() }, renewal: RenewalSettings? = nil,
-                metrics: AgentMetrics? = nil) {
+                metrics: AgentMetrics? = nil, activation: SocketActivation? = nil) {
         self.metrics = metrics
+        self.activation = activation
         state = AgentState(manager: manager, vaultPath: vaultPath, idleLock: idleLock, maxLock: maxLock, logger: logger, now: now)
         renewer = renewal.map { [state] in Renewer(state: state, settings: $0) }
         self.socketPath = socketPath
@@ -103,17 +108,18 @@ public final class AgentServer: Sendable {
                 state.tick()
             }
         }
-        let app = Application(
-            router: router,
-            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(connectionIdleTimeout * 1000)))),
-            configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "kisvault-agent"),
-            onServerRunning: { _ in
+        let listener = AgentListener(responder: router.buildResponder(),
+                                     configuration: .init(idleTimeout: .milliseconds(Int64(connectionIdleTimeout * 1000))), logger: state.logger)
+        let address: AgentListenAddress = activation.map { .descriptor($0.descriptor) } ?? .path(socketPath)
+        // A socket systemd made is systemd's to remove.
+        let ownSocket = activation == nil
+        CrashSignals.install(socket: ownSocket ? socketPath : nil)
+        let server = Task {
+            try await listener.run(on: address) {
                 onListening()
                 notify.ready()
-            },
-            logger: state.logger)
-        CrashSignals.install(socket: socketPath)
-        let server = Task { try await app.run() }
+            }
+        }
         let renewing = Task { [renewer] in await renewer?.run() }
         stopper.set { [state] reason in
             notify.stopping()
@@ -136,7 +142,7 @@ public final class AgentServer: Sendable {
             state.lockNow(reason: "stopped")
             // Our own socket, unless something else took its place meanwhile.
             var info = stat()
-            if lstat(socketPath, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(socketPath) }
+            if ownSocket, lstat(socketPath, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(socketPath) }
         }
         do {
             try await server.value

@@ -10,8 +10,10 @@ import Glibc
 enum CrashSignals {
     nonisolated(unsafe) static var socketPath: UnsafeMutablePointer<CChar>?
 
-    static func install(socket: String) {
-        socketPath = strdup(socket)
+    /// `socket`: the path to remove on a crash; nil when the socket is not ours to remove
+    /// (systemd's, under socket activation).
+    static func install(socket: String?) {
+        socketPath = socket.map { strdup($0) }
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { number in
             // Only async-signal-safe calls: unlink, signal, raise.

@@ -55,6 +55,12 @@ struct CLIMetricsTests {
         #expect(text.contains("kisvault_credentials{kind=\"approval\",state=\"fresh\"} 3"), "\(text)")
         #expect(text.contains("kisvault_kis_requests_total{outcome=\"ok\",path=\"/oauth2/Approval\"} 3") || text.contains("kisvault_kis_requests_total{path=\"/oauth2/Approval\",outcome=\"ok\"} 3"), "\(text)")
         #expect(text.contains("route=\"/v1/accounts/:name/approval-key\""))
+        #expect(text.contains("kisvault_issuances_total{kind=\"approval\",outcome=\"issued\"} 3"), "\(text)")
+        // A failed issuance is counted by kind and KIS's code (no retry: a rejected appkey).
+        mock.queueError("EGW00103", path: "/oauth2/tokenP")
+        #expect(try await box.runAsync(["token", "get", accounts[0].name], env: ["KISVAULT_PASSPHRASE": nil]).status == 5)
+        let failed = try #require(await Self.fetch("http://127.0.0.1:\(port)/metrics"))
+        #expect(failed.contains("kisvault_issuances_total{kind=\"token\",outcome=\"EGW00103\"} 1"), "\(failed)")
         for account in accounts { #expect(!text.contains(account.appkey) && !text.contains(account.appsecret)) }
         // promtool's linter on exactly what was served.
         let check = try box.run(["check", "metrics"], stdin: text, tool: "", wrapper: ["/usr/bin/promtool"])

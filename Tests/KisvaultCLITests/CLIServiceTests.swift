@@ -79,21 +79,27 @@ import Glibc
         await mock.stop()
     }
 
-    /// The unit files pass `systemd-analyze verify` (the system unit as is, the user unit
-    /// with `--user`), with ExecStart pointed at the built binary (and the man page, not
+    /// The unit files pass `systemd-analyze verify` (the system units as they are, the user
+    /// units with `--user`; each service with its socket), with ExecStart pointed at the built binary (and the man page, not
     /// installed here, not looked up).
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze"), "needs systemd-analyze (make deps installs systemd)"))
     func theUnitFilesVerify() throws {
         let box = CLISandbox()
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        for (unit, user) in [("packaging/systemd/kisvault-agent.service", false), ("packaging/systemd/user/kisvault-agent.service", true)] {
-            let text = try String(contentsOfFile: root + "/" + unit, encoding: .utf8)
-                .replacingOccurrences(of: "/usr/bin/kisvault", with: CLISandbox.binaryDirectory + "/kisvault")
+        for (folder, user) in [("packaging/systemd", false), ("packaging/systemd/user", true)] {
             let dir = box.dir + "/" + (user ? "user" : "system")
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let path = dir + "/kisvault-agent.service"
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
-            let r = try box.run((user ? ["--user"] : []) + ["verify", "--man=no", path], env: ["XDG_RUNTIME_DIR": dir], tool: "", wrapper: ["/usr/bin/systemd-analyze"])
+            // The service and its socket side by side, as installed: the socket unit is
+            // checked against the service it starts.
+            var paths: [String] = []
+            for unit in ["kisvault-agent.service", "kisvault-agent.socket"] {
+                let text = try String(contentsOfFile: root + "/" + folder + "/" + unit, encoding: .utf8)
+                    .replacingOccurrences(of: "/usr/bin/kisvault", with: CLISandbox.binaryDirectory + "/kisvault")
+                try text.write(toFile: dir + "/" + unit, atomically: true, encoding: .utf8)
+                paths.append(dir + "/" + unit)
+            }
+            let unit = folder
+            let r = try box.run((user ? ["--user"] : []) + ["verify", "--man=no"] + paths, env: ["XDG_RUNTIME_DIR": dir], tool: "", wrapper: ["/usr/bin/systemd-analyze"])
             #expect(r.status == 0 && r.stderr.isEmpty, "\(unit): \(r.stderr)")
         }
     }
@@ -125,6 +131,110 @@ extension CLIServiceTests {
         #expect(objects.contains { $0["event"] == "serving" && $0["pid"] == String(process.processIdentifier) })
         #expect(objects.contains { $0["event"] == "locked" && $0["reason"] != nil }, "\(objects)")
         for secret in [accounts[0].appkey, accounts[0].appsecret, CLISandbox.passphrase] { #expect(!text.contains(secret)) }
+        await mock.stop()
+    }
+}
+
+/// Socket activation (issue 24): the test is systemd. It binds and listens on the agent's
+/// socket, connects a client before any agent runs, and starts the agent with the socket as
+/// descriptor 3 and `LISTEN_PID`/`LISTEN_FDS` naming it, as systemd's `.socket` units do.
+extension CLIServiceTests {
+    /// A listening Unix socket at `path`, on a descriptor above the first few (so handing it
+    /// over as descriptor 3 really moves it).
+    static func listeningSocket(_ path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard bound == 0, chmod(path, 0o600) == 0, listen(fd, 16) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        let high = fcntl(fd, F_DUPFD_CLOEXEC, 50)
+        close(fd)
+        return high
+    }
+
+    /// Starts `kisvault agent start --foreground` as systemd would: `fd` as descriptor 3,
+    /// `LISTEN_PID` its own pid (a shell that sets it and execs), `LISTEN_FDS=1`; stdout and
+    /// stderr to `log`.
+    static func activate(_ box: CLISandbox, fd: Int32, log: String, foreground: Bool = true) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fd, SocketActivationFD.first)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let arguments = ["/bin/sh", "-c", "LISTEN_PID=$$; export LISTEN_PID; exec \"$0\" \"$@\"",
+                         CLISandbox.binaryDirectory + "/kisvault", "agent", "start"] + (foreground ? ["--foreground"] : [])
+        var environment = box.environment
+        environment["LISTEN_FDS"] = "1"
+        environment["LISTEN_FDNAMES"] = "agent.sock"
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for pointer in argv + envp { free(pointer) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, "/bin/sh", &actions, nil, argv, envp) == 0 else { throw CocoaError(.executableLoad) }
+        return pid
+    }
+
+    enum SocketActivationFD { static let first: Int32 = 3 }
+
+    /// Waits for `pid` to end, for at most `seconds`; its exit status, or nil.
+    static func reap(_ pid: pid_t, within seconds: Double) async throws -> Int32? {
+        var status: Int32 = 0
+        let ended = try await CLIAgentTests.waitFor(seconds) { waitpid(pid, &status, WNOHANG) == pid }
+        return ended ? (status >> 8) & 0xff : nil
+    }
+
+    @Test func theAgentServesTheSocketSystemdHandsIt() async throws {
+        let (box, mock, accounts) = try await CLIAgentTests.setUp(count: 1)
+        let path = CLIAgentTests.socket(box)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let fd = try Self.listeningSocket(path)
+        defer { close(fd) }
+        // An agent that would detach from the socket handed to it is refused.
+        let log = box.dir + "/agent.log"
+        let detaching = try Self.activate(box, fd: fd, log: log, foreground: false)
+        #expect(try await Self.reap(detaching, within: 20) == 2)
+        #expect(try String(contentsOfFile: log, encoding: .utf8).contains("run it with --foreground"))
+        // A client that connects before any agent runs waits in the socket's queue.
+        let early = Task { try await CLIAgentTests.get(box, "/v1/status") }
+        let pid = try Self.activate(box, fd: fd, log: log)
+        let status = try await early.value
+        #expect(status.status == 200 && status.json?["locked"] as? Bool == false, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        // kisvault commands find it where they always look, and need no passphrase.
+        let get = try await box.runAsync(["approval", "get", accounts[0].name], env: ["KISVAULT_PASSPHRASE": nil])
+        #expect(get.status == 0 && get.stdout.count == 287, "\(get.stderr)")
+        // A stopped agent leaves the socket to systemd: still there, still queueing.
+        #expect(try await box.runAsync(["agent", "stop"]).status == 0)
+        #expect(try await Self.reap(pid, within: 20) == 0)
+        var info = stat()
+        #expect(lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK, "the agent removed systemd's socket")
+        // The next activation serves the same socket again.
+        let again = try Self.activate(box, fd: fd, log: log)
+        let second = try await CLIAgentTests.get(box, "/v1/status")
+        #expect(second.status == 200)
+        kill(again, SIGTERM)
+        #expect(try await Self.reap(again, within: 20) == 0)
+        #expect(lstat(path, &info) == 0)
+        await mock.stop()
+    }
+
+    /// What systemd might hand over wrongly is refused by name; variables meant for another
+    /// process (another `LISTEN_PID`) are ignored and the agent binds its own socket.
+    @Test func aBadHandoverIsRefused() async throws {
+        let (box, mock, _) = try await CLIAgentTests.setUp(count: 1)
+        let notASocket = try await box.runAsync(["agent", "start", "--foreground"], env: ["LISTEN_FDS": "1"],
+                                                wrapper: ["/bin/sh", "-c", "LISTEN_PID=$$; export LISTEN_PID; exec \"$0\" \"$@\" 3</dev/null"], timeout: 30)
+        #expect(notASocket.status == 1 && notASocket.stderr.contains("not a listening Unix stream socket"), "\(notASocket.stderr)")
+        let two = try await box.runAsync(["agent", "start", "--foreground"], env: ["LISTEN_FDS": "2"],
+                                         wrapper: ["/bin/sh", "-c", "LISTEN_PID=$$; export LISTEN_PID; exec \"$0\" \"$@\" 3</dev/null"], timeout: 30)
+        #expect(two.status == 1 && two.stderr.contains("exactly one"), "\(two.stderr)")
+        let foreign = try await box.runAsync(["agent", "start"], env: ["LISTEN_PID": "1", "LISTEN_FDS": "1"])
+        #expect(foreign.status == 0, "\(foreign.stderr)")
+        #expect(try await CLIAgentTests.get(box, "/v1/status").status == 200)
+        try await CLIAgentTests.stop(box)
         await mock.stop()
     }
 }

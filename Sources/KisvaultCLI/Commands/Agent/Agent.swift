@@ -20,5 +20,7 @@ struct AgentCommand: AsyncParsableCommand {
         var socket: String?
 
         var path: String { socket ?? AgentPaths.socket().path }
+        /// Whether the path was asked for (`--socket` or `KISVAULT_AGENT_SOCK`), not the default.
+        var explicit: Bool { socket != nil || AgentPaths.socket().explicit }
     }
 }

@@ -73,12 +73,27 @@ extension AgentCommand {
             guard renewInterval.seconds >= 1 else { throw ValidationError("--renew-interval \(renewInterval) must be at least 1s") }
         }
 
+        /// The agent's socket: the one systemd handed over (socket activation), else the
+        /// one `--socket` or the environment names.
+        func lifecycle() throws -> AgentLifecycle {
+            guard let activation = try SocketActivation.take() else {
+                return AgentLifecycle(vaultPath: options.path, socketPath: socket.path)
+            }
+            guard foreground else {
+                throw CLIError.badInput("systemd handed the agent its socket (LISTEN_FDS): run it with --foreground, as the unit files do")
+            }
+            if socket.explicit, socket.path != activation.path {
+                throw CLIError.badInput("systemd handed the agent the socket \(activation.path), but --socket or KISVAULT_AGENT_SOCK names \(socket.path): name the same path, or neither")
+            }
+            return AgentLifecycle(vaultPath: options.path, activation: activation)
+        }
+
         var renewal: RenewalSettings? {
             renewBefore.map { RenewalSettings(before: $0.seconds, tag: renewTag, interval: renewInterval.seconds) }
         }
 
         func run() async throws {
-            let lifecycle = AgentLifecycle(vaultPath: options.path, socketPath: socket.path)
+            let lifecycle = try lifecycle()
             let vault = try options.open(.readWrite)
             // A second agent on this vault is refused before anything is asked.
             try lifecycle.checkNoneRunning()
