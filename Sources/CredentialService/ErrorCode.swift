@@ -44,6 +44,41 @@ public enum ErrorCode: String, Sendable, Codable, CaseIterable {
         }
     }
 
+    /// What the exit status of this code means, in the words of the help text's line.
+    public var exitSummary: String {
+        switch self {
+        case .vaultError, .vaultChanged, .kisURLsDiffer, .vaultDiffers, .forbidden: return "vault damaged/busy/read-only or I/O failure"
+        case .badRequest: return "usage or bad input"
+        case .locked: return "wrong passphrase or locked"
+        case .notFound: return "not found"
+        case .kisRejected: return "KIS rejected the credentials"
+        case .kisUnavailable: return "network or KIS unavailable"
+        case .partial: return "partial failure of a bulk run"
+        }
+    }
+
+    /// The CLI's exit status when it succeeds.
+    public static let successStatus: Int32 = 0
+    /// When a bulk run is interrupted (Ctrl-C, SIGTERM) and its partial report printed: the
+    /// status a shell gives a process ended by SIGINT. Not an error code: nothing failed.
+    public static let interruptedStatus: Int32 = 130
+    /// When standard output's reader went away (`| head`): the status of a process killed by
+    /// SIGPIPE, as `ls` or `git` give. Not an error code: the reader has what it wanted.
+    public static let readerGoneStatus: Int32 = 141
+
+    /// Every exit status the CLI uses and what it means, in order: the one table the help
+    /// text's line is written from and docs/CLI.md's table is checked against.
+    public static let exitStatuses: [(status: Int32, meaning: String)] = {
+        var rows: [Int32: String] = [successStatus: "success", interruptedStatus: "interrupted", readerGoneStatus: "output's reader gone"]
+        for code in allCases where rows[code.exitStatus] == nil { rows[code.exitStatus] = code.exitSummary }
+        return rows.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }()
+
+    /// The help text's line: "Exit codes: 0 success, 1 ..., 141 output's reader gone."
+    public static var exitStatusLine: String {
+        "Exit codes: " + exitStatuses.map { "\($0.status) \($0.meaning)" }.joined(separator: ", ") + "."
+    }
+
     /// The agent's HTTP status for this code.
     public var httpStatus: Int {
         switch self {
@@ -72,7 +107,7 @@ public enum ErrorCode: String, Sendable, Codable, CaseIterable {
             case .vaultExists, .staleFiles, .accountExists, .duplicateAppkey, .invalidAccount, .invalidName, .keyslotExists,
                  .lastKeyslot, .importRejected, .invalidLocation:
                 return .badRequest
-            case .notAVault, .newerFormat, .damaged, .fieldAuthenticationFailed, .readOnly, .busy, .io, .walMissing, .unreachable:
+            case .notAVault, .newerFormat, .damaged, .fieldAuthenticationFailed, .readOnly, .busy, .io, .walMissing, .unreachable, .commitUnknown:
                 return .vaultError
             }
         case let error as KeyManagerError:

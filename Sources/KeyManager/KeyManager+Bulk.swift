@@ -41,6 +41,9 @@ public struct BulkOptions: Sendable {
 
 /// One account's line in a bulk report.
 public struct BulkItemResult: Sendable, Codable, Equatable {
+    /// The code of an account issued at KIS whose commit's answer was lost with the
+    /// connection: stored or not, a rerun finds out (``VaultError/commitUnknown(location:detail:)``).
+    public static let commitUnknownCode = "commit-unknown"
     public enum Status: String, Sendable, Codable {
         case issued, rotated, skipped, failed
         case wouldIssue = "would-issue"
@@ -201,8 +204,13 @@ extension KeyManager {
             for (id, name) in toIssue {
                 if let result = results[name], result.status == .issued || result.status == .rotated {
                     guard lost.contains(id) else { continue }
-                    results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-stored",
-                                                   message: "issued at KIS but not stored: \(reason)")
+                    if case .commitUnknown = failure as? VaultError {
+                        results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.commitUnknownCode,
+                                                       message: "issued at KIS, stored or not: \(reason)")
+                    } else {
+                        results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-stored",
+                                                       message: "issued at KIS but not stored: \(reason)")
+                    }
                 } else if results[name] == nil {
                     results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-attempted",
                                                    message: "not attempted: the vault could not be written: \(reason)")
@@ -253,6 +261,10 @@ extension KeyManager {
                     do {
                         try await committer.submit(claim.snapshot, .issued(seal(text, for: claim), times))
                     } catch {
+                        if case .commitUnknown = error as? VaultError {
+                            return BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.commitUnknownCode,
+                                                  message: "issued at KIS, stored or not: \(error)")
+                        }
                         return BulkItemResult(account: name, status: .failed, errorCode: "not-stored",
                                               message: "issued at KIS but not stored: \((error as? VaultError)?.description ?? "\(error)")")
                     }

@@ -21,9 +21,7 @@ public struct Kisvault: AsyncParsableCommand {
 
             kisvault --version (or kisvault version) prints the version.
 
-            Exit codes: 0 success, 1 vault damaged/busy/read-only or I/O failure, 2 usage or bad input, \
-            3 wrong passphrase or locked, 4 not found, 5 KIS rejected the credentials, \
-            6 network or KIS unavailable, 7 partial failure of a bulk run.
+            \(ErrorCode.exitStatusLine)
             """,
         groupedSubcommands: [
             CommandGroup(name: "Vault", subcommands: [Init.self, StatusOverview.self, Doctor.self, VaultCommand.self, PassphraseCommand.self,
@@ -53,26 +51,26 @@ public struct Kisvault: AsyncParsableCommand {
         // subcommand).
         if arguments == ["--version"] {
             try? Terminal.out(version)
-            return KisvaultExit.success.rawValue
+            return ErrorCode.successStatus
         }
                 // `help NAME` of a command that does not exist is an error, not the main help.
         if arguments.first == "help", arguments.count > 1, !commandExists(Array(arguments.dropFirst().prefix { !$0.hasPrefix("-") })) {
             Terminal.note("no command '\(arguments.dropFirst().joined(separator: " "))'; see 'kisvault --help' for the commands")
-            return KisvaultExit.usage.rawValue
+            return ErrorCode.badRequest.exitStatus
         }
         if let typo = unknownCommand(arguments) {
             Terminal.note(typo)
-            return KisvaultExit.usage.rawValue
+            return ErrorCode.badRequest.exitStatus
         }
         // A variable kisvault acts on, out of range or not a number: refused before
         // anything reads it (a trap, a year-0765 time, or a value silently ignored).
         if let problem = EnvironmentSettings.problems().first {
             Terminal.note(problem)
-            return KisvaultExit.usage.rawValue
+            return ErrorCode.badRequest.exitStatus
         }
         if let problem = ArgumentLimits.problem(arguments) {
             Terminal.note(problem)
-            return KisvaultExit.usage.rawValue
+            return ErrorCode.badRequest.exitStatus
         }
         do {
             var command = try parseAsRoot(arguments)
@@ -81,25 +79,26 @@ public struct Kisvault: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-            return KisvaultExit.success.rawValue
+            return ErrorCode.successStatus
         } catch let error as ExitCode {
+            // argument-parser's own (kisvault's statuses all go through report()).
             return error.rawValue
         } catch {
             if error is CLIError || error is AgentError || error is ServiceError || ErrorCode.of(error) != nil {
-                return report(suggestingNames(error, arguments)).rawValue
+                return report(suggestingNames(error, arguments))
             }
             let code = exitCode(for: error)
             let message = fullMessage(for: error)
             if code == .success {
                 // Help and --version: data on stdout, checked like every other write.
-                do { try Terminal.out(message) } catch { return report(error).rawValue }
+                do { try Terminal.out(message) } catch { return report(error) }
                 return 0
             }
             if code == .validationFailure {
                 Terminal.err(usageMessage(message))
-                return KisvaultExit.usage.rawValue
+                return ErrorCode.badRequest.exitStatus
             }
-            return report(error).rawValue
+            return report(error)
         }
     }
 

@@ -52,6 +52,9 @@ public enum VaultError: Error, Sendable, Equatable {
     /// The database server cannot be reached or refuses this user (connection refused,
     /// wrong password, TLS failure).
     case unreachable(location: String, detail: String)
+    /// The connection to the database server was lost while COMMIT was on its way or its
+    /// answer was: the transaction may or may not have been stored.
+    case commitUnknown(location: String, detail: String)
     /// Any other file-system, SQLite or PostgreSQL failure.
     case io(path: String, detail: String)
 }
@@ -129,6 +132,8 @@ extension VaultError: CustomStringConvertible {
             return "cannot use the vault \(location): \(reason)"
         case .unreachable(let location, let detail):
             return "cannot reach the vault \(location): \(detail)"
+        case .commitUnknown(let location, let detail):
+            return "the connection to the vault \(location) was lost during a commit (\(detail)): what it wrote may or may not be stored; running the same command again finds out, and issues only what is missing"
         case .io(let path, let detail):
             return "cannot use \(path): \(detail)"
         }

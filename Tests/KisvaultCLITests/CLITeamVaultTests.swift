@@ -304,7 +304,11 @@ struct CLITeamVaultTests {
         let rerun = try Self.decoder.decode(Report.self, from: Data(second.stdout.utf8))
         let reissued = Set(rerun.results.filter { $0.status == "issued" }.map(\.account))
         #expect(reissued.isDisjoint(with: stored), "a key reported stored was lost in the failover: \(reissued.intersection(stored).prefix(5))")
-        #expect(reissued == Set(failed.map(\.account)), "the rerun issues exactly what the first run reported failed")
+        // The rerun issues exactly what the first run reported failed, except the accounts
+        // whose commit's answer the failover took (stored or not, as the report says).
+        let unknown = Set(failed.filter { $0.errorCode == "commit-unknown" }.map(\.account))
+        #expect(reissued.isSubset(of: Set(failed.map(\.account))) && Set(failed.map(\.account)).subtracting(unknown).isSubset(of: reissued),
+                "the rerun issues what the first run reported failed: \(Set(failed.map(\.account)).symmetricDifference(reissued).sorted().prefix(5))")
         #expect(mock.requests("/oauth2/Approval") == issuedBefore + reissued.count)
         let doctor = try await box.runAsync(["doctor"])
         #expect(doctor.status == 0, "\(doctor.stdout)")
@@ -370,7 +374,7 @@ struct CLITeamVaultTests {
     static var serverUID: uid_t { getpwnam("postgres")?.pointee.pw_uid ?? getuid() }
 
     struct Report: Decodable {
-        struct Item: Decodable { var account: String; var status: String; var message: String? }
+        struct Item: Decodable { var account: String; var status: String; var message: String?; var errorCode: String? }
         var results: [Item]
     }
 

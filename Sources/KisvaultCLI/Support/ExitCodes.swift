@@ -5,31 +5,6 @@ import CredentialService
 import KisvaultAgent
 import VaultStore
 
-/// kisvault's exit codes: few and stable (docs/CLI.md). Every error maps to one here.
-public enum KisvaultExit: Int32, Sendable, CaseIterable {
-    case success = 0
-    /// The vault is damaged, busy, read-only, or an I/O or internal failure happened.
-    case failure = 1
-    /// Bad arguments or bad input (invalid names, credentials, import rows, conflicts).
-    case usage = 2
-    /// Wrong passphrase, no passphrase available, or the vault/agent is locked.
-    case locked = 3
-    /// The vault, an account or a keyslot does not exist.
-    case notFound = 4
-    /// KIS rejected the account's appkey or appsecret.
-    case rejected = 5
-    /// The network or KIS is unavailable.
-    case unavailable = 6
-    /// A bulk run finished with some accounts failed.
-    case partial = 7
-    /// A bulk run interrupted (Ctrl-C, SIGTERM): the partial report was printed. The status
-    /// a shell gives a process ended by SIGINT.
-    case interrupted = 130
-    /// Standard output's reader went away (`kisvault account list | head`): ended quietly
-    /// with the status a process killed by SIGPIPE gives its shell, as `ls` or `git` do.
-    case readerGone = 141
-}
-
 /// Errors raised by the CLI layer itself.
 public enum CLIError: Error, CustomStringConvertible, Sendable {
     /// No passphrase source and no terminal to prompt on.
@@ -53,6 +28,11 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
     case passphraseSource(String)
     /// Something the command needs is not there (no agent to unlock).
     case notFound(String)
+    /// The command has printed its report (a check, a bulk run) and ends with the status of
+    /// `code`; nothing more to say.
+    case reported(ErrorCode)
+    /// A bulk run was interrupted (Ctrl-C, SIGTERM) after printing its partial report.
+    case interrupted
 
     public var description: String {
         switch self {
@@ -68,56 +48,65 @@ public enum CLIError: Error, CustomStringConvertible, Sendable {
             return text
         case .readerGone:
             return "standard output's reader went away"
+        case .reported(let code):
+            return "failed: \(code.exitSummary)"
+        case .interrupted:
+            return "interrupted"
         }
     }
 
-    /// Its row of the one table (``ErrorCode``); nil only for a reader that went away,
-    /// which is not an error but exit 141.
+    /// Its row of the one table (``ErrorCode``); nil for the two ends that are not errors: a
+    /// reader that went away and an interrupted run.
     var code: ErrorCode? {
         switch self {
         case .noPassphrase, .passphraseSource: .locked
         case .passphraseMismatch, .emptyPassphrase, .badInput, .declined: .badRequest
         case .output, .io: .vaultError
         case .notFound: .notFound
-        case .readerGone: nil
+        case .reported(let code): code
+        case .readerGone, .interrupted: nil
         }
     }
 
-    var exit: KisvaultExit { code.map(KisvaultExit.init) ?? .readerGone }
-}
+    /// Its exit status, from ``ErrorCode``'s table.
+    var exitStatus: Int32 {
+        switch self {
+        case .readerGone: ErrorCode.readerGoneStatus
+        case .interrupted: ErrorCode.interruptedStatus
+        default: code?.exitStatus ?? ErrorCode.vaultError.exitStatus
+        }
+    }
 
-extension KisvaultExit {
-    /// The exit status of an error code (``ErrorCode/exitStatus``, the table the agent's
-    /// HTTP statuses come from too).
-    init(_ code: ErrorCode) {
-        self = KisvaultExit(rawValue: code.exitStatus) ?? .failure
+    /// True when the command has already said what there is to say.
+    var isQuiet: Bool {
+        switch self {
+        case .readerGone, .reported, .interrupted: true
+        default: false
+        }
     }
 }
 
-/// Maps any error to its exit code, writing its message to stderr. The one place errors
-/// become exit codes; the codes themselves come from ``ErrorCode``.
-func report(_ error: any Error) -> KisvaultExit {
+/// Maps any error to its exit status, writing its message to stderr. The one place errors
+/// become exit statuses; the statuses themselves come from ``ErrorCode``.
+func report(_ error: any Error) -> Int32 {
     switch error {
-    case CLIError.readerGone:
-        // The reader has all it wanted (`| head`): nothing to say, as tools people pipe do.
-        return .readerGone
     case let error as CLIError:
-        Terminal.note(error.description)
-        return error.exit
+        // A reader that went away (`| head`) has all it wanted: nothing to say, as tools
+        // people pipe do; a printed report has said it all.
+        if !error.isQuiet { Terminal.note(error.description) }
+        return error.exitStatus
     case let error as AgentError:
         Terminal.note(error.description)
-        return KisvaultExit(error.code)
+        return error.code.exitStatus
     case let error as ServiceError:
         Terminal.note(error.description)
-        return KisvaultExit(error.code)
-    case let error as ExitCode:
-        return KisvaultExit(rawValue: error.rawValue) ?? .failure
+        return error.code.exitStatus
     default:
         guard let code = ErrorCode.of(error) else {
             Terminal.note("unexpected error: \(error)")
-            return .failure
+            return ErrorCode.vaultError.exitStatus
         }
         Terminal.note("\(error)")
-        return KisvaultExit(code)
+        return code.exitStatus
     }
 }

@@ -315,13 +315,23 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
         }
         do {
             let result = try body(records)
-            try records.commit()
+            do {
+                try records.commit()
+            } catch {
+                // Lost with COMMIT in flight: the server may have committed (and, with a
+                // synchronous standby, kept it through a failover). Not "not stored".
+                if case .unreachable(let location, let detail) = translate(error) { throw VaultError.commitUnknown(location: location, detail: detail) }
+                throw error
+            }
             if let pending = records.pending, pending.sentRows > 0 { refreshStatistics(after: pending.sentRows, on: records) }
             return result
         } catch {
             // A connection the server dropped has no transaction left to roll back (and a
             // statement sent on it may never be answered): it is discarded instead.
-            if case .unreachable = translate(error) { throw error }
+            switch translate(error) {
+            case .unreachable, .commitUnknown: throw error
+            default: break
+            }
             _ = try? records.run("ROLLBACK")
             throw error
         }

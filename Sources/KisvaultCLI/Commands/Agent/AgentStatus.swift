@@ -34,7 +34,7 @@ extension AgentCommand {
                     """)
                 if let renewal = status.renewal { try Terminal.out(Self.describe(renewal)) }
             }
-            if status.locked { throw ExitCode(KisvaultExit.locked.rawValue) }
+            if status.locked { throw CLIError.reported(.locked) }
         }
 
         /// The renewal lines: what is kept renewed, what was, and every account failing.

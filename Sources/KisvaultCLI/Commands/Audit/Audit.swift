@@ -1,4 +1,5 @@
 import ArgumentParser
+import CredentialService
 import Foundation
 import VaultStore
 
@@ -65,7 +66,7 @@ struct AuditCommand: AsyncParsableCommand {
             }
             if !result.isIntact {
                 Terminal.note("the audit log was tampered with: \(result.problems.count) problem\(result.problems.count == 1 ? "" : "s")")
-                throw ExitCode(KisvaultExit.failure.rawValue)
+                throw CLIError.reported(.vaultError)
             }
         }
     }

@@ -70,12 +70,12 @@ extension ApprovalCommand {
                 }
             }
             guard reports.contains(where: { $0.state != .ok }) else { return }
-            guard reports.count == 1 else { throw ExitCode(KisvaultExit.partial.rawValue) }
+            guard reports.count == 1 else { throw CLIError.reported(.partial) }
             switch reports[0].state {
             case .ok: return
-            case .rejected, .inUse: throw ExitCode(KisvaultExit.rejected.rawValue)
-            case .unreachable: throw ExitCode(KisvaultExit.unavailable.rawValue)
-            case .none, .expired: throw ExitCode(KisvaultExit.notFound.rawValue)
+            case .rejected, .inUse: throw CLIError.reported(.kisRejected)
+            case .unreachable: throw CLIError.reported(.kisUnavailable)
+            case .none, .expired: throw CLIError.reported(.notFound)
             }
         }
 

@@ -109,7 +109,7 @@ struct BulkCommand {
         if interrupt.fired {
             let stored = results.filter { $0.status == .issued || $0.status == .rotated }.count
             Terminal.note("interrupted: \(stored) stored, \(results.filter { $0.errorCode == "not-attempted" }.count) not attempted; run the same command again to finish")
-            throw ExitCode(KisvaultExit.interrupted.rawValue)
+            throw CLIError.interrupted
         }
         let notStored = results.filter { $0.errorCode == "not-stored" }.count
         let notAttempted = results.filter { $0.errorCode == "not-attempted" }.count
@@ -121,10 +121,10 @@ struct BulkCommand {
         guard !failed.isEmpty else { return }
         if failed.count == results.count, failed.allSatisfy({ ["unreachable", "unavailable"].contains($0.errorCode ?? "") }) {
             Terminal.note("KIS could not be reached for any of the \(results.count) accounts; check the network and KISVAULT_KIS_* URLs, then run the same command again")
-            throw ExitCode(KisvaultExit.unavailable.rawValue)
+            throw CLIError.reported(.kisUnavailable)
         }
         Terminal.note("\(failed.count) of \(results.count) accounts failed; run the same command again to retry them")
-        throw ExitCode(KisvaultExit.partial.rawValue)
+        throw CLIError.reported(.partial)
     }
 
     /// The report: JSON whole; as text the rows (with `allRows` every account, else only

@@ -90,7 +90,7 @@ struct Exec: AsyncParsableCommand {
         do {
             Glibc.exit(try SampleHome.run(command: command, environment: env, account: account, margin: minTTL.seconds))
         } catch {
-            Glibc.exit(report(error).rawValue)
+            Glibc.exit(report(error))
         }
     }
 
@@ -112,6 +112,6 @@ struct Exec: AsyncParsableCommand {
         execvp(command[0], argv)
         let error = errno
         Terminal.note("cannot run '\(command[0])': \(String(cString: strerror(error)))")
-        Glibc.exit(KisvaultExit.usage.rawValue)
+        Glibc.exit(ErrorCode.badRequest.exitStatus)
     }
 }

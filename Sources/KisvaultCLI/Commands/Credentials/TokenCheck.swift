@@ -67,7 +67,7 @@ extension TokenCommand {
                 let code = report.errorCode.map { " (\($0))" } ?? ""
                 try Terminal.out("\(Terminal.escape(account)): \(report.reissued ? "reissued, " : "")\(Colour.paint(report.state.rawValue))\(code)")
             }
-            if report.state != .ok { throw ExitCode(KisvaultExit.rejected.rawValue) }
+            if report.state != .ok { throw CLIError.reported(.kisRejected) }
         }
 
         /// Checks the stored token and, with --reissue, replaces a dead one and checks that.

@@ -39,7 +39,7 @@ struct Doctor: AsyncParsableCommand {
         }
         if checks.contains(where: { $0.status == .fail }) {
             Terminal.note("some checks failed; see above")
-            throw ExitCode(KisvaultExit.failure.rawValue)
+            throw CLIError.reported(.vaultError)
         }
     }
 }
