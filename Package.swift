@@ -67,6 +67,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            // The files of the other KIS clients that kisvault writes (token caches, the
+            // sample's kis_devlp.yaml); their readers are AccountFile's, kept light for the
+            // fuzzers.
+            name: "ClientFormats",
+            dependencies: ["AccountFile", "CredentialService", "VaultCrypto", "VaultStore"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "KISAPI",
             dependencies: [
                 "Loopback",
@@ -124,7 +132,7 @@ let package = Package(
         .target(
             name: "KisvaultCLI",
             dependencies: [
-                "AccountFile", "VaultCrypto", "VaultStore", "KeyManager", "CredentialService", "KisvaultAgent", "CStdStreams",
+                "AccountFile", "ClientFormats", "VaultCrypto", "VaultStore", "KeyManager", "CredentialService", "KisvaultAgent", "CStdStreams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -180,6 +188,11 @@ let package = Package(
         .testTarget(
             name: "FuzzCorpusTests",
             dependencies: ["AccountFile", "KISAPI"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ClientFormatsTests",
+            dependencies: ["ClientFormats", "AccountFile", "CredentialService", "VaultCrypto", "VaultStore"],
             swiftSettings: strict
         ),
         .testTarget(

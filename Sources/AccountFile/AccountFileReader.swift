@@ -165,23 +165,23 @@ public struct AccountFileReader: Sendable {
             guard let s = map[key]?.trimmingCharacters(in: .whitespaces) else { return nil }
             return s.isEmpty ? nil : s
         }
-        let product = value("my_prod") ?? "01"
+        let product = value(KISYAMLKey.product) ?? KISYAMLKey.defaultProduct
         func number(_ key: String) -> String? {
             value(key).map { $0.contains("-") ? $0 : "\($0)-\(product)" }
         }
         var found = false
-        if value("my_app") != nil || value("my_sec") != nil {
+        if value(KISYAMLKey.realAppkey) != nil || value(KISYAMLKey.realAppsecret) != nil {
             found = true
             records.append(AccountRecord(location: "my_app/my_sec", fields: [
-                "name": "\(base)-real", "environment": "real", "appkey": value("my_app") ?? "", "appsecret": value("my_sec") ?? "",
-                "account_no": number("my_acct_stock") ?? "", "hts_id": value("my_htsid") ?? "",
+                "name": "\(base)-real", "environment": "real", "appkey": value(KISYAMLKey.realAppkey) ?? "", "appsecret": value(KISYAMLKey.realAppsecret) ?? "",
+                "account_no": number(KISYAMLKey.realAccount) ?? "", "hts_id": value(KISYAMLKey.htsID) ?? "",
             ], tags: []))
         }
-        if value("paper_app") != nil || value("paper_sec") != nil {
+        if value(KISYAMLKey.mockAppkey) != nil || value(KISYAMLKey.mockAppsecret) != nil {
             found = true
             records.append(AccountRecord(location: "paper_app/paper_sec", fields: [
-                "name": "\(base)-mock", "environment": "mock", "appkey": value("paper_app") ?? "", "appsecret": value("paper_sec") ?? "",
-                "account_no": number("my_paper_stock") ?? "", "hts_id": value("my_htsid") ?? "",
+                "name": "\(base)-mock", "environment": "mock", "appkey": value(KISYAMLKey.mockAppkey) ?? "", "appsecret": value(KISYAMLKey.mockAppsecret) ?? "",
+                "account_no": number(KISYAMLKey.mockAccount) ?? "", "hts_id": value(KISYAMLKey.htsID) ?? "",
             ], tags: []))
         }
         if !found {
@@ -193,7 +193,7 @@ public struct AccountFileReader: Sendable {
     struct FileProblem: Error { var reason: String }
 
     /// The keys kis_devlp.yaml's values are read from.
-    static let kisYAMLKeys: Set<String> = ["my_app", "my_sec", "paper_app", "paper_sec", "my_htsid", "my_acct_stock", "my_paper_stock", "my_prod"]
+    static let kisYAMLKeys: Set<String> = Set(KISYAMLKey.accountKeys)
 
     /// The top-level `key: scalar` pairs of a YAML mapping. A known key whose value is not
     /// a scalar, a repeated key, and any anchor or alias are refused.
@@ -256,4 +256,25 @@ public struct AccountFileReader: Sendable {
         }
         return nil
     }
+}
+
+/// The keys of the official sample's `kis_devlp.yaml`, for its reader here and its writer
+/// (ClientFormats' `KISYAMLWriter`): written once.
+public enum KISYAMLKey {
+    public static let realAppkey = "my_app", realAppsecret = "my_sec"
+    public static let mockAppkey = "paper_app", mockAppsecret = "paper_sec"
+    public static let htsID = "my_htsid"
+    /// The first eight digits of the real and the mock stock account.
+    public static let realAccount = "my_acct_stock", mockAccount = "my_paper_stock"
+    public static let realFutures = "my_acct_future", mockFutures = "my_paper_future"
+    /// The last two digits (the product code), one for both accounts.
+    public static let product = "my_prod"
+    /// The sample's own default product code.
+    public static let defaultProduct = "01"
+    /// The environments' URLs: REST real and mock, WebSocket real and mock.
+    public static let realURL = "prod", mockURL = "vps", realWebSocketURL = "ops", mockWebSocketURL = "vops"
+    public static let userAgent = "my_agent"
+
+    /// The keys an account is read from.
+    public static let accountKeys = [realAppkey, realAppsecret, mockAppkey, mockAppsecret, htsID, realAccount, mockAccount, product]
 }

@@ -296,8 +296,8 @@ public struct KISURLs: Sendable, Codable, Equatable {
 
     /// The URLs the environment (`KISVAULT_KIS_*`) names.
     /// - Throws: ``ServiceError`` `bad_request` for a URL kisvault refuses.
-    public static func fromEnvironment() throws(ServiceError) -> KISURLs {
-        do { return KISURLs(try KISEndpoints.fromEnvironment()) } catch { throw ServiceError(.badRequest, error.description) }
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws(ServiceError) -> KISURLs {
+        do { return KISURLs(try KISEndpoints.fromEnvironment(env)) } catch { throw ServiceError(.badRequest, error.description) }
     }
 
     /// The same URLs as the KIS client takes them.

@@ -70,3 +70,28 @@ enum AtomicFile {
         throw .badInput("refusing to write \(path): it is \(what), and only a regular file is replaced; name a regular file" + (dashIsStdout ? ", or '-' for standard output" : ""))
     }
 }
+
+extension AtomicFile {
+    /// Makes `directory` (0700, with its missing parents) for token files if missing. One that another user owns, or that others (or a
+    /// group not one's own) may write without the sticky bit, is refused: they could replace the token file (or
+    /// plant one for the client to read) after kisvault wrote it.
+    static func makeTokenDirectory(_ directory: String) throws(CLIError) {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw .io("cannot create \(directory): \(error.localizedDescription)")
+        }
+        var info = stat()
+        guard stat(directory, &info) == 0 else { throw .io("cannot inspect \(directory): \(String(cString: strerror(errno)))") }
+        // Group-writable counts only for a group other than one's own (Debian's user private
+        // groups make 0775 directories the norm).
+        let othersWrite = info.st_mode & S_IWOTH != 0 || (info.st_mode & S_IWGRP != 0 && info.st_gid != getegid())
+        let sticky = info.st_mode & S_ISVTX != 0
+        if info.st_uid != geteuid() && info.st_uid != 0 {
+            throw .badInput("refusing to write into \(directory): it belongs to uid \(info.st_uid), who could replace the token file; use a directory of your own")
+        }
+        if othersWrite && !sticky {
+            throw .badInput("refusing to write into \(directory): others may write to it (mode \(String(info.st_mode & 0o7777, radix: 8))) and could replace the token file; 'chmod go-w \(directory)' or use another --dir")
+        }
+    }
+}

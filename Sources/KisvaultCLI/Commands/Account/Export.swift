@@ -1,3 +1,4 @@
+import ClientFormats
 import ArgumentParser
 import Foundation
 #if canImport(Glibc)
@@ -56,7 +57,7 @@ extension AccountCommand {
                 unlocked = opened
                 let selected = try selectedExport(opened.exportAccounts())
                 if exportFormat == .kisYAML {
-                    try write(Data(try KISYAMLExport.text(selected).utf8), unlocked: opened, count: selected.count)
+                    try write(Data(try KISYAMLWriter.text(selected).utf8), unlocked: opened, count: selected.count)
                     return
                 }
                 items = selected.map { summary, secrets in

@@ -1,3 +1,4 @@
+import ClientFormats
 import ArgumentParser
 import Foundation
 import CredentialService
@@ -65,7 +66,7 @@ extension TokenCommand {
             let directory = dir ?? exportFormat.defaultDirectory(ProcessInfo.processInfo.environment)
             let file = try TokenFiles.file(format: exportFormat, TokenFiles.Input(
                 account: account, token: token, expiresAt: issued.expiresAt, margin: minTTL.seconds, now: Date(), app: app))
-            try TokenFiles.makeDirectory(directory)
+            try AtomicFile.makeTokenDirectory(directory)
             var data = file.contents
             defer { data.resetBytes(in: 0..<data.count) }
             let path = directory + "/" + file.name

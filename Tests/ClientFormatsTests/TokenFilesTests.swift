@@ -3,7 +3,8 @@ import Testing
 import CredentialService
 import VaultCrypto
 import VaultStore
-@testable import KisvaultCLI
+import AccountFile
+import ClientFormats
 
 /// The sample's token file is read against the machine's local time: its `valid-date` must
 /// be written in that zone, the margin before the real expiry.
@@ -76,6 +77,39 @@ import VaultStore
         #expect(try TokenFiles.file(format: .mojito2, input).name == "token.dat")
         var noID = input
         noID.app?.htsID = nil
-        #expect(throws: CLIError.self) { try TokenFiles.file(format: .pykis, noID) }
+        #expect(throws: ServiceError.self) { try TokenFiles.file(format: .pykis, noID) }
+    }
+}
+
+/// The sample's kis_devlp.yaml, written and read back by the two halves of the format: the
+/// same accounts come back, with the account number split 8+2 and joined again.
+@Suite struct KISYAMLRoundTripTests {
+    @Test func whatIsWrittenReadsBackAsTheSameAccounts() throws {
+        let real = KISYAMLWriter.Entry(name: "desk-real", environment: .real, appkey: "PS" + String(repeating: "a", count: 34),
+                                       appsecret: String(repeating: "s", count: 180), accountNumber: "12345678-01", htsID: "trader1")
+        let mock = KISYAMLWriter.Entry(name: "desk-mock", environment: .mock, appkey: "PS" + String(repeating: "b", count: 34),
+                                       appsecret: String(repeating: "t", count: 180), accountNumber: "87654321-01", htsID: "trader1")
+        let text = try KISYAMLWriter.text([real, mock], urls: try KISURLs.fromEnvironment([:]), agent: "kisvault/test")
+        var reader = AccountFileReader()
+        reader.parseKISYAML(text, base: "desk")
+        #expect(reader.problems.isEmpty, "\(reader.problems)")
+        let byName = Dictionary(uniqueKeysWithValues: reader.records.map { ($0.fields["name"] ?? "", $0.fields) })
+        for entry in [real, mock] {
+            let fields = try #require(byName[entry.name])
+            #expect(fields["environment"] == entry.environment.rawValue && fields["appkey"] == entry.appkey && fields["appsecret"] == entry.appsecret)
+            #expect(fields["account_no"] == entry.accountNumber && fields["hts_id"] == entry.htsID)
+        }
+    }
+
+    @Test func whatTheFileCannotHoldIsRefused() throws {
+        let urls = try KISURLs.fromEnvironment([:])
+        let one = KISYAMLWriter.Entry(name: "a", environment: .real, appkey: "k", appsecret: "s")
+        #expect(throws: ServiceError.self) { try KISYAMLWriter.text([one, one], urls: urls, agent: "t") }
+        var other = one
+        other.environment = .mock
+        other.htsID = "x"
+        var first = one
+        first.htsID = "y"
+        #expect(throws: ServiceError.self) { try KISYAMLWriter.text([first, other], urls: urls, agent: "t") }
     }
 }

@@ -1,15 +1,11 @@
-import ArgumentParser
 import CredentialService
 import Foundation
 import VaultCrypto
 import VaultStore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The token caches of the KIS clients people run, each written in the format and under the
 /// name its reader expects (docs/INTEGRATIONS.md has each reader's side).
-enum TokenFileFormat: String, ExpressibleByArgument, CaseIterable {
+public enum TokenFileFormat: String, CaseIterable, Sendable {
     /// KIS's sample `kis_auth.py`: `KIS<YYYYMMDD>` with `token:` and `valid-date:`.
     case kisSample = "kis-sample"
     /// PyKis 2.x `keep_token` directory: `token_<domain>_<id>_<sha1>.json`, tokenP's answer.
@@ -27,7 +23,7 @@ enum TokenFileFormat: String, ExpressibleByArgument, CaseIterable {
 
     /// How long before the written end the reader itself stops using a token: PyKis and
     /// kis-trader both ask for a new one with less than 10 minutes left.
-    var readerMargin: TimeInterval {
+    public var readerMargin: TimeInterval {
         switch self {
         case .pykis, .kisTrader: 600
         default: 0
@@ -35,14 +31,14 @@ enum TokenFileFormat: String, ExpressibleByArgument, CaseIterable {
     }
 
     /// Whether the file is named after, or holds, the app credentials.
-    var needsApp: Bool { [.pykis, .kisTrader, .mojito2, .koreaInvestmentStock].contains(self) }
+    public var needsApp: Bool { [.pykis, .kisTrader, .mojito2, .koreaInvestmentStock].contains(self) }
 
     /// Whether the file holds the appsecret in clear (mojito2 and korea-investment-stock
     /// compare it with their own).
-    var holdsAppsecret: Bool { self == .mojito2 || self == .koreaInvestmentStock }
+    public var holdsAppsecret: Bool { self == .mojito2 || self == .koreaInvestmentStock }
 
     /// Where the reader looks when the user has not moved it.
-    func defaultDirectory(_ environment: [String: String]) -> String {
+    public func defaultDirectory(_ environment: [String: String]) -> String {
         let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         switch self {
         case .kisSample: return home + "/KIS/config"
@@ -56,25 +52,37 @@ enum TokenFileFormat: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
-/// Building one token file.
-enum TokenFiles {
+/// Building one token file: its name and bytes, nothing written (the caller writes it
+/// atomically where it belongs). Bad input is a `bad_request` ``ServiceError`` naming the
+/// account and what to do.
+public enum TokenFiles {
     /// What a token file is made of.
-    struct Input {
-        var account: String
-        var token: String
+    public struct Input: Sendable {
+        public var account: String
+        public var token: String
         /// The token's real end.
-        var expiresAt: Date
+        public var expiresAt: Date
         /// How long before `expiresAt` the file says the token ends (`--min-ttl`).
-        var margin: TimeInterval
-        var now: Date
+        public var margin: TimeInterval
+        public var now: Date
         /// The machine's zone (the sample compares in local time).
-        var zone: TimeZone = .current
+        public var zone: TimeZone
         /// The app credentials, for the formats that name their file after them or keep them.
-        var app: AppCredentials?
+        public var app: AppCredentials?
+
+        public init(account: String, token: String, expiresAt: Date, margin: TimeInterval, now: Date, zone: TimeZone = .current, app: AppCredentials? = nil) {
+            self.account = account
+            self.token = token
+            self.expiresAt = expiresAt
+            self.margin = margin
+            self.now = now
+            self.zone = zone
+            self.app = app
+        }
     }
 
     /// The file for `format`: its name in the directory and its bytes.
-    static func file(format: TokenFileFormat, _ input: Input) throws(CLIError) -> (name: String, contents: Data) {
+    public static func file(format: TokenFileFormat, _ input: Input) throws(ServiceError) -> (name: String, contents: Data) {
         // Every reader that checks an end is told the margin earlier than KIS's.
         let validUntil = input.expiresAt.addingTimeInterval(-input.margin)
         switch format {
@@ -125,41 +133,17 @@ enum TokenFiles {
         }
     }
 
-    /// Creates `directory` and its missing parents 0700.
-    /// Makes `directory` (0700) if missing. One that another user owns, or that others (or a
-    /// group not one's own) may write without the sticky bit, is refused: they could replace the token file (or
-    /// plant one for the client to read) after kisvault wrote it.
-    static func makeDirectory(_ directory: String) throws(CLIError) {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw .io("cannot create \(directory): \(error.localizedDescription)")
-        }
-        var info = stat()
-        guard stat(directory, &info) == 0 else { throw .io("cannot inspect \(directory): \(String(cString: strerror(errno)))") }
-        // Group-writable counts only for a group other than one's own (Debian's user private
-        // groups make 0775 directories the norm).
-        let othersWrite = info.st_mode & S_IWOTH != 0 || (info.st_mode & S_IWGRP != 0 && info.st_gid != getegid())
-        let sticky = info.st_mode & S_ISVTX != 0
-        if info.st_uid != geteuid() && info.st_uid != 0 {
-            throw .badInput("refusing to write into \(directory): it belongs to uid \(info.st_uid), who could replace the token file; use a directory of your own")
-        }
-        if othersWrite && !sticky {
-            throw .badInput("refusing to write into \(directory): others may write to it (mode \(String(info.st_mode & 0o7777, radix: 8))) and could replace the token file; 'chmod go-w \(directory)' or use another --dir")
-        }
-    }
-
     /// The HTS id PyKis names its token file after (its `id=`).
-    static func pykisID(_ app: AppCredentials, account: String) throws(CLIError) -> String {
+    public static func pykisID(_ app: AppCredentials, account: String) throws(ServiceError) -> String {
         guard let id = app.htsID?.utf8String(), !id.isEmpty else {
-            throw .badInput("account '\(account)' has no HTS id, and PyKis names its token file after it: "
+            throw ServiceError(.badRequest, "account '\(account)' has no HTS id, and PyKis names its token file after it: "
                 + "set it with 'kisvault account edit \(account) --hts-id ID' (the id you give PyKis)")
         }
         return id
     }
 
-    private static func required(_ input: Input) throws(CLIError) -> AppCredentials {
-        guard let app = input.app else { throw .badInput("account '\(input.account)': this format needs the app credentials") }
+    private static func required(_ input: Input) throws(ServiceError) -> AppCredentials {
+        guard let app = input.app else { throw ServiceError(.badRequest, "account '\(input.account)': this format needs the app credentials") }
         return app
     }
 
@@ -172,42 +156,11 @@ enum TokenFiles {
     }
 
     /// One JSON object, keys sorted, ending in a newline.
-    private static func json(_ object: [String: Any]) throws(CLIError) -> Data {
+    private static func json(_ object: [String: Any]) throws(ServiceError) -> Data {
         do {
             return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) + Data("\n".utf8)
         } catch {
-            throw .io("cannot encode the token file: \(error.localizedDescription)")
+            throw ServiceError(.vaultError, "cannot encode the token file: \(error.localizedDescription)")
         }
-    }
-}
-
-/// The part of Python's pickle format (protocol 2) that a flat dict of text and integers
-/// takes, so mojito2's `pickle.load` reads what kisvault writes. Nothing here reads pickles:
-/// loading one runs code, and kisvault never does.
-enum Pickle {
-    enum Value {
-        case text(String)
-        case integer(Int)
-    }
-
-    static func dictionary(_ items: [(String, Value)]) -> Data {
-        var out: [UInt8] = [0x80, 0x02, UInt8(ascii: "}"), UInt8(ascii: "(")]
-        func text(_ value: String) {
-            let bytes = Array(value.utf8)
-            out.append(UInt8(ascii: "X"))  // BINUNICODE: 4-byte little-endian length, UTF-8
-            out += withUnsafeBytes(of: UInt32(bytes.count).littleEndian, Array.init)
-            out += bytes
-        }
-        for (key, value) in items {
-            text(key)
-            switch value {
-            case .text(let string): text(string)
-            case .integer(let number):
-                // LONG1: a length byte, then the two's-complement little-endian bytes.
-                out += [0x8a, 8] + withUnsafeBytes(of: Int64(number).littleEndian, Array.init)
-            }
-        }
-        out += [UInt8(ascii: "u"), UInt8(ascii: ".")]  // SETITEMS, STOP
-        return Data(out)
     }
 }
