@@ -92,7 +92,17 @@ public final class BulkProgress: @unchecked Sendable {
         _done += 1
         if status == .failed { _failed += 1 }
         if status == .skipped { _skipped += 1 }
+        let changed = onChange
         lock.unlock()
+        changed?()
+    }
+
+    private var onChange: (@Sendable () -> Void)?
+
+    /// Calls `handler` (on the recording task, briefly) each time an account finishes: for
+    /// a watcher that reports progress when it changes rather than polling the counts.
+    public func observe(_ handler: @escaping @Sendable () -> Void) {
+        lock.withLock { onChange = handler }
     }
 
     /// Sets the counters from a run elsewhere (an agent's, streamed to a client).

@@ -110,11 +110,14 @@ struct AgentRoutes: Sendable {
             return answer(LockAnswer(locked: true))
         }
         let stopper = self.stopper
-        router.post("/v1/stop") { _, _ in
+        router.post("/v1/stop") { _, context in
             state.lockNow(reason: "stopping")
-            // Answer first, then shut down (graceful: the socket is removed).
+            // Answer first, then shut down (graceful: the socket is removed) once the answer
+            // has reached the caller: when its connection closes (the CLI asks for that), or
+            // after two seconds for a client that keeps the connection open.
+            context.channel.closeFuture.whenComplete { _ in stopper.stop(reason: "stopped on request") }
             Task {
-                try? await Task.sleep(for: .milliseconds(50))
+                try? await Task.sleep(for: .seconds(2))
                 stopper.stop(reason: "stopped on request")
             }
             return answer(StopAnswer(stopping: true))
@@ -212,9 +215,11 @@ struct AgentRoutes: Sendable {
                     live.set(progress)
                 }
             }
+            // A progress line when an account finishes, at most one per
+            // `progressLineMilliseconds` (a run of 10,000 accounts is not 10,000 lines).
             var gone = false
-            while !live.isFinished {
-                try? await Task.sleep(for: .milliseconds(250))
+            for await _ in live.changes {
+                if live.isFinished { break }
                 guard !gone, let progress = live.progress else { continue }
                 let (done, failed, skipped) = progress.counts
                 do {
@@ -222,7 +227,10 @@ struct AgentRoutes: Sendable {
                 } catch {
                     gone = true
                     run.cancel()
+                    continue
                 }
+                // Changes meanwhile wait, coalesced, for the next line.
+                try? await Task.sleep(for: .milliseconds(Self.progressLineMilliseconds))
             }
             switch await run.result {
             case .success(let results): try await writer.write(line(BulkStreamLine(results: results)))
@@ -233,6 +241,9 @@ struct AgentRoutes: Sendable {
             try await writer.finish(nil)
         })
     }
+
+    /// The shortest time between two progress lines of a bulk stream.
+    static let progressLineMilliseconds = 100
 
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -254,13 +265,30 @@ final class LiveProgress: @unchecked Sendable {
     private let lock = NSLock()
     private var value: BulkProgress?
     private var finished = false
+    /// A signal per change, coalesced: a writer slower than the run sees the latest only.
+    let changes: AsyncStream<Void>
+    private let signal: AsyncStream<Void>.Continuation
 
-    func set(_ progress: BulkProgress) { lock.withLock { value = progress } }
+    init() {
+        (changes, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func set(_ progress: BulkProgress) {
+        lock.withLock { value = progress }
+        let signal = self.signal
+        progress.observe { signal.yield() }
+        signal.yield()
+    }
+
     var progress: BulkProgress? { lock.withLock { value } }
 
     var isFinished: Bool { lock.withLock { finished } }
 
-    func markFinished() { lock.withLock { finished = true } }
+    func markFinished() {
+        lock.withLock { finished = true }
+        signal.yield()
+        signal.finish()
+    }
 }
 
 /// `GET /v1/status`.

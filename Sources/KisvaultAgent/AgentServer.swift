@@ -263,8 +263,10 @@ final class Stopper: @unchecked Sendable {
         lock.lock(); self.action = action; lock.unlock()
     }
 
+    /// Runs the action, once: a second stop (another signal, the fallback of `/v1/stop`)
+    /// finds it already under way.
     func stop(reason: String) {
-        lock.lock(); let action = self.action; lock.unlock()
+        lock.lock(); let action = self.action; self.action = nil; lock.unlock()
         action?(reason)
     }
 }

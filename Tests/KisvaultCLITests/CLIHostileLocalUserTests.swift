@@ -54,6 +54,13 @@ import Glibc
         return process
     }
 
+    /// Ends a stand-in for good: SIGKILL, since a child of the test runner inherits its
+    /// worker thread's blocked signals and SIGTERM would wait in its mask for ever.
+    static func end(_ process: Process) {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     static func received(_ record: String) -> String {
         (try? String(contentsOfFile: record, encoding: .utf8)) ?? ""
     }
@@ -71,7 +78,7 @@ import Glibc
         let record = theirs + "/received"
         let attacker = try await Self.startFakeAgent(box, socket: theirs + "/agent.sock", record: record, dropTo: -1,
                                                      wrapper: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
-        defer { attacker.terminate() }
+        defer { Self.end(attacker) }
         let env: [String: String?] = ["KISVAULT_AGENT_SOCK": theirs + "/agent.sock"]
         let unlock = try await box.runAsync(["unlock", "--socket", theirs + "/agent.sock"], env: env)
         #expect(unlock.status == 1 && unlock.stderr.contains("belongs to uid 65534"), "\(unlock.stderr)")
@@ -86,7 +93,7 @@ import Glibc
         let record2 = box.dir + "/received-2"
         _ = FileManager.default.createFile(atPath: record2, contents: nil)
         let impostor = try await Self.startFakeAgent(box, socket: ours + "/agent.sock", record: record2, dropTo: Int(Self.nobody))
-        defer { impostor.terminate() }
+        defer { Self.end(impostor) }
         let second = try await box.runAsync(["unlock", "--socket", ours + "/agent.sock"])
         #expect(second.status == 1 && second.stderr.contains("runs as uid 65534"), "\(second.stderr)")
         let exec = try await box.runAsync(["exec", accounts[0].name, "--", "/bin/true"], env: ["KISVAULT_AGENT_SOCK": ours + "/agent.sock"])
