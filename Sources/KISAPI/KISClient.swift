@@ -98,10 +98,11 @@ public final class KISClient: Sendable {
 
     /// Issues a WebSocket approval key (`POST /oauth2/Approval`).
     /// - Throws: ``KISError``.
-    public func approvalKey(environment: KISEnvironment, appkey: String, secret: String) async throws(KISError) -> ApprovalKey {
+    public func approvalKey(environment: KISEnvironment, appkey: String, secret: String,
+                            now: @Sendable () -> Date = { Date() }) async throws(KISError) -> ApprovalKey {
         let body = try await post(environment: environment, path: "/oauth2/Approval",
                                   fields: ["grant_type": "client_credentials", "appkey": appkey, "secretkey": secret])
-        return try KISResponse.approvalKey(from: body, now: Date())
+        return try KISResponse.approvalKey(from: body, now: now())
     }
 
     /// Issues (or, within KIS's 6-hour window, re-fetches) a REST access token

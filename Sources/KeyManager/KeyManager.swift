@@ -209,9 +209,11 @@ public final class KeyManager: Sendable {
             return IssuedCredential(value: value, times: times, fromCache: true)
         }
         let key = "\(kind.rawValue)/\(account)"
-        await inFlight.acquire(key)
+        let waited = await inFlight.acquire(key)
         do {
-            let result = try await obtainLocked(account: account, kind: kind, stop: stop, isAcceptable: isAcceptable)
+            // Not waited: nothing of this process changed the account since the look above,
+            // and another process's change is what the write transaction sees anyway.
+            let result = try await obtainLocked(account: account, kind: kind, stop: stop, looked: !waited, isAcceptable: isAcceptable)
             await inFlight.release(key)
             return result
         } catch {
@@ -220,26 +222,34 @@ public final class KeyManager: Sendable {
         }
     }
 
-    func obtainLocked(account: String, kind: CredentialKind, stop: BulkProgress?, isAcceptable: (CredentialTimes, Date) -> Bool) async throws -> IssuedCredential {
+    /// The loop behind the gate. `looked`: the caller has just found no acceptable stored
+    /// credential, so the first pass goes straight to the write transaction (which decides
+    /// on the state it reads itself); later passes, after a wait, look with reads first.
+    func obtainLocked(account: String, kind: CredentialKind, stop: BulkProgress?, looked: Bool = false,
+                      isAcceptable: (CredentialTimes, Date) -> Bool) async throws -> IssuedCredential {
         let waitLimit = now().addingTimeInterval(configuration.leaseDuration + 30)
         var retriedRateLimit = false
+        var firstPass = looked
         while true {
             let now = self.now()
-            if let (value, times) = try vault.openCredential(account: account, kind: kind), accepts(times, now, isAcceptable) {
-                return IssuedCredential(value: value, times: times, fromCache: true)
-            }
-            // Another process's issuance in flight: look again with a read, not the write
-            // lock (thirty waiters polling with write transactions would queue the holder's
-            // own commit behind them).
-            let (peek, holderAlive) = try vault.vault.leaseState(account: account, kind: kind)
-            if let holder = peek.leaseOwner, holder != owner.text, let until = peek.leaseExpiresAt, until > now,
-               peek.current.map({ !accepts($0, now, isAcceptable) }) ?? true, LeaseOwner.isAlive(holder), holderAlive != false {
-                guard self.now() < waitLimit else {
-                    throw KeyManagerError.leaseTimeout(account: account, seconds: Int(configuration.leaseDuration + 30))
+            if !firstPass {
+                if let (value, times) = try vault.openCredential(account: account, kind: kind), accepts(times, now, isAcceptable) {
+                    return IssuedCredential(value: value, times: times, fromCache: true)
                 }
-                try await pause(configuration.pollInterval, account: account, stop: stop)
-                continue
+                // Another process's issuance in flight: look again with a read, not the write
+                // lock (thirty waiters polling with write transactions would queue the holder's
+                // own commit behind them).
+                let (peek, holderAlive) = try vault.vault.leaseState(account: account, kind: kind)
+                if let holder = peek.leaseOwner, holder != owner.text, let until = peek.leaseExpiresAt, until > now,
+                   peek.current.map({ !accepts($0, now, isAcceptable) }) ?? true, LeaseOwner.isAlive(holder), holderAlive != false {
+                    guard self.now() < waitLimit else {
+                        throw KeyManagerError.leaseTimeout(account: account, seconds: Int(configuration.leaseDuration + 30))
+                    }
+                    try await pause(configuration.pollInterval, account: account, stop: stop)
+                    continue
+                }
             }
+            firstPass = false
             let step = try vault.withIssuance(account: account, kind: kind) { tx -> Step in
                 try decide(tx, kind: kind, now: now, isAcceptable: isAcceptable)
             }
@@ -353,9 +363,9 @@ public final class KeyManager: Sendable {
         do {
             switch claim.snapshot.kind {
             case .approval:
-                let key = try await client.approvalKey(environment: environment, appkey: appkey, secret: secret)
-                let issued = now()
-                result = .issued(key.key, CredentialTimes(issuedAt: issued, expiresAt: issued.addingTimeInterval(KISFacts.approvalKeyLifetime)))
+                // The lifetime is the client's, on the manager's clock, computed once.
+                let key = try await client.approvalKey(environment: environment, appkey: appkey, secret: secret, now: { self.now() })
+                result = .issued(key.key, CredentialTimes(issuedAt: key.issuedAt, expiresAt: key.expiresAt))
             case .token:
                 let token = try await client.accessToken(environment: environment, appkey: appkey, secret: secret, now: { self.now() })
                 result = .issued(token.token, CredentialTimes(issuedAt: token.issuedAt, expiresAt: token.expiresAt))
@@ -425,12 +435,15 @@ actor KeyedGate {
     private var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     private var held: Set<String> = []
 
-    func acquire(_ key: String) async {
+    /// Takes the key's turn; returns whether it had to wait for another holder's.
+    @discardableResult
+    func acquire(_ key: String) async -> Bool {
         if !held.contains(key) {
             held.insert(key)
-            return
+            return false
         }
         await withCheckedContinuation { waiters[key, default: []].append($0) }
+        return true
     }
 
     func release(_ key: String) {
