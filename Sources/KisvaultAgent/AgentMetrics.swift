@@ -125,8 +125,9 @@ public final class AgentMetrics: @unchecked Sendable {
             }
         }
         if let status = renewer?.status {
-            family("kisvault_renewal_passes_total", "counter", "Background renewal passes made.")
-            sample("kisvault_renewal_passes_total", [], Double(status.passes))
+            family("kisvault_renewal_passes_total", "counter", "Background renewal passes made, by outcome (ok, or failed: some renewal in it failed).")
+            sample("kisvault_renewal_passes_total", [("outcome", "ok")], Double(status.passes - status.failedPasses))
+            sample("kisvault_renewal_passes_total", [("outcome", "failed")], Double(status.failedPasses))
             family("kisvault_renewal_failing_accounts", "gauge", "Accounts whose last background renewal failed, by kind.")
             for kind in CredentialKind.allCases { sample("kisvault_renewal_failing_accounts", [("kind", kind.rawValue)], Double(status.failing.filter { $0.kind == kind }.count)) }
         }

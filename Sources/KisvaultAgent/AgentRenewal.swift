@@ -45,6 +45,9 @@ public struct RenewalStatus: Sendable, Codable, Equatable {
     public var intervalSeconds: Double
     /// Passes made (a pass while locked does nothing and is not counted).
     public var passes: Int
+    /// Of those, the passes in which some renewal failed (or the accounts could not be
+    /// listed).
+    public var failedPasses: Int
     public var lastPassAt: String?
     /// Credentials renewed since the agent started, by kind.
     public var renewedApprovalKeys: Int
@@ -52,7 +55,7 @@ public struct RenewalStatus: Sendable, Codable, Equatable {
     public var failing: [Failing]
 
     enum CodingKeys: String, CodingKey {
-        case beforeSeconds = "before_seconds", tag, intervalSeconds = "interval_seconds", passes, lastPassAt = "last_pass_at",
+        case beforeSeconds = "before_seconds", tag, intervalSeconds = "interval_seconds", passes, failedPasses = "failed_passes", lastPassAt = "last_pass_at",
              renewedApprovalKeys = "renewed_approval_keys", renewedTokens = "renewed_tokens", failing
     }
 }
@@ -82,6 +85,7 @@ final class Renewer: @unchecked Sendable {
     private let state: AgentState
     private let lock = NSLock()
     private var passes = 0
+    private var failedPasses = 0
     private var lastPass: Date?
     private var renewed: [CredentialKind: Int] = [:]
     private var failures: [Key: Failure] = [:]
@@ -109,8 +113,14 @@ final class Renewer: @unchecked Sendable {
             names = try manager.vault.vault.accountNames(tag: settings.tag)
         } catch {
             state.logger.warning("renewal: cannot list the accounts", metadata: ["error": "\(error)"])
+            lock.withLock {
+                passes += 1
+                failedPasses += 1
+                lastPass = state.now()
+            }
             return
         }
+        var failed = false
         for kind in [CredentialKind.approval, .token] {
             guard !state.isLocked else { return }
             let now = state.now()
@@ -125,13 +135,17 @@ final class Renewer: @unchecked Sendable {
             state.track(progress)
             defer { state.untrack(progress) }
             do {
-                record(kind, try await renewing.bulk(accounts: due, options: options, progress: progress), selected: Set(names))
+                let results = try await renewing.bulk(accounts: due, options: options, progress: progress)
+                record(kind, results, selected: Set(names))
+                if results.contains(where: { $0.status == .failed }) { failed = true }
             } catch {
                 state.logger.warning("renewal failed", metadata: ["kind": "\(kind.rawValue)", "error": "\(error)"])
+                failed = true
             }
         }
         lock.withLock {
             passes += 1
+            if failed { failedPasses += 1 }
             lastPass = state.now()
         }
     }
@@ -170,7 +184,7 @@ final class Renewer: @unchecked Sendable {
                                          message: failure.message, attempts: failure.attempts,
                                          nextAttemptAt: Timestamp.string(failure.nextAttempt))
         }.sorted { ($0.account, $0.kind.rawValue) < ($1.account, $1.kind.rawValue) }
-        return RenewalStatus(beforeSeconds: settings.before, tag: settings.tag, intervalSeconds: settings.interval, passes: passes,
+        return RenewalStatus(beforeSeconds: settings.before, tag: settings.tag, intervalSeconds: settings.interval, passes: passes, failedPasses: failedPasses,
                              lastPassAt: lastPass.map(Timestamp.string), renewedApprovalKeys: renewed[.approval] ?? 0,
                              renewedTokens: renewed[.token] ?? 0, failing: failing)
     }

@@ -301,6 +301,10 @@ import FoundationNetworking
         // Two more passes change nothing: each was renewed once.
         let passes = try await renewal()["passes"] as? Int ?? 0
         #expect(try await Self.waitFor(20) { (try await renewal()["passes"] as? Int ?? 0) >= passes + 2 })
+        // The passes with the refusals in them are counted as failed ones; the later not.
+        let counted = try await renewal()
+        let failedPasses = counted["failed_passes"] as? Int ?? -1
+        #expect(failedPasses >= 1 && failedPasses < (counted["passes"] as? Int ?? 0), "\(counted)")
         #expect(mock.requests("/oauth2/Approval") == 3 + 2 + 2 + 1, "2 renewals, 3 refused on the way (2, then 1 retried)")
         #expect(mock.requests("/oauth2/tokenP") == 3 + 2)
         // Answered from the vault: the renewed key, no request.
