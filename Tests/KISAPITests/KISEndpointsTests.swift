@@ -9,12 +9,15 @@ import Testing
     }
 
     @Test func plainHTTPOnlyToLiteralLoopback() {
-        for url in ["http://127.0.0.1:8080", "http://127.255.0.9", "http://[::1]:9", "http://localhost:9", "https://127.0.0.1.evil.test", "https://openapi.koreainvestment.com:9443"] {
+        for url in ["http://127.0.0.1:8080", "http://127.255.0.9", "http://[::1]:9", "http://localhost:9", "https://127.0.0.1.evil.test", "https://openapi.koreainvestment.com:9443",
+                    "http://127.0.0.1:8080?x=1", "http://127.0.0.1#f", "HTTP://127.0.0.1:1/path"] {
             #expect(accepted(url), "\(url)")
         }
         // Names that look like addresses are names; shorthand IPv4 forms are not literals.
         for url in ["http://127.0.0.1.evil.test:8080", "http://127.evil.test", "http://127.1", "http://0x7f000001", "http://2130706433",
-                    "http://[::ffff:127.0.0.1]", "http://[::2]", "http://128.0.0.1", "http://localhost.evil.test", "ftp://127.0.0.1", "127.0.0.1:80"] {
+                    "http://[::ffff:127.0.0.1]", "http://[::2]", "http://128.0.0.1", "http://localhost.evil.test", "ftp://127.0.0.1", "127.0.0.1:80",
+                    // The host is read as written (not through URLComponents' IDNA decoding).
+                    "http://[::1", "http://:80", "http://@127.0.0.1.evil.test", "http://127.0.0.1@evil.test", "http://[::1].evil.test", "http://[::1]evil:80"] {
             #expect(!accepted(url), "\(url)")
         }
     }
