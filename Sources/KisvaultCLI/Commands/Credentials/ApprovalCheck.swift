@@ -1,7 +1,6 @@
 import ArgumentParser
 import CredentialService
 import Foundation
-import KISAPI
 import VaultStore
 
 extension ApprovalCommand {
@@ -37,15 +36,6 @@ extension ApprovalCommand {
             guard timeout.seconds > 0 && timeout.seconds <= 300 else { throw ValidationError("--timeout must be above 0 and at most 5m") }
         }
 
-        enum State: String, Codable { case ok, rejected, inUse = "in-use", unreachable, none, expired }
-
-        struct Report: Codable {
-            var account: String
-            var state: State
-            var errorCode: String?
-            var message: String?
-        }
-
         func run() async throws {
             let reports = try await Services.with(options, nil) { service in
                 let stored = try await service.status(.approval, tag: selection.tag)
@@ -59,7 +49,7 @@ extension ApprovalCommand {
                     names = selection.accounts
                 }
                 byName = byName.filter { names.contains($0.key) }
-                return try await check(names, statuses: byName, service: service)
+                return try await service.checkApprovalKeys(names, statuses: byName, concurrency: concurrency, timeout: timeout.seconds)
             }
             if output.json {
                 try Terminal.json(reports)
@@ -71,55 +61,7 @@ extension ApprovalCommand {
             }
             guard reports.contains(where: { $0.state != .ok }) else { return }
             guard reports.count == 1 else { throw CLIError.reported(.partial) }
-            switch reports[0].state {
-            case .ok: return
-            case .rejected, .inUse: throw CLIError.reported(.kisRejected)
-            case .unreachable: throw CLIError.reported(.kisUnavailable)
-            case .none, .expired: throw CLIError.reported(.notFound)
-            }
-        }
-
-        /// Each account's check, at most `concurrency` sessions at once, in `names` order.
-        func check(_ names: [String], statuses: [String: CredentialStatus], service: Services) async throws -> [Report] {
-            // The keys first (one unlock, or the agent), then the sessions.
-            var keys: [String: (key: String, url: String)] = [:]
-            var reports: [String: Report] = [:]
-            let now = try await service.clock()
-            for name in names {
-                guard let status = statuses[name], let end = status.expiresAt.flatMap(Timestamp.parse) else {
-                    reports[name] = Report(account: name, state: .none, message: "no approval key stored")
-                    continue
-                }
-                guard end > now else {
-                    reports[name] = Report(account: name, state: .expired, message: "the stored key ended at \(status.expiresAt ?? "?")")
-                    continue
-                }
-                let answer = try await service.credential(.approval, account: name, minTTL: 0)
-                keys[name] = (try answer.checkedText(account: name), service.kisURLs.webSocket(status.environment))
-            }
-            let timeout = timeout.seconds
-            try await withThrowingTaskGroup(of: Report.self) { group in
-                var pending = names.filter { keys[$0] != nil }.makeIterator()
-                func startNext() {
-                    guard let name = pending.next(), let (key, url) = keys[name] else { return }
-                    group.addTask { Self.report(name, await KISWebSocketCheck.check(url: url, approvalKey: key, timeout: timeout)) }
-                }
-                for _ in 0..<concurrency { startNext() }
-                for try await report in group {
-                    reports[report.account] = report
-                    startNext()
-                }
-            }
-            return names.compactMap { reports[$0] }
-        }
-
-        static func report(_ name: String, _ outcome: KISWebSocketCheck.Outcome) -> Report {
-            switch outcome {
-            case .ok: Report(account: name, state: .ok)
-            case .inUse: Report(account: name, state: .inUse, errorCode: "OPSP8996", message: "another session holds this appkey")
-            case .rejected(let code, let message): Report(account: name, state: .rejected, errorCode: code, message: message)
-            case .unreachable(let reason): Report(account: name, state: .unreachable, message: reason)
-            }
+            if let code = reports[0].code { throw CLIError.reported(code) }
         }
     }
 }
