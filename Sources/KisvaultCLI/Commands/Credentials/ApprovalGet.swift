@@ -17,14 +17,10 @@ extension ApprovalCommand {
                 Example:
                   KEY=$(kisvault approval get alpha --min-ttl 1h)
                 """)
-        @OptionGroup var options: VaultOptions
-        @OptionGroup var output: OutputOptions
-        @OptionGroup var manager: ManagerOptions
-        @Argument(help: "The account.", completion: Completions.accounts) var account: String
-        @OptionGroup var minTTL: MinTTLOptions
+        @OptionGroup var arguments: CredentialArguments
 
         func run() async throws {
-            try await GetCredential(kind: .approval).run(options: options, output: output, manager: manager, account: account, minTTL: minTTL.seconds)
+            try await GetCredential(kind: .approval).run(arguments)
         }
     }
 }

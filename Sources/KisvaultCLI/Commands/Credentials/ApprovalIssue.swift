@@ -19,14 +19,10 @@ extension ApprovalCommand {
                 Example:
                   kisvault approval issue --all --concurrency 32 --format json
                 """)
-        @OptionGroup var options: VaultOptions
-        @OptionGroup var output: OutputOptions
-        @OptionGroup var manager: ManagerOptions
-        @OptionGroup var selection: AccountSelection
-        @OptionGroup var bulk: BulkRunOptions
+        @OptionGroup var arguments: BulkArguments
 
         func run() async throws {
-            try await BulkCommand(kind: .approval, mode: .issue).run(options: options, output: output, manager: manager, selection: selection, bulk: bulk)
+            try await BulkCommand(kind: .approval, mode: .issue).run(arguments)
         }
     }
 }

@@ -12,14 +12,10 @@ extension ApprovalCommand {
             abstract: "Issue new approval keys even where the stored ones are fresh.",
             usage: "kisvault approval rotate (<accounts> ... | --all | --tag <tag>) [options]",
             discussion: "Example:\n  kisvault approval rotate --tag prod")
-        @OptionGroup var options: VaultOptions
-        @OptionGroup var output: OutputOptions
-        @OptionGroup var manager: ManagerOptions
-        @OptionGroup var selection: AccountSelection
-        @OptionGroup var bulk: BulkRunOptions
+        @OptionGroup var arguments: BulkArguments
 
         func run() async throws {
-            try await BulkCommand(kind: .approval, mode: .rotate).run(options: options, output: output, manager: manager, selection: selection, bulk: bulk)
+            try await BulkCommand(kind: .approval, mode: .rotate).run(arguments)
         }
     }
 }

@@ -4,13 +4,42 @@ import CredentialService
 import KeyManager
 import VaultStore
 
+/// What `approval get`, `token get` and `token invalidate` take: one account's credential.
+struct CredentialArguments: ParsableArguments {
+    @OptionGroup var options: VaultOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var manager: ManagerOptions
+    @Argument(help: "The account.", completion: Completions.accounts) var account: String
+    @OptionGroup var minTTL: MinTTLOptions
+}
+
+/// What `issue` and `rotate` of either kind take: a bulk run over a selection.
+struct BulkArguments: ParsableArguments {
+    @OptionGroup var options: VaultOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var manager: ManagerOptions
+    @OptionGroup var selection: AccountSelection
+    @OptionGroup var bulk: BulkRunOptions
+}
+
+/// What `approval status` and `token status` take.
+struct StatusArguments: ParsableArguments {
+    @OptionGroup var location: VaultLocation
+    @OptionGroup var output: OutputOptions
+    @Option(help: "Only accounts with this tag.", completion: Completions.tags) var tag: String?
+    @Option(help: ArgumentHelp("Only accounts in this state: fresh, expiring, expired, none or rejected.", valueName: "state"))
+    var state: CredentialState?
+    @Argument(help: "Only these accounts (default: all).", completion: Completions.accounts) var accounts: [String] = []
+}
+
 /// `get`: shared by `approval get` and `token get`.
 struct GetCredential {
     let kind: CredentialKind
 
-    func run(options: VaultOptions, output: OutputOptions, manager: ManagerOptions, account: String, minTTL: TimeInterval) async throws {
-        let answer = try await Services.with(options, manager) { try await $0.credential(kind, account: account, minTTL: minTTL) }
-        try print(answer, output: output, account: account)
+    func run(_ arguments: CredentialArguments) async throws {
+        let (account, minTTL) = (arguments.account, arguments.minTTL.seconds)
+        let answer = try await Services.with(arguments.options, arguments.manager) { try await $0.credential(kind, account: account, minTTL: minTTL) }
+        try print(answer, output: arguments.output, account: account)
     }
 
     func print(_ answer: CredentialAnswer, output: OutputOptions, account: String) throws {
@@ -68,8 +97,8 @@ struct BulkCommand {
     let kind: CredentialKind
     let mode: BulkMode
 
-    func run(options: VaultOptions, output: OutputOptions, manager: ManagerOptions,
-             selection: AccountSelection, bulk: BulkRunOptions, revokeOld: Bool = false) async throws {
+    func run(_ arguments: BulkArguments, revokeOld: Bool = false) async throws {
+        let (options, output, manager, selection, bulk) = (arguments.options, arguments.output, arguments.manager, arguments.selection, arguments.bulk)
         var request = BulkRequest(kind: kind, mode: mode)
         selection.apply(to: &request)
         request.concurrency = bulk.concurrency
@@ -194,6 +223,11 @@ extension CredentialState: ExpressibleByArgument {}
 /// `status`: per account, the credential's state; no passphrase needed.
 struct StatusCommand {
     let kind: CredentialKind
+
+    func run(_ arguments: StatusArguments, expiringWithin: TimeInterval) async throws {
+        try await run(options: arguments.location.options, output: arguments.output, tag: arguments.tag, names: arguments.accounts,
+                      state: arguments.state, expiringWithin: expiringWithin)
+    }
 
     func run(options: VaultOptions, output: OutputOptions, tag: String?, names: [String] = [], state wanted: CredentialState? = nil,
              expiringWithin: TimeInterval) async throws {

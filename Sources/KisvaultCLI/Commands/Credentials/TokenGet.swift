@@ -17,14 +17,10 @@ extension TokenCommand {
                 Example:
                   curl -H "authorization: Bearer $(kisvault token get alpha)" ...
                 """)
-        @OptionGroup var options: VaultOptions
-        @OptionGroup var output: OutputOptions
-        @OptionGroup var manager: ManagerOptions
-        @Argument(help: "The account.", completion: Completions.accounts) var account: String
-        @OptionGroup var minTTL: MinTTLOptions
+        @OptionGroup var arguments: CredentialArguments
 
         func run() async throws {
-            try await GetCredential(kind: .token).run(options: options, output: output, manager: manager, account: account, minTTL: minTTL.seconds)
+            try await GetCredential(kind: .token).run(arguments)
         }
     }
 }

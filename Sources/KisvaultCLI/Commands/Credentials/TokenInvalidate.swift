@@ -22,23 +22,21 @@ extension TokenCommand {
                 Example:
                   printf '%s\\n' "$DEAD_TOKEN" | kisvault token invalidate alpha
                 """)
-        @OptionGroup var options: VaultOptions
-        @OptionGroup var output: OutputOptions
-        @OptionGroup var manager: ManagerOptions
-        @Argument(help: "The account.", completion: Completions.accounts) var account: String
-        @OptionGroup var minTTL: MinTTLOptions
+        @OptionGroup var arguments: CredentialArguments
 
         func run() async throws {
             let dead = try readDeadToken()
-            let answer = try await Services.with(options, manager) {
-                try await $0.invalidateToken(account: account, deadToken: dead, minTTL: minTTL.seconds)
+            let (account, minTTL) = (arguments.account, arguments.minTTL.seconds)
+            let answer = try await Services.with(arguments.options, arguments.manager) {
+                try await $0.invalidateToken(account: account, deadToken: dead, minTTL: minTTL)
             }
-            try GetCredential(kind: .token).print(answer, output: output, account: account)
+            try GetCredential(kind: .token).print(answer, output: arguments.output, account: account)
         }
 
         /// The dead token: the first line of standard input (or asked with echo off on a
         /// terminal), in KIS's shape.
         func readDeadToken() throws -> SecureBytes {
+            let account = arguments.account
             let token: SecureBytes
             if Terminal.isTerminal(0) {
                 guard let typed = try SecretInput.prompt("dead access token of \(account): ") else { throw CLIError.noPassphrase }

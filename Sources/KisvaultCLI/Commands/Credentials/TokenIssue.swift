@@ -12,14 +12,10 @@ extension TokenCommand {
             abstract: "Issue access tokens where missing or not fresh, for many accounts at once.",
             usage: "kisvault token issue (<accounts> ... | --all | --tag <tag>) [options]",
             discussion: "Example:\n  kisvault token issue --tag prod --concurrency 8")
-        @OptionGroup var options: VaultOptions
-        @OptionGroup var output: OutputOptions
-        @OptionGroup var manager: ManagerOptions
-        @OptionGroup var selection: AccountSelection
-        @OptionGroup var bulk: BulkRunOptions
+        @OptionGroup var arguments: BulkArguments
 
         func run() async throws {
-            try await BulkCommand(kind: .token, mode: .issue).run(options: options, output: output, manager: manager, selection: selection, bulk: bulk)
+            try await BulkCommand(kind: .token, mode: .issue).run(arguments)
         }
     }
 }

@@ -19,15 +19,11 @@ extension TokenCommand {
                 Example:
                   kisvault token rotate alpha --revoke-old
                 """)
-        @OptionGroup var options: VaultOptions
-        @OptionGroup var output: OutputOptions
-        @OptionGroup var manager: ManagerOptions
-        @OptionGroup var selection: AccountSelection
-        @OptionGroup var bulk: BulkRunOptions
+        @OptionGroup var arguments: BulkArguments
         @Flag(name: .customLong("revoke-old"), help: "Revoke the previous token after the new one is stored.") var revokeOld = false
 
         func run() async throws {
-            try await BulkCommand(kind: .token, mode: .rotate).run(options: options, output: output, manager: manager, selection: selection, bulk: bulk, revokeOld: revokeOld)
+            try await BulkCommand(kind: .token, mode: .rotate).run(arguments, revokeOld: revokeOld)
         }
     }
 }

@@ -11,16 +11,10 @@ extension TokenCommand {
             abstract: "Show each account's access token state (fresh, expiring, expired, none, rejected); no passphrase needed.",
             usage: "kisvault token status [<accounts> ...] [options]",
             discussion: "Example:\n  kisvault token status --format json")
-        @OptionGroup var location: VaultLocation
-        var options: VaultOptions { location.options }
-        @OptionGroup var output: OutputOptions
-        @Option(help: "Only accounts with this tag.", completion: Completions.tags) var tag: String?
-        @Option(help: ArgumentHelp("Only accounts in this state: fresh, expiring, expired, none or rejected.", valueName: "state"))
-        var state: CredentialState?
-        @Argument(help: "Only these accounts (default: all).", completion: Completions.accounts) var accounts: [String] = []
+        @OptionGroup var arguments: StatusArguments
 
         func run() async throws {
-            try await StatusCommand(kind: .token).run(options: options, output: output, tag: tag, names: accounts, state: state, expiringWithin: 600)
+            try await StatusCommand(kind: .token).run(arguments, expiringWithin: 600)
         }
     }
 }
