@@ -1,6 +1,6 @@
 import AccountFile
+import CredentialService
 import Foundation
-import VaultCrypto
 import VaultStore
 
 /// The import/export file formats of `kisvault account import` and `kis-mock generate`.

@@ -2,7 +2,6 @@ import ArgumentParser
 import ClientFormats
 import CredentialService
 import Foundation
-import VaultStore
 
 extension TokenFileFormat: ExpressibleByArgument {}
 

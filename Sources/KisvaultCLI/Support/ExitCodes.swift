@@ -3,7 +3,6 @@ import Foundation
 import CredentialService
 import CredentialService
 import KisvaultAgent
-import VaultStore
 
 /// Errors raised by the CLI layer itself.
 public enum CLIError: Error, CustomStringConvertible, Sendable {

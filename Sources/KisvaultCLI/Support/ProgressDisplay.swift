@@ -1,5 +1,5 @@
 import Foundation
-import KeyManager
+import CredentialService
 
 /// The progress of a bulk run on stderr: a redrawn bar on a terminal, a plain line every
 /// few seconds otherwise, nothing with `--quiet`.

@@ -1,7 +1,6 @@
 import ClientFormats
 import Foundation
 import CredentialService
-import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif

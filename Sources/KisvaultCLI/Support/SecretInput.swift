@@ -1,5 +1,5 @@
+import CredentialService
 import Foundation
-import VaultCrypto
 import VaultStore
 #if canImport(Glibc)
 import Glibc

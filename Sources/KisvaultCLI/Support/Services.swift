@@ -1,8 +1,6 @@
 import CredentialService
 import Foundation
-import KeyManager
 import KisvaultAgent
-import VaultCrypto
 import VaultStore
 
 /// The credential service a command speaks to, chosen here and nowhere else: a running

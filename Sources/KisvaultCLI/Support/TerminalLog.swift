@@ -1,6 +1,6 @@
+import CredentialService
 import Foundation
 import Logging
-import VaultStore
 
 /// How log records reach a person: one `kisvault:` line each on stderr, escaped like
 /// every other message, metadata after the text. Notices (a wait for KIS's token minute)

@@ -1,7 +1,6 @@
 import ArgumentParser
+import CredentialService
 import Foundation
-import VaultCrypto
-import VaultStore
 
 /// `kisvault account`
 struct AccountCommand: AsyncParsableCommand {

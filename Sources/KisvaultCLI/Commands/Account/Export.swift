@@ -1,10 +1,10 @@
 import ClientFormats
 import ArgumentParser
+import CredentialService
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import VaultCrypto
 import VaultStore
 
 extension AccountCommand {

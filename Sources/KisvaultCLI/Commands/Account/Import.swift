@@ -1,9 +1,9 @@
 import ArgumentParser
+import CredentialService
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import VaultStore
 
 extension AccountCommand {
     /// `kisvault account import`

@@ -1,6 +1,6 @@
 import ArgumentParser
+import CredentialService
 import Foundation
-import VaultStore
 
 extension AccountCommand {
     /// `kisvault account remove`

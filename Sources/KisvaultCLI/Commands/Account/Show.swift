@@ -1,8 +1,6 @@
 import ArgumentParser
 import CredentialService
 import Foundation
-import VaultCrypto
-import VaultStore
 
 extension AccountCommand {
     /// `kisvault account show`

@@ -3,7 +3,6 @@ import CredentialService
 import Foundation
 import KisvaultAgent
 import Logging
-import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif

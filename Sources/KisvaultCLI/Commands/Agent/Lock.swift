@@ -1,8 +1,8 @@
 import ArgumentParser
+import CredentialService
 import Foundation
 import KisvaultAgent
 import Logging
-import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif

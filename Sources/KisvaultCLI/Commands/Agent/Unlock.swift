@@ -1,7 +1,7 @@
 import ArgumentParser
+import CredentialService
 import Foundation
 import KisvaultAgent
-import VaultStore
 
 /// `kisvault unlock`
 struct Unlock: AsyncParsableCommand {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import CredentialService
-import VaultStore
 
 /// `kisvault approval`
 struct ApprovalCommand: AsyncParsableCommand {

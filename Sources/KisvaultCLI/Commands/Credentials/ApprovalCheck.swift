@@ -1,7 +1,6 @@
 import ArgumentParser
 import CredentialService
 import Foundation
-import VaultStore
 
 extension ApprovalCommand {
     /// `kisvault approval check`

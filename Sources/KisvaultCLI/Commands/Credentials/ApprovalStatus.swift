@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import CredentialService
-import VaultStore
 
 extension ApprovalCommand {
     /// `kisvault approval status`

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import CredentialService
-import KeyManager
-import VaultStore
 
 /// What `approval get`, `token get` and `token invalidate` take: one account's credential.
 struct CredentialArguments: ParsableArguments {

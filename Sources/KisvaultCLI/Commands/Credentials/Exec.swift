@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import CredentialService
-import VaultCrypto
-import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import CredentialService
-import VaultStore
 
 /// `kisvault token`
 struct TokenCommand: AsyncParsableCommand {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import CredentialService
 import Foundation
-import VaultStore
 
 extension TokenCommand {
     /// `kisvault token check`

@@ -2,7 +2,6 @@ import ClientFormats
 import ArgumentParser
 import Foundation
 import CredentialService
-import VaultStore
 
 extension TokenCommand {
     /// `kisvault token export`

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import CredentialService
-import VaultStore
 
 extension TokenCommand {
     /// `kisvault token get`

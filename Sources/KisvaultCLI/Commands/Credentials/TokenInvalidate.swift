@@ -2,8 +2,6 @@ import ArgumentParser
 import Foundation
 import CredentialService
 import KisvaultAgent
-import VaultCrypto
-import VaultStore
 
 extension TokenCommand {
     /// `kisvault token invalidate`

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import KeyManager
 import CredentialService
-import VaultStore
 
 extension TokenCommand {
     /// `kisvault token issue`

@@ -1,6 +1,6 @@
 import ArgumentParser
+import CredentialService
 import Foundation
-import VaultCrypto
 import VaultStore
 
 /// `kisvault init`

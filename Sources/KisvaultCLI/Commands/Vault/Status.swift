@@ -2,7 +2,6 @@ import ArgumentParser
 import CredentialService
 import Foundation
 import KisvaultAgent
-import VaultStore
 
 /// `kisvault status`
 struct StatusOverview: AsyncParsableCommand {
