@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 out=${1:-.build-static}
 swift=${SWIFT:-swift}
-version=$(sed -n 's/.*public static let version = "\(.*\)".*/\1/p' Sources/KisvaultCLI/Kisvault.swift)
+version=$(sed -n 's/^public let kisvaultVersion = "\(.*\)".*/\1/p' Sources/KISAPI/KISClient.swift)
 revision=${DEB_REVISION:-1}   # DEB_REVISION=2: a second build of one version, to try an upgrade
 arch=$(dpkg --print-architecture)
 name="kisvault_${version}-${revision}_${arch}"

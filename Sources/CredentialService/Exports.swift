@@ -13,5 +13,8 @@
 @_exported import enum VaultStore.VaultError
 @_exported import enum VaultStore.Timestamp
 
+// kisvault's version, written once where the KIS client sends it.
+@_exported import let KISAPI.kisvaultVersion
+
 // Secrets cross the boundary in guarded memory.
 @_exported import class VaultCrypto.SecureBytes

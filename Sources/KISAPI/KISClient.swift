@@ -37,7 +37,8 @@ public struct KISClientConfiguration: Sendable {
     }
 }
 
-/// The version reported in `User-Agent`.
+/// kisvault's version: in `User-Agent`, `kisvault --version` and the package
+/// (scripts/make-deb.sh reads it here). Written once.
 public let kisvaultVersion = "0.1.0"
 
 /// KIS's four authentication endpoints over one pooled `HTTPClient`.

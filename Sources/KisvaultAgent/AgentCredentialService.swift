@@ -145,7 +145,7 @@ public final class AgentCredentialService: CredentialService {
             // another vault (vault_differs) or aimed at other hosts (kis_urls_differ)
             // refuses before doing anything.
             guard let vault = VaultIdentity.of(vaultPath) else { throw AgentUnavailable(reason: "no vault at \(vaultPath) to ask the agent about") }
-            let headers = [VaultIdentity.header: vault, "x-kisvault-kis-real": kisURLs.real, "x-kisvault-kis-mock": kisURLs.mock]
+            let headers = [AgentHeader.forVault: vault, AgentHeader.kisReal: kisURLs.real, AgentHeader.kisMock: kisURLs.mock]
             response = try AgentClient.request(socket: socket, method: method, target: target, headers: headers, body: body,
                                                timeout: timeout, partial: partial)
         } catch let unavailable as AgentUnavailable {
@@ -157,13 +157,13 @@ public final class AgentCredentialService: CredentialService {
         } catch {
             throw AgentUnavailable(reason: "agent at \(socket) unusable (\(error))")
         }
-        guard let served = response.headers["x-kisvault-vault"], Self.sameFile(served, vaultPath) else {
+        guard let served = response.headers[AgentHeader.vault], Self.sameFile(served, vaultPath) else {
             throw AgentUnavailable(reason: "the agent at \(socket) serves another vault")
         }
         // An agent started for other KIS hosts (KIS's real ones, while this command is
         // pointed at a kis-mock, or the reverse) must not answer for this command.
-        if response.headers["x-kisvault-kis-real"] != kisURLs.real || response.headers["x-kisvault-kis-mock"] != kisURLs.mock {
-            throw AgentUnavailable(reason: "the agent at \(socket) talks to other KIS URLs (\(response.headers["x-kisvault-kis-real"] ?? "?"), \(response.headers["x-kisvault-kis-mock"] ?? "?")) than this command (\(kisURLs.real), \(kisURLs.mock))")
+        if response.headers[AgentHeader.kisReal] != kisURLs.real || response.headers[AgentHeader.kisMock] != kisURLs.mock {
+            throw AgentUnavailable(reason: "the agent at \(socket) talks to other KIS URLs (\(response.headers[AgentHeader.kisReal] ?? "?"), \(response.headers[AgentHeader.kisMock] ?? "?")) than this command (\(kisURLs.real), \(kisURLs.mock))")
         }
         return response
     }

@@ -41,9 +41,7 @@ public struct AgentLifecycle: Sendable {
     /// socket's directory, named for the URL.
     var lockFile: String {
         guard PostgresLocation.isURL(vaultPath) else { return vaultPath + ".agent-lock" }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in vaultPath.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        return PathName.directory(of: socketPath) + "/team-" + String(hash, radix: 16) + ".agent-lock"
+        return PathName.directory(of: socketPath) + "/team-" + String(StableHash.fnv1a(vaultPath), radix: 16) + ".agent-lock"
     }
 
     /// Takes `--detach-session` off the front of `arguments` and starts a new session when

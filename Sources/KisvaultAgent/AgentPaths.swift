@@ -90,5 +90,16 @@ public enum VaultIdentity {
     }
 
     /// The header a request names its vault in.
-    public static let header = "x-kisvault-for-vault"
+    public static let header = AgentHeader.forVault
+}
+
+/// The names of the headers kisvault's agent and its clients exchange, for both sides.
+public enum AgentHeader {
+    /// A request's vault (``VaultIdentity``): the agent refuses one it does not hold.
+    public static let forVault = "x-kisvault-for-vault"
+    /// An answer's vault: the path the agent serves.
+    public static let vault = "x-kisvault-vault"
+    /// The KIS URLs of the request (the caller's) and of the answer (the agent's).
+    public static let kisReal = "x-kisvault-kis-real"
+    public static let kisMock = "x-kisvault-kis-mock"
 }

@@ -177,15 +177,16 @@ public final class AgentServer: Sendable {
     }
 
     static let vaultHeader = HTTPField.Name(VaultIdentity.header)!
-    static let kisRealHeader = HTTPField.Name("x-kisvault-kis-real")!
-    static let kisMockHeader = HTTPField.Name("x-kisvault-kis-mock")!
+    static let kisRealHeader = HTTPField.Name(AgentHeader.kisReal)!
+    static let kisMockHeader = HTTPField.Name(AgentHeader.kisMock)!
+    static let servedVaultHeader = HTTPField.Name(AgentHeader.vault)!
 
     /// The headers of every answer: the vault it serves (`x-kisvault-vault`) and the KIS
     /// URLs it talks to (`x-kisvault-kis-real`, `-mock`), so a CLI configured for other
     /// hosts (a `kis-mock`) never takes a credential from an agent that asks KIS's real ones.
     static func headers(vault: String?, endpoints: KISEndpoints?) -> HTTPFields {
         var headers: HTTPFields = [.contentType: "application/json"]
-        if let vault, let name = HTTPField.Name("x-kisvault-vault") { headers[name] = vault }
+        if let vault { headers[servedVaultHeader] = vault }
         if let endpoints {
             headers[kisRealHeader] = endpoints.real
             headers[kisMockHeader] = endpoints.mock

@@ -6,7 +6,7 @@ import VaultStore
 
 /// The `kisvault` command tree. The executable's `main` only calls ``Kisvault/main(arguments:)``.
 public struct Kisvault: AsyncParsableCommand {
-    public static let version = "0.1.0"
+    public static let version = kisvaultVersion
 
     public static let configuration = CommandConfiguration(
         commandName: "kisvault",

@@ -14,7 +14,7 @@ public enum Digest {
                 _ = crypto_hash_sha256(o.bindMemory(to: UInt8.self).baseAddress!, m.bindMemory(to: UInt8.self).baseAddress, UInt64(m.count))
             }
         }
-        return hex(out)
+        return hexString(out)
     }
 
     /// SHA-1 (FIPS 180-4) of `message`, in lowercase hex. libsodium has none; this is the
@@ -48,13 +48,8 @@ public enum Digest {
             h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e
         }
         w.withUnsafeMutableBytes { sodium_memzero($0.baseAddress, $0.count) }
-        return hex(h.flatMap { word in [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: word >> UInt32($0)) } })
+        return hexString(h.flatMap { word in [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: word >> UInt32($0)) } })
     }
 
     private static func rotate(_ x: UInt32, _ n: UInt32) -> UInt32 { x << n | x >> (32 - n) }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xf)]] }, as: UTF8.self)
-    }
 }

@@ -106,10 +106,7 @@ public final class PostgresStorage: VaultStorage, @unchecked Sendable {
         logger.logLevel = .critical
         self.logger = logger
         // FNV-1a of "kisvault:" + database + "." + schema: stable, and distinct per vault.
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in "kisvault:\(place.database).\(place.schema)".utf8 {
-            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
-        }
+        let hash = StableHash.fnv1a("kisvault:\(place.database).\(place.schema)")
         lockKey = Int64(bitPattern: hash)
         presence = PostgresPresence(vaultKey: UInt32(truncatingIfNeeded: hash), configuration: configuration, logger: logger)
     }
