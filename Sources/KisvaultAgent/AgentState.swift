@@ -37,10 +37,10 @@ final class AgentState: @unchecked Sendable {
     let vaultPath: String
     /// The KIS URLs the agent's client talks to.
     let endpoints: KISEndpoints
-    private var vaultIdentity: (dev_t, ino_t)?
-    /// The vault's `-wal` as it was at unlock: deleting it while the agent runs would make
-    /// every later write go into an unlinked file that no other process sees.
-    private var walIdentity: (dev_t, ino_t)?
+    /// The vault's files as they were at unlock (the storage's watch; nil for a team vault):
+    /// replacing the file, or deleting its `-wal` while the agent runs (every later write
+    /// would go into an unlinked file no other process sees), locks the agent.
+    private var files: VaultFileWatch?
     let logger: Logger
     /// A team vault's ``VaultIdentity``, worked out once (its location does not change).
     private let teamVault: String?
@@ -63,14 +63,8 @@ final class AgentState: @unchecked Sendable {
         self.idleLock = idleLock
         self.maxLock = maxLock
         self.logger = logger
-        vaultIdentity = Self.identity(vaultPath)
-        walIdentity = Self.identity(vaultPath + "-wal")
+        files = manager.vault.vault.storage.fileWatch()
         manager.vault.protectKeys()
-    }
-
-    static func identity(_ path: String) -> (dev_t, ino_t)? {
-        var info = stat()
-        return stat(path, &info) == 0 ? (info.st_dev, info.st_ino) : nil
     }
 
     /// The ``VaultIdentity`` of the vault the agent unlocked: the file it opened (not
@@ -78,7 +72,7 @@ final class AgentState: @unchecked Sendable {
     var servedVault: String? {
         if let teamVault { return teamVault }
         lock.lock(); defer { lock.unlock() }
-        return vaultIdentity.map { "file:\($0.0):\($0.1)" }
+        return files?.opened.map { "file:\($0.device):\($0.inode)" }
     }
 
     var isLocked: Bool {
@@ -112,19 +106,10 @@ final class AgentState: @unchecked Sendable {
     }
 
     /// What is wrong with the files the agent serves, or nil while they are the ones it opened.
+    /// A team vault has no file to be replaced (the storage gives no watch): the database
+    /// is the vault.
     private func vaultProblemLocked() -> String? {
-        // A team vault has no file to be replaced: the database is the vault.
-        if PostgresLocation.isURL(vaultPath) { return nil }
-        guard let identity = vaultIdentity, let now = Self.identity(vaultPath), now == identity else {
-            return "the vault file \(vaultPath) was replaced or removed"
-        }
-        let wal = Self.identity(vaultPath + "-wal")
-        if let known = walIdentity {
-            guard let wal, wal == known else { return "the vault's write-ahead log \(vaultPath)-wal was deleted or replaced" }
-        } else {
-            walIdentity = wal
-        }
-        return nil
+        files?.problem()
     }
 
     func end(_ manager: KeyManager, activity: Bool = true) {
@@ -201,8 +186,7 @@ final class AgentState: @unchecked Sendable {
         let fresh = KeyManager(vault: unlocked, client: client, configuration: managerConfiguration)
         lock.lock(); defer { lock.unlock() }
         guard manager == nil else { unlocked.vault.close(); return }
-        vaultIdentity = Self.identity(vaultPath)
-        walIdentity = Self.identity(vaultPath + "-wal")
+        files = fresh.vault.vault.storage.fileWatch()
         fresh.vault.protectKeys()
         manager = fresh
         lockReason = nil

@@ -23,6 +23,9 @@ public final class SQLiteStorage: VaultStorage {
     /// The path of the vault file.
     public var path: String { location }
 
+    /// The vault file and its `-wal` (WAL mode: the log is where the latest commits are).
+    public func fileWatch() -> VaultFileWatch? { VaultFileWatch(path: location, logPath: location + "-wal") }
+
     private init(path: String, db: any DatabaseWriter, formatVersion: Int, mode: AccessMode, busyTimeout: Double) {
         self.location = path
         self.db = db

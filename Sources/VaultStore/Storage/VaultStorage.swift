@@ -16,6 +16,10 @@ public protocol VaultStorage: Sendable {
     /// The format version of the records (docs/FORMAT.md); the current one once opened
     /// for writing (an older store is upgraded in place).
     var formatVersion: Int { get }
+    /// A watch on the files the store lives in, taken now, for a long-lived process (the
+    /// agent) to notice them replaced or deleted under it; nil for a store that is no file
+    /// (a team vault: the database is the vault). The default is nil.
+    func fileWatch() -> VaultFileWatch?
     /// Runs `body` on one consistent view of the records.
     func read<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T
     /// Runs `body`, which reads with a single statement (one statement is its own
@@ -328,9 +332,53 @@ public struct StoredCredential: Sendable {
 }
 
 extension VaultStorage {
+    public func fileWatch() -> VaultFileWatch? { nil }
+
     public func readStatement<T>(_ body: (any VaultRecords) throws -> T) throws(VaultError) -> T {
         try read(body)
     }
 
     public func prepareToClaim(owner: String) {}
+}
+
+/// The device and inode of a store's files when it was opened: the vault file and, once it
+/// exists, its write-ahead log. ``problem()`` says which of them was replaced or deleted.
+public final class VaultFileWatch: @unchecked Sendable {
+    // @unchecked: `log` is set once, under `lock`.
+    private let lock = NSLock()
+    private let path: String
+    private let logPath: String?
+    private let file: (dev_t, ino_t)?
+    private var log: (dev_t, ino_t)?
+
+    /// `logPath`: the write-ahead log beside `path`, if the store keeps one.
+    public init(path: String, logPath: String?) {
+        self.path = path
+        self.logPath = logPath
+        file = Self.identity(path)
+        log = logPath.flatMap(Self.identity)
+    }
+
+    /// The vault file's device and inode when the watch was taken, if it was there.
+    public var opened: (device: dev_t, inode: ino_t)? { file.map { (device: $0.0, inode: $0.1) } }
+
+    /// What is wrong with the files now, or nil while they are the ones opened.
+    public func problem() -> String? {
+        guard let file, let now = Self.identity(path), now == file else { return "the vault file \(path) was replaced or removed" }
+        guard let logPath else { return nil }
+        let current = Self.identity(logPath)
+        return lock.withLock { () -> String? in
+            guard let known = log else {
+                log = current
+                return nil
+            }
+            guard let current, current == known else { return "the vault's write-ahead log \(logPath) was deleted or replaced" }
+            return nil
+        }
+    }
+
+    static func identity(_ path: String) -> (dev_t, ino_t)? {
+        var info = stat()
+        return stat(path, &info) == 0 ? (info.st_dev, info.st_ino) : nil
+    }
 }
