@@ -44,6 +44,13 @@ public struct BulkItemResult: Sendable, Codable, Equatable {
     /// The code of an account issued at KIS whose commit's answer was lost with the
     /// connection: stored or not, a rerun finds out (``VaultError/commitUnknown(location:detail:)``).
     public static let commitUnknownCode = "commit-unknown"
+    /// The codes of a run's own outcomes (not KIS's): no such account (or removed during
+    /// the run), issued but not stored, never attempted, KIS's host plainly down. The CLI's
+    /// report matches on these, not on strings of its own.
+    public static let notFoundCode = "not-found"
+    public static let notStoredCode = "not-stored"
+    public static let notAttemptedCode = "not-attempted"
+    public static let unreachableCode = "unreachable"
     public enum Status: String, Sendable, Codable {
         case issued, rotated, skipped, failed
         case wouldIssue = "would-issue"
@@ -145,7 +152,7 @@ extension KeyManager {
         let now = self.now()
         for name in accounts {
             guard let snapshot = snapshots[name] else {
-                results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-found", message: "no account named '\(name)'")
+                results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notFoundCode, message: "no account named '\(name)'")
                 progress.record(.failed)
                 continue
             }
@@ -218,27 +225,34 @@ extension KeyManager {
                         results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.commitUnknownCode,
                                                        message: "issued at KIS, stored or not: \(reason)")
                     } else {
-                        results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-stored",
+                        results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notStoredCode,
                                                        message: "issued at KIS but not stored: \(reason)")
                     }
                 } else if results[name] == nil {
-                    results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-attempted",
+                    results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notAttemptedCode,
                                                    message: "not attempted: the vault could not be written: \(reason)")
                     progress.record(.failed)
                 }
             }
         }
+        let removed = await committer.removed
+        for (id, name) in toIssue where removed.contains(id) {
+            // Issued at KIS, but the account was gone when the answer was to be stored.
+            guard let result = results[name], result.status == .issued || result.status == .rotated else { continue }
+            results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notFoundCode,
+                                           message: "the account '\(name)' was removed during the run; what KIS issued for it was not stored")
+        }
         if let down = health.downReason, !Task.isCancelled {
             // The host is plainly down: what was not sent is said so, once per account.
             for name in accounts where results[name] == nil {
-                results[name] = BulkItemResult(account: name, status: .failed, errorCode: "unreachable",
+                results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.unreachableCode,
                                                message: "not attempted: \(down)")
                 progress.record(.failed)
             }
         }
         if progress.isStopRequested || Task.isCancelled {
             for name in accounts where results[name] == nil {
-                results[name] = BulkItemResult(account: name, status: .failed, errorCode: "not-attempted",
+                results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notAttemptedCode,
                                                message: "not attempted: \(progress.stopReason)")
                 progress.record(.failed)
             }
@@ -257,6 +271,9 @@ extension KeyManager {
             case .rejected(let code, let message):
                 let error = KeyManagerError.previouslyRejected(account: name, code: code, message: message)
                 return BulkItemResult(account: name, status: .failed, errorCode: code, message: error.description)
+            case .removed:
+                return BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notFoundCode,
+                                      message: "the account '\(name)' was removed during the run")
             case .waitForOther, .waitForInterval:
                 // Contended or inside the token minute: the single-account path waits it out.
                 let issued = try await obtain(account: name, kind: kind, stop: progress, isAcceptable: accept)
@@ -275,7 +292,7 @@ extension KeyManager {
                             return BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.commitUnknownCode,
                                                   message: "issued at KIS, stored or not: \(error)")
                         }
-                        return BulkItemResult(account: name, status: .failed, errorCode: "not-stored",
+                        return BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notStoredCode,
                                               message: "issued at KIS but not stored: \((error as? VaultError)?.description ?? "\(error)")")
                     }
                     return BulkItemResult(account: name, status: issuedStatus, expiresAt: Timestamp.string(times.expiresAt))
@@ -401,7 +418,7 @@ actor ClaimDispenser {
                     try manager.decide(tx, kind: kind, now: now, isAcceptable: accept)
                 }
                 let claimedAt = ContinuousClock.now
-                return names.reversed().map { ($0, decided[$0] ?? .rejected(code: "not-found", message: "account removed"), claimedAt) }
+                return names.reversed().map { ($0, decided[$0] ?? .removed, claimedAt) }
             }
         }
         chunksStarted += 1
@@ -422,7 +439,7 @@ actor ClaimDispenser {
             }
             return (found, held)
         }
-        guard found == 1 else { return .rejected(code: "not-found", message: "account removed") }
+        guard found == 1 else { return .removed }
         return held ? .request(claim) : .waitForOther
     }
 
@@ -478,6 +495,7 @@ actor Committer {
     var failure: (any Error)? { outcome.failure }
     /// Accounts (by id) whose issued credential was in a batch that failed to commit.
     var lost: Set<String> { outcome.lost }
+    var removed: Set<String> { outcome.removed }
     var hasFailed: Bool { outcome.failure != nil }
 
     /// Records a vault failure met elsewhere (claiming leases): the run stops.
@@ -528,13 +546,17 @@ actor Committer {
         queue.async {
             let outcomes = Dictionary(items.map { ($0.0.accountID, $0.1) }, uniquingKeysWith: { a, _ in a })
             do {
+                var present = Set<String>()
                 try manager.vault.withClaimed(items.map(\.0)) { tx in
+                    present.insert(tx.snapshot.accountID)
                     switch outcomes[tx.snapshot.accountID] {
                     case .issued(let sealed, let times): try manager.store(tx, sealed, times)
                     case .failed(let error): try manager.fail(tx, error)
                     case nil: break
                     }
                 }
+                // Accounts removed since they were claimed: nothing of theirs was stored.
+                outcome.markRemoved(items.map(\.0.accountID).filter { !present.contains($0) })
             } catch {
                 // The batch's transaction rolled back whole: its issued credentials are lost.
                 outcome.fail(error, losing: items.compactMap { snapshot, result in
@@ -555,6 +577,14 @@ final class CommitOutcome: @unchecked Sendable {
 
     var failure: (any Error)? { lock.withLock { _failure } }
     var lost: Set<String> { lock.withLock { _lost } }
+    private var _removed: Set<String> = []
+    /// Accounts whose result found them removed at its commit.
+    var removed: Set<String> { lock.withLock { _removed } }
+
+    func markRemoved(_ ids: [String]) {
+        guard !ids.isEmpty else { return }
+        lock.withLock { _removed.formUnion(ids) }
+    }
 
     func fail(_ error: any Error, losing ids: [String]) {
         lock.withLock {

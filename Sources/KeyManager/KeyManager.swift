@@ -189,6 +189,8 @@ public final class KeyManager: Sendable {
         case waitForOther
         case waitForInterval(until: Date)
         case rejected(code: String, message: String)
+        /// The account is gone (removed while a bulk run had it in hand).
+        case removed
         case request(Claim)
     }
 
@@ -259,6 +261,8 @@ public final class KeyManager: Sendable {
                 continue
             case .rejected(let code, let message):
                 throw KeyManagerError.previouslyRejected(account: account, code: code, message: message)
+            case .removed:
+                throw VaultError.accountNotFound(name: account)
             case .waitForOther:
                 guard self.now() < waitLimit else {
                     throw KeyManagerError.leaseTimeout(account: account, seconds: Int(configuration.leaseDuration + 30))

@@ -57,8 +57,8 @@ public enum KeyManagerError: Error, Sendable, CustomStringConvertible {
         case .previouslyRejected(_, let code, _): return code
         case .mustWait: return "EGW00133"
         case .leaseTimeout: return "lease-timeout"
-        case .nothingStored: return "not-found"
-        case .interrupted: return "not-attempted"
+        case .nothingStored: return BulkItemResult.notFoundCode
+        case .interrupted: return BulkItemResult.notAttemptedCode
         }
     }
 }

@@ -58,6 +58,30 @@ import VaultStore
         await f.close()
     }
 
+    /// An account removed while its claim, made a chunk ahead, waits for a worker: it is
+    /// reported as removed (`not-found`), not as issued (nothing of it can be stored) and
+    /// not as an appkey KIS rejected; the others are issued and stored.
+    @Test func anAccountRemovedDuringTheRunIsReportedSo() async throws {
+        let f = try await ManagerFixture.make(count: 6) { $0.latencyMilliseconds = 300 }
+        let m = try f.manager()
+        var options = BulkOptions(kind: .approval, mode: .issue)
+        options.concurrency = 1
+        let names = f.accounts.map(\.name)
+        let progress = BulkProgress(total: names.count)
+        let run = Task { try await m.bulk(accounts: names, options: options, progress: progress) }
+        // Once the first request is on its way, every account of the chunk is claimed.
+        while f.requests("/oauth2/Approval") < 1 { await Task.yield() }
+        try f.vault.removeAccount(names[5])
+        let results = try await run.value
+        let removed = try #require(results.first { $0.account == names[5] })
+        #expect(removed.status == .failed && removed.errorCode == BulkItemResult.notFoundCode, "\(removed)")
+        #expect(removed.message?.contains("removed during the run") == true && removed.message?.contains("rejected") == false, "\(removed)")
+        #expect(results.filter { $0.status == .issued }.count == 5)
+        #expect(try f.vault.vault.issuanceSnapshots(kind: .approval).filter { $0.current != nil }.count == 5)
+        await m.client.shutdown()
+        await f.close()
+    }
+
     @Test func bulkIssuesSkipsAndRotates() async throws {
         let f = try await ManagerFixture.make(count: 120)
         let m = try f.manager()

@@ -135,18 +135,18 @@ struct BulkCommand {
         try report(results, output: output, allRows: bulk.allRows || !Terminal.isTerminal(1))
         if interrupt.fired {
             let stored = results.filter { $0.status == .issued || $0.status == .rotated }.count
-            Terminal.note("interrupted: \(stored) stored, \(results.filter { $0.errorCode == "not-attempted" }.count) not attempted; run the same command again to finish")
+            Terminal.note("interrupted: \(stored) stored, \(results.filter { $0.errorCode == BulkItemResult.notAttemptedCode }.count) not attempted; run the same command again to finish")
             throw CLIError.interrupted
         }
-        let notStored = results.filter { $0.errorCode == "not-stored" }.count
-        let notAttempted = results.filter { $0.errorCode == "not-attempted" }.count
+        let notStored = results.filter { $0.errorCode == BulkItemResult.notStoredCode }.count
+        let notAttempted = results.filter { $0.errorCode == BulkItemResult.notAttemptedCode }.count
         if notStored + notAttempted > 0 {
             let stored = results.filter { $0.status == .issued || $0.status == .rotated }.count
             Terminal.note("the vault could not be written part-way: \(stored) stored, \(notStored) issued at KIS but not stored, \(notAttempted) not attempted; fix the cause (see the report), then run the same command again")
         }
         let failed = results.filter { $0.status == .failed }
         guard !failed.isEmpty else { return }
-        if failed.count == results.count, failed.allSatisfy({ ["unreachable", "unavailable"].contains($0.errorCode ?? "") }) {
+        if failed.count == results.count, failed.allSatisfy({ [BulkItemResult.unreachableCode, "unavailable"].contains($0.errorCode ?? "") }) {
             Terminal.note("KIS could not be reached for any of the \(results.count) accounts; check the network and KISVAULT_KIS_* URLs, then run the same command again")
             throw CLIError.reported(.kisUnavailable)
         }
