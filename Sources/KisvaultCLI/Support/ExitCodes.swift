@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import CredentialService
-import CredentialService
 import KisvaultAgent
 
 /// Errors raised by the CLI layer itself.
