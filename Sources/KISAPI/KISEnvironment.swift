@@ -60,10 +60,9 @@ public struct KISEndpoints: Sendable, Equatable {
         if rest == environment.defaultBaseURL { return environment.webSocketURL }
         // By hand, not with URLComponents (whose scheme setter decodes the host through
         // ICU: 6 ms of every command's start). The scheme swapped, path and query dropped.
-        guard let schemeEnd = rest.range(of: "://") else { return rest }
-        let scheme = rest[..<schemeEnd.lowerBound].lowercased() == "http" ? "ws" : "wss"
-        let after = rest[schemeEnd.upperBound...]
-        return scheme + "://" + after.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard let authority = authority(of: rest) else { return rest }
+        let scheme = rest.prefix { $0 != ":" }.lowercased() == "http" ? "ws" : "wss"
+        return scheme + "://" + rest[authority]
     }
 
     /// The endpoints from the environment: `KISVAULT_KIS_BASE_URL` for both, then
@@ -127,12 +126,20 @@ public struct KISEndpoints: Sendable, Equatable {
         }
     }
 
+    /// Where the authority of `scheme://authority[/path][?query][#fragment]` is in `text`
+    /// (from after `://` to the first `/`, `?` or `#`), or nil without a `://`: the one
+    /// reading of a URL's parts that every check and message here shares.
+    static func authority(of text: String) -> Range<String.Index>? {
+        guard let schemeEnd = text.range(of: "://") else { return nil }
+        let rest = text[schemeEnd.upperBound...]
+        return schemeEnd.upperBound..<(rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? text.endIndex)
+    }
+
     /// The host of `scheme://[user[:password]@]host[:port][/...]` as written (an IPv6
     /// address with its brackets), or nil.
     static func writtenHost(_ text: String) -> String? {
-        guard let schemeEnd = text.range(of: "://") else { return nil }
-        let rest = text[schemeEnd.upperBound...]
-        var authority = rest[..<(rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex)]
+        guard let range = authority(of: text) else { return nil }
+        var authority = text[range]
         if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else { return nil }
@@ -151,12 +158,9 @@ public struct KISEndpoints: Sendable, Equatable {
     /// escaped: what a message may show of a URL.
     public static func redactedURL(_ text: String) -> String {
         var shown = text
-        if let schemeEnd = shown.range(of: "://") {
-            let authorityStart = schemeEnd.upperBound
-            let rest = shown[authorityStart...]
-            let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? shown.endIndex
-            if let at = shown[authorityStart..<authorityEnd].lastIndex(of: "@") {
-                shown.replaceSubrange(authorityStart...at, with: "***@")
+        if let authority = authority(of: shown) {
+            if let at = shown[authority].lastIndex(of: "@") {
+                shown.replaceSubrange(authority.lowerBound...at, with: "***@")
             }
         } else if let at = shown.lastIndex(of: "@") {
             shown.replaceSubrange(shown.startIndex...at, with: "***@")
