@@ -51,6 +51,22 @@ public struct BulkItemResult: Sendable, Codable, Equatable {
     public static let notStoredCode = "not-stored"
     public static let notAttemptedCode = "not-attempted"
     public static let unreachableCode = "unreachable"
+
+    /// An account KIS issued a credential for whose commit failed with `error`: not stored,
+    /// or, when the connection went with COMMIT in flight, stored or not.
+    static func unstored(_ name: String, _ error: any Error) -> BulkItemResult {
+        let reason = (error as? VaultError)?.description ?? "\(error)"
+        if case .commitUnknown = error as? VaultError {
+            return BulkItemResult(account: name, status: .failed, errorCode: commitUnknownCode, message: "issued at KIS, stored or not: \(reason)")
+        }
+        return BulkItemResult(account: name, status: .failed, errorCode: notStoredCode, message: "issued at KIS but not stored: \(reason)")
+    }
+
+    /// An account removed while the run had it in hand (`issued`: KIS had answered for it).
+    static func removed(_ name: String, issued: Bool) -> BulkItemResult {
+        BulkItemResult(account: name, status: .failed, errorCode: notFoundCode,
+                       message: "the account '\(name)' was removed during the run" + (issued ? "; what KIS issued for it was not stored" : ""))
+    }
     public enum Status: String, Sendable, Codable {
         case issued, rotated, skipped, failed
         case wouldIssue = "would-issue"
@@ -221,13 +237,7 @@ extension KeyManager {
             for (id, name) in toIssue {
                 if let result = results[name], result.status == .issued || result.status == .rotated {
                     guard lost.contains(id) else { continue }
-                    if case .commitUnknown = failure as? VaultError {
-                        results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.commitUnknownCode,
-                                                       message: "issued at KIS, stored or not: \(reason)")
-                    } else {
-                        results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notStoredCode,
-                                                       message: "issued at KIS but not stored: \(reason)")
-                    }
+                    results[name] = .unstored(name, failure)
                 } else if results[name] == nil {
                     results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notAttemptedCode,
                                                    message: "not attempted: the vault could not be written: \(reason)")
@@ -239,8 +249,7 @@ extension KeyManager {
         for (id, name) in toIssue where removed.contains(id) {
             // Issued at KIS, but the account was gone when the answer was to be stored.
             guard let result = results[name], result.status == .issued || result.status == .rotated else { continue }
-            results[name] = BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notFoundCode,
-                                           message: "the account '\(name)' was removed during the run; what KIS issued for it was not stored")
+            results[name] = .removed(name, issued: true)
         }
         if let down = health.downReason, !Task.isCancelled {
             // The host is plainly down: what was not sent is said so, once per account.
@@ -272,8 +281,7 @@ extension KeyManager {
                 let error = KeyManagerError.previouslyRejected(account: name, code: code, message: message)
                 return BulkItemResult(account: name, status: .failed, errorCode: code, message: error.description)
             case .removed:
-                return BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notFoundCode,
-                                      message: "the account '\(name)' was removed during the run")
+                return .removed(name, issued: false)
             case .waitForOther, .waitForInterval:
                 // Contended or inside the token minute: the single-account path waits it out.
                 let issued = try await obtain(account: name, kind: kind, stop: progress, isAcceptable: accept)
@@ -288,12 +296,7 @@ extension KeyManager {
                     do {
                         try await committer.submit(claim.snapshot, .issued(seal(text, for: claim), times))
                     } catch {
-                        if case .commitUnknown = error as? VaultError {
-                            return BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.commitUnknownCode,
-                                                  message: "issued at KIS, stored or not: \(error)")
-                        }
-                        return BulkItemResult(account: name, status: .failed, errorCode: BulkItemResult.notStoredCode,
-                                              message: "issued at KIS but not stored: \((error as? VaultError)?.description ?? "\(error)")")
+                        return .unstored(name, error)
                     }
                     return BulkItemResult(account: name, status: issuedStatus, expiresAt: Timestamp.string(times.expiresAt))
                 case .failed(let error) where error.isRateLimited:
