@@ -123,7 +123,8 @@ public final class BulkProgress: @unchecked Sendable {
     private var onChange: (@Sendable () -> Void)?
 
     /// Calls `handler` (on the recording task, briefly) each time an account finishes: for
-    /// a watcher that reports progress when it changes rather than polling the counts.
+    /// the one watcher (a later call replaces it) that reports progress when it changes
+    /// rather than polling the counts.
     public func observe(_ handler: @escaping @Sendable () -> Void) {
         lock.withLock { onChange = handler }
     }

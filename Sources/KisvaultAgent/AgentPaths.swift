@@ -88,9 +88,6 @@ public enum VaultIdentity {
         guard stat(path, &info) == 0 else { return nil }
         return "file:\(info.st_dev):\(info.st_ino)"
     }
-
-    /// The header a request names its vault in.
-    public static let header = AgentHeader.forVault
 }
 
 /// The names of the headers kisvault's agent and its clients exchange, for both sides.

@@ -176,7 +176,7 @@ public final class AgentServer: Sendable {
         return task
     }
 
-    static let vaultHeader = HTTPField.Name(VaultIdentity.header)!
+    static let vaultHeader = HTTPField.Name(AgentHeader.forVault)!
     static let kisRealHeader = HTTPField.Name(AgentHeader.kisReal)!
     static let kisMockHeader = HTTPField.Name(AgentHeader.kisMock)!
     static let servedVaultHeader = HTTPField.Name(AgentHeader.vault)!

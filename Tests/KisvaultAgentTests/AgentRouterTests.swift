@@ -137,7 +137,7 @@ import VaultTestSupport
                 try await expectError(.kisURLsDiffer, .conflict, "/v1/accounts/\(f.accounts[0].name)/approval-key", headers: other)
                 // So is one that names another vault, on every route that acts.
                 var elsewhere = HTTPFields()
-                elsewhere[HTTPField.Name(VaultIdentity.header)!] = "file:1:2"
+                elsewhere[HTTPField.Name(AgentHeader.forVault)!] = "file:1:2"
                 try await expectError(.vaultDiffers, .conflict, "/v1/accounts/\(f.accounts[0].name)/approval-key", headers: elsewhere)
                 try await expectError(.vaultDiffers, .conflict, "/v1/accounts/\(f.accounts[0].name)/access-token/revoke", .post, headers: elsewhere)
                 try await expectError(.vaultDiffers, .conflict, "/v1/bulk", .post, headers: elsewhere, body: "{\"kind\": \"token\", \"mode\": \"issue\", \"all\": true}")
