@@ -517,16 +517,17 @@ extension PostgresStorage {
     public func storageChecks() -> [DoctorCheck] {
         var checks: [DoctorCheck] = []
         do {
-            let (server, ssl, others, owner) = try read { any -> (String, Bool, [String], String) in
-                let records = any as! PostgresRecords
-                let server = try records.run("SELECT current_setting('server_version')").first?.decode(String.self) ?? "?"
-                let ssl = try records.run("SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)").first?.decode(Bool.self) ?? false
-                let owner = try records.run("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = \(place.schema)").first?.decode(String.self) ?? "?"
-                let others = try records.run("""
-                    SELECT r.rolname FROM pg_roles r WHERE r.rolname <> current_user AND NOT r.rolsuper AND r.rolname NOT LIKE 'pg\\_%'
-                      AND has_schema_privilege(r.oid, \(place.schema), 'USAGE') ORDER BY r.rolname
-                    """).map { try $0.decode(String.self) }
-                return (server, ssl, others, owner)
+            let (server, ssl, others, owner) = try withConnection { connection in
+                try transaction(connection, write: false) { records -> (String, Bool, [String], String) in
+                    let server = try records.run("SELECT current_setting('server_version')").first?.decode(String.self) ?? "?"
+                    let ssl = try records.run("SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)").first?.decode(Bool.self) ?? false
+                    let owner = try records.run("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = \(place.schema)").first?.decode(String.self) ?? "?"
+                    let others = try records.run("""
+                        SELECT r.rolname FROM pg_roles r WHERE r.rolname <> current_user AND NOT r.rolsuper AND r.rolname NOT LIKE 'pg\\_%'
+                          AND has_schema_privilege(r.oid, \(place.schema), 'USAGE') ORDER BY r.rolname
+                        """).map { try $0.decode(String.self) }
+                    return (server, ssl, others, owner)
+                }
             }
             checks.append(DoctorCheck(check: "server", status: .ok, detail: "PostgreSQL \(server), schema \(place.schema) owned by \(owner)"))
             let local = place.isUnixSocket || PostgresLocation.isLoopbackName(place.host)
