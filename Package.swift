@@ -40,8 +40,9 @@ let package = Package(
         ),
         // Fills a closed stdin/stdout/stderr before the Swift runtime opens anything.
         .target(name: "CStdStreams"),
-        // Whether a host is this machine, by address: shared by the KIS client and the team vault.
-        .target(name: "Loopback", swiftSettings: strict),
+        // What the KIS client and the team vault both decide about a URL: whether its host is
+        // this machine (by address), and what a message may show of it.
+        .target(name: "NetworkRules", swiftSettings: strict),
         .target(
             name: "VaultCrypto",
             dependencies: ["CSodium"],
@@ -50,7 +51,7 @@ let package = Package(
         .target(
             name: "VaultStore",
             dependencies: [
-                "Loopback",
+                "NetworkRules",
                 "VaultCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -77,7 +78,7 @@ let package = Package(
         .target(
             name: "KISAPI",
             dependencies: [
-                "Loopback",
+                "NetworkRules",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -118,7 +119,7 @@ let package = Package(
         .target(
             name: "KisvaultAgent",
             dependencies: [
-                "CredentialService", "KeyManager", "VaultStore", "VaultCrypto", "KISAPI", "Loopback",
+                "CredentialService", "KeyManager", "VaultStore", "VaultCrypto", "KISAPI", "NetworkRules",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -173,7 +174,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KISAPITests",
-            dependencies: ["KISAPI", "KISMock", "VaultTestSupport", .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            dependencies: ["KISAPI", "KISMock", "NetworkRules", "VaultTestSupport", .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                            .product(name: "NIOWebSocket", package: "swift-nio")],
             swiftSettings: strict
         ),

@@ -1,5 +1,5 @@
 import Foundation
-import Loopback
+import NetworkRules
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -60,7 +60,7 @@ public struct KISEndpoints: Sendable, Equatable {
         if rest == environment.defaultBaseURL { return environment.webSocketURL }
         // By hand, not with URLComponents (whose scheme setter decodes the host through
         // ICU: 6 ms of every command's start). The scheme swapped, path and query dropped.
-        guard let authority = authority(of: rest) else { return rest }
+        guard let authority = URLText.authority(of: rest) else { return rest }
         let scheme = rest.prefix { $0 != ":" }.lowercased() == "http" ? "ws" : "wss"
         return scheme + "://" + rest[authority]
     }
@@ -101,12 +101,12 @@ public struct KISEndpoints: Sendable, Equatable {
     /// WebSocket URLs follow the same rule with `wss://` and `ws://`, and `ws://` is also
     /// allowed to KIS's own WebSocket hosts, which KIS serves only unencrypted (KIS-API.md).
     static func validate(_ text: String, webSocket: Bool = false) throws(KISConfigurationError) {
-        let shown = redactedURL(text)
+        let shown = URLText.redacted(text)
         // The host as written: URLComponents' `host` decodes IDNA through ICU, whose start
         // alone was 6 ms of every CLI command (BENCHMARKS, "thin client"). KIS's hosts and
         // loopback addresses are ASCII; any other host is judged by its written form.
         guard let parts = URLComponents(string: text), let scheme = parts.scheme?.lowercased(),
-              let host = Self.writtenHost(text)?.lowercased(), !host.isEmpty else {
+              let host = URLText.writtenHost(text)?.lowercased(), !host.isEmpty else {
             throw KISConfigurationError(description: "'\(shown)' is not a URL; use https://host[:port]")
         }
         if parts.percentEncodedUser != nil || parts.percentEncodedPassword != nil {
@@ -119,64 +119,16 @@ public struct KISEndpoints: Sendable, Equatable {
             return
         case plain:
             guard isLoopback(host: host) else {
-                throw KISConfigurationError(description: "refusing plain \(plain):// to \(Self.printable(host)): secrets would cross the network unencrypted; use \(secure):// (\(plain) is allowed only to 127.0.0.1, [::1] or localhost, for local test servers)")
+                throw KISConfigurationError(description: "refusing plain \(plain):// to \(URLText.printable(host)): secrets would cross the network unencrypted; use \(secure):// (\(plain) is allowed only to 127.0.0.1, [::1] or localhost, for local test servers)")
             }
         default:
-            throw KISConfigurationError(description: "unsupported scheme '\(Self.printable(scheme))' in \(shown); use \(secure)://")
+            throw KISConfigurationError(description: "unsupported scheme '\(URLText.printable(scheme))' in \(shown); use \(secure)://")
         }
-    }
-
-    /// Where the authority of `scheme://authority[/path][?query][#fragment]` is in `text`
-    /// (from after `://` to the first `/`, `?` or `#`), or nil without a `://`: the one
-    /// reading of a URL's parts that every check and message here shares.
-    static func authority(of text: String) -> Range<String.Index>? {
-        guard let schemeEnd = text.range(of: "://") else { return nil }
-        let rest = text[schemeEnd.upperBound...]
-        return schemeEnd.upperBound..<(rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? text.endIndex)
-    }
-
-    /// The host of `scheme://[user[:password]@]host[:port][/...]` as written (an IPv6
-    /// address with its brackets), or nil.
-    static func writtenHost(_ text: String) -> String? {
-        guard let range = authority(of: text) else { return nil }
-        var authority = text[range]
-        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            let after = authority[authority.index(after: close)...]
-            guard after.isEmpty || after.hasPrefix(":") else { return nil }
-            return String(authority[...close])
-        }
-        return String(authority.prefix { $0 != ":" })
     }
 
     /// True for a literal loopback address, or `localhost` resolving to loopback only
     /// (``Loopback/isLoopback(host:)``: the one place that decides it).
     public static func isLoopback(host: String) -> Bool { Loopback.isLoopback(host: host) }
-
-    /// `text` with any `user:password@` removed from its authority, and control characters
-    /// escaped: what a message may show of a URL.
-    public static func redactedURL(_ text: String) -> String {
-        var shown = text
-        if let authority = authority(of: shown) {
-            if let at = shown[authority].lastIndex(of: "@") {
-                shown.replaceSubrange(authority.lowerBound...at, with: "***@")
-            }
-        } else if let at = shown.lastIndex(of: "@") {
-            shown.replaceSubrange(shown.startIndex...at, with: "***@")
-        }
-        return printable(shown)
-    }
-
-    /// Control characters as `\xNN`, and at most 200 characters.
-    static func printable(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars.prefix(200) {
-            if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) { out += "\\x" + String(scalar.value, radix: 16) }
-            else { out.unicodeScalars.append(scalar) }
-        }
-        return text.unicodeScalars.count > 200 ? out + "…" : out
-    }
 }
 
 /// A base URL that is not acceptable.

@@ -1,4 +1,5 @@
 import Foundation
+import NetworkRules
 import HummingbirdWSClient
 import Logging
 import NIOCore
@@ -92,12 +93,9 @@ public enum KISWebSocketCheck {
 
     struct TimedOut: Error {}
 
+    /// What a message shows of the WebSocket URL: no user or password, no query.
     static func redacted(_ url: String) -> String {
-        guard var parts = URLComponents(string: url) else { return "the WebSocket URL" }
-        parts.user = nil
-        parts.password = nil
-        parts.query = nil
-        return parts.string ?? "the WebSocket URL"
+        URLText.redacted(String(url.prefix { $0 != "?" && $0 != "#" }))
     }
 
     static func describe(_ error: any Error) -> String {

@@ -2,7 +2,7 @@ import CredentialService
 import Foundation
 import Hummingbird
 import KeyManager
-import Loopback
+import NetworkRules
 import VaultStore
 
 /// Where `agent start --metrics` serves, and whether account names may be labels.

@@ -1,4 +1,5 @@
 import Foundation
+import NetworkRules
 import KISAPI
 import Testing
 
@@ -31,9 +32,9 @@ import Testing
                 #expect(!error.description.contains("s3cret") && !error.description.contains("alice") && !error.description.contains("token"), "\(error)")
             }
         }
-        #expect(KISEndpoints.redactedURL("https://a:b@host:1/p@q") == "https://***@host:1/p@q")
-        #expect(KISEndpoints.redactedURL("junk a:b@c") == "***@c")
-        #expect(KISEndpoints.redactedURL("http://h/\u{1b}[2J") == "http://h/\\x1b[2J")
+        #expect(URLText.redacted("https://a:b@host:1/p@q") == "https://***@host:1/p@q")
+        #expect(URLText.redacted("junk a:b@c") == "***@c")
+        #expect(URLText.redacted("http://h/\u{1b}[2J") == "http://h/\\x1b[2J")
     }
 
     @Test func shapesOfWhatKISSends() {

@@ -1,5 +1,5 @@
 import Foundation
-import Loopback
+import NetworkRules
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,9 +80,7 @@ public struct PostgresLocation: Sendable, Equatable {
     /// A name for the database that never shows a password (there is none to show: a URL
     /// with one is refused; this also covers the refusal's own message).
     static func redacted(_ text: String) -> String {
-        guard var components = URLComponents(string: text), components.password != nil else { return text }
-        components.password = "***"
-        return components.string ?? "postgres://***"
+        URLText.redacted(text)
     }
 
     static func isPlainIdentifier(_ text: String) -> Bool {
