@@ -72,13 +72,7 @@ extension UnlockedVault {
             // The blobs are copied as they are: so is whether they are bound yet.
             try records.setMetaText(FieldBinding.metaKey, source.fieldBinding ?? FieldBinding.pending)
         }
-        let storage: any VaultStorage
-        if PostgresLocation.isURL(destination) {
-            storage = try PostgresStorage.create(url: destination, busyTimeout: busyTimeout, populate: populate)
-        } else {
-            storage = try SQLiteStorage.create(path: destination, busyTimeout: busyTimeout, populate: populate)
-        }
-        storage.close()
+        try VaultKind.of(destination).backend.create(location: destination, busyTimeout: busyTimeout, populate: populate).close()
         // Checked as it now is, through a connection of its own.
         let copied = UnlockedVault(vault: try Vault.open(path: destination, mode: .readOnly, busyTimeout: busyTimeout),
                                    keys: keys, keyslotLabel: keyslotLabel, actor: actor)

@@ -120,7 +120,7 @@ extension Vault {
             return [problems.isEmpty
                 ? DoctorCheck(check: "structure", status: .ok, detail: "meta, keyslots and audit head agree")
                 : DoctorCheck(check: "structure", status: .fail,
-                              detail: problems.prefix(5).joined(separator: "; ") + (PostgresLocation.isURL(path)
+                              detail: problems.prefix(5).joined(separator: "; ") + (VaultKind.of(path) == .team
                                   ? ": rows were deleted or changed outside kisvault; restore the schema from a backup"
                                   : ": the file may hold pages of two vaults (a stale -wal?); restore from a backup"))]
         } catch {

@@ -31,10 +31,7 @@ public final class Vault: Sendable {
     ///   is `.readWrite` and the file cannot be written.
     /// `path` may also be a `postgres://` URL: a team vault (``PostgresStorage``).
     public static func open(path: String, mode: AccessMode = .readWrite, busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue) throws(VaultError) -> Vault {
-        if PostgresLocation.isURL(path) {
-            return Vault(storage: try PostgresStorage.open(url: path, mode: mode, busyTimeout: busyTimeout))
-        }
-        return Vault(storage: try SQLiteStorage.open(path: path, mode: mode, busyTimeout: busyTimeout))
+        Vault(storage: try VaultKind.of(path).backend.open(location: path, mode: mode, busyTimeout: busyTimeout))
     }
 
     /// Creates a new vault file at `path` with one keyslot, and returns it unlocked (see
@@ -47,15 +44,11 @@ public final class Vault: Sendable {
         actor: String, busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue
     ) throws(VaultError) -> UnlockedVault {
         try Names.validate(label, what: "keyslot label")
-        if PostgresLocation.isURL(path) {
-            return try create(passphrase: passphrase, kdf: kdf, label: label, actor: actor, location: path) { populate throws(VaultError) in
-                try PostgresStorage.create(url: path, busyTimeout: busyTimeout, populate: populate)
-            }
-        }
+        let backend = VaultKind.of(path).backend
         // Refused before the passphrase is stretched: a KDF run is not free.
-        try SQLiteStorage.checkCreatable(path: path)
+        try backend.checkCreatable(location: path)
         return try create(passphrase: passphrase, kdf: kdf, label: label, actor: actor, location: path) { populate throws(VaultError) in
-            try SQLiteStorage.create(path: path, busyTimeout: busyTimeout, populate: populate)
+            try backend.create(location: path, busyTimeout: busyTimeout, populate: populate)
         }
     }
 
@@ -86,11 +79,7 @@ public final class Vault: Sendable {
     /// Whether `init` may create a vault file at `path`
     /// (``SQLiteStorage/checkCreatable(path:)``).
     public static func checkCreatable(path: String) throws(VaultError) {
-        if PostgresLocation.isURL(path) {
-            _ = try PostgresLocation(path)
-            return
-        }
-        try SQLiteStorage.checkCreatable(path: path)
+        try VaultKind.of(path).backend.checkCreatable(location: path)
     }
 
     /// Closes the storage's connections. Further use throws.

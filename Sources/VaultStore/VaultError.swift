@@ -84,7 +84,7 @@ extension VaultError: CustomStringConvertible {
         switch self {
         case .vaultNotFound(let path):
             return "no vault at \(path); create one with 'kisvault init' or point --vault / KISVAULT_PATH at an existing vault"
-        case .vaultExists(let path) where PostgresLocation.isURL(path):
+        case .vaultExists(let path) where VaultKind.of(path) == .team:
             return "the schema of \(path) already holds tables; kisvault never writes over them: choose another ?schema= (or an empty database)"
         case .vaultExists(let path):
             return "a file already exists at \(path); kisvault init never overwrites: choose another --vault path or remove the file yourself"
@@ -137,5 +137,13 @@ extension VaultError: CustomStringConvertible {
         case .io(let path, let detail):
             return "cannot use \(path): \(detail)"
         }
+    }
+}
+
+extension VaultError {
+    /// Every name of a selection among the `known` accounts, else the first that is not, as
+    /// ``accountNotFound(name:)``: the one check of every command that takes account names.
+    public static func checkNamed(_ names: [String], among known: Set<String>) throws(VaultError) {
+        if let missing = names.first(where: { !known.contains($0) }) { throw .accountNotFound(name: missing) }
     }
 }
