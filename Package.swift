@@ -133,7 +133,7 @@ let package = Package(
         .target(
             name: "KisvaultCLI",
             dependencies: [
-                "AccountFile", "ClientFormats", "VaultCrypto", "VaultStore", "KeyManager", "CredentialService", "KisvaultAgent", "CStdStreams",
+                "ClientFormats", "CredentialService", "KisvaultAgent", "CStdStreams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -141,7 +141,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "kisvault",
-            dependencies: ["KisvaultCLI"],
+            dependencies: ["KisvaultCLI", "KisvaultAgent"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -210,7 +210,7 @@ let package = Package(
             name: "KisvaultCLITests",
             // The executables are dependencies so that `swift test` builds the binaries the
             // end-to-end tests run.
-            dependencies: ["KisvaultCLI", "KisvaultAgent", "VaultStore", "VaultCrypto", "VaultTestSupport", "KISMock", "kisvault", "kis-mock",
+            dependencies: ["KisvaultCLI", "KisvaultAgent", "CredentialService", "ClientFormats", "VaultStore", "VaultCrypto", "VaultTestSupport", "KISMock", "kisvault", "kis-mock",
                            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"), .product(name: "NIOWebSocket", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],

@@ -42,11 +42,8 @@ public enum KISYAMLWriter {
         guard real.count <= 1, mock.count <= 1 else {
             throw ServiceError(.badRequest, "kis_devlp.yaml holds one real and one mock account; these are \(accounts.map { "\($0.name) (\($0.environment.rawValue))" }.joined(separator: ", "))")
         }
-        func split(_ number: String?) -> (String, String)? {
-            guard let digits = number?.filter(\.isNumber), digits.count == 10 else { return nil }
-            return (String(digits.prefix(8)), String(digits.suffix(2)))
-        }
-        let realNumber = split(real.first?.accountNumber), mockNumber = split(mock.first?.accountNumber)
+        let realNumber = AccountValidation.splitAccountNumber(real.first?.accountNumber)
+        let mockNumber = AccountValidation.splitAccountNumber(mock.first?.accountNumber)
         // One `my_prod` and one `my_htsid` serve both accounts in the sample's file.
         let products = Set([realNumber?.1, mockNumber?.1].compactMap { $0 })
         guard products.count <= 1 else {
@@ -81,4 +78,31 @@ public enum KISYAMLWriter {
     static func quoted(_ value: String) -> String {
         "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
+}
+
+/// The home the official sample reads (`exec --kis-sample`): `KIS/config/kis_devlp.yaml`
+/// with one account, and today's token cache `KIS/config/KIS<YYYYMMDD>` beside it.
+public enum SampleHomeFiles {
+    /// Writes both files under `home` (the directory 0700, the files 0600).
+    public static func write(into home: String, account: KISYAMLWriter.Entry, token: TokenFiles.Input) throws {
+        let config = home + "/KIS/config"
+        try AtomicFile.makeTokenDirectory(config)
+        try AtomicFile.write(Data(try KISYAMLWriter.text([account]).utf8), to: config + "/kis_devlp.yaml")
+        let file = try TokenFiles.file(format: .kisSample, token)
+        try AtomicFile.write(file.contents, to: config + "/" + file.name)
+    }
+}
+
+extension KISYAMLWriter {
+    /// The file with the KIS URLs of the environment (`KISVAULT_KIS_*`) and this build as
+    /// its user agent.
+    public static func text(_ accounts: [(AccountSummary, AccountSecrets)]) throws -> String {
+        try text(accounts, urls: try KISURLs.fromEnvironment(), agent: agent)
+    }
+
+    public static func text(_ entries: [Entry]) throws -> String {
+        try text(entries, urls: try KISURLs.fromEnvironment(), agent: agent)
+    }
+
+    private static var agent: String { "kisvault/\(kisvaultVersion)" }
 }

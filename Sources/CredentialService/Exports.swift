@@ -18,3 +18,24 @@
 
 // Secrets cross the boundary in guarded memory.
 @_exported import class VaultCrypto.SecureBytes
+
+// What the vault's administration (``VaultAdmin``) takes and answers.
+@_exported import struct VaultStore.AccountChanges
+@_exported import struct VaultStore.ImportCandidate
+@_exported import struct VaultStore.ImportProblem
+@_exported import struct VaultStore.ImportSummary
+@_exported import struct VaultStore.KeyslotInfo
+@_exported import struct VaultStore.AuditRecord
+@_exported import struct VaultStore.AuditVerification
+@_exported import struct VaultStore.DoctorCheck
+@_exported import struct VaultStore.CopyReport
+@_exported import struct VaultCrypto.KDFParameters
+
+// The rules a front end checks its input against before it asks anything (names, the
+// shapes of KIS credentials, the environment's settings), the clock every decision uses,
+// and path names.
+@_exported import enum VaultStore.Names
+@_exported import enum VaultStore.AccountValidation
+@_exported import enum VaultStore.EnvironmentSettings
+@_exported import enum VaultStore.MachineClock
+@_exported import enum VaultStore.PathName

@@ -27,6 +27,10 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
         public var kisTimeout: TimeInterval = 30
 
         public init() {}
+
+        public init(busyTimeout: Double) {
+            self.busyTimeout = busyTimeout
+        }
     }
 
     public let kisURLs: KISURLs
@@ -133,8 +137,7 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
         let vault = try writableVault()
         let names: [String]
         if !request.accounts.isEmpty {
-            let known = Set(try vault.accountNames())
-            if let missing = request.accounts.first(where: { !known.contains($0) }) { throw VaultError.accountNotFound(name: missing) }
+            try VaultError.checkNamed(request.accounts, among: Set(try vault.accountNames()))
             names = request.accounts
         } else {
             names = try vault.accountNames(tag: request.all ? nil : request.tag)

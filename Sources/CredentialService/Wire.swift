@@ -287,7 +287,13 @@ public struct KISURLs: Sendable, Codable, Equatable {
     public var realWebSocket: String
     public var mockWebSocket: String
 
-    init(_ endpoints: KISEndpoints) {
+    enum CodingKeys: String, CodingKey {
+        case real, mock, realWebSocket = "real_websocket", mockWebSocket = "mock_websocket"
+    }
+
+    /// The KIS client's endpoints as the service names them (a front end does not import
+    /// the KIS client).
+    public init(_ endpoints: KISEndpoints) {
         real = endpoints.real
         mock = endpoints.mock
         realWebSocket = endpoints.realWebSocket

@@ -51,6 +51,8 @@ public struct BulkItemResult: Sendable, Codable, Equatable {
     public static let notStoredCode = "not-stored"
     public static let notAttemptedCode = "not-attempted"
     public static let unreachableCode = "unreachable"
+    /// KIS answered with no usable answer, or not at all, after the retries.
+    public static let unavailableCode = "unavailable"
 
     /// An account KIS issued a credential for whose commit failed with `error`: not stored,
     /// or, when the connection went with COMMIT in flight, stored or not.
@@ -77,6 +79,14 @@ public struct BulkItemResult: Sendable, Codable, Equatable {
     public var errorCode: String?
     public var message: String?
     public var expiresAt: String?
+
+    public init(account: String, status: Status, errorCode: String? = nil, message: String? = nil, expiresAt: String? = nil) {
+        self.account = account
+        self.status = status
+        self.errorCode = errorCode
+        self.message = message
+        self.expiresAt = expiresAt
+    }
 }
 
 /// Live counters of a bulk run, read by the progress display.
@@ -338,7 +348,7 @@ final class HostHealth: @unchecked Sendable {
         case .issued, .rotated, .skipped:
             succeeded = true
             inARow = 0
-        case .failed where result.errorCode == "unavailable":
+        case .failed where result.errorCode == BulkItemResult.unavailableCode:
             inARow += 1
             if stopAfter > 0, !succeeded, inARow >= stopAfter, reason == nil {
                 reason = "KIS did not answer \(inARow) requests in a row and none succeeded, so the run stopped (the last: \(result.message ?? "unavailable"))"

@@ -53,7 +53,7 @@ public enum KeyManagerError: Error, Sendable, CustomStringConvertible {
     /// The KIS error code, when there is one.
     public var code: String? {
         switch self {
-        case .kis(_, let error): return error.code ?? (error.kind == .unavailable ? "unavailable" : "malformed")
+        case .kis(_, let error): return error.code ?? (error.kind == .unavailable ? BulkItemResult.unavailableCode : "malformed")
         case .previouslyRejected(_, let code, _): return code
         case .mustWait: return "EGW00133"
         case .leaseTimeout: return "lease-timeout"

@@ -40,7 +40,7 @@ public struct AgentLifecycle: Sendable {
     /// One agent per vault on this machine: beside a vault file; for a team vault, in the
     /// socket's directory, named for the URL.
     var lockFile: String {
-        guard PostgresLocation.isURL(vaultPath) else { return vaultPath + ".agent-lock" }
+        guard VaultKind.of(vaultPath) == .team else { return vaultPath + ".agent-lock" }
         return PathName.directory(of: socketPath) + "/team-" + String(StableHash.fnv1a(vaultPath), radix: 16) + ".agent-lock"
     }
 
@@ -69,6 +69,21 @@ public struct AgentLifecycle: Sendable {
             throw .alreadyRunning("another agent holds \(lockFile)")
         }
         close(probe)
+    }
+
+    /// The vault an agent is to serve, unlocked: it must open, no other agent may serve it
+    /// (refused before the passphrase is asked), and the passphrase must open it (checked
+    /// here, before any detaching). Answers the passphrase too, for ``detach(closing:executable:arguments:passphrase:environment:)``.
+    public func unlock(busyTimeout: Double, with source: UnlockSource) throws -> (vault: UnlockedVault, passphrase: SecureBytes) {
+        let vault = try Vault.open(path: vaultPath, mode: .readWrite, busyTimeout: busyTimeout)
+        do {
+            try checkNoneRunning()
+            let passphrase = try source.passphrase()
+            return (try vault.unlock(passphrase: passphrase, keyslot: source.keyslot), passphrase)
+        } catch {
+            vault.close()
+            throw error
+        }
     }
 
     /// Serves `vault` in this process until stopped (see the other `serve`), with a KIS
@@ -127,7 +142,10 @@ public struct AgentLifecycle: Sendable {
     /// environment), and waits until it answers on the socket.
     /// - Returns: the agent's pid.
     /// - Throws: ``AgentError/setup(_:)`` when it does not come up.
-    public func detach(executable: String, arguments: [String], passphrase: SecureBytes, environment: [String: String]) throws -> Int32 {
+    public func detach(closing vault: UnlockedVault, executable: String, arguments: [String], passphrase: SecureBytes,
+                       environment: [String: String]) throws -> Int32 {
+        // The detached agent opens the vault itself.
+        vault.vault.close()
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { throw AgentError.setup("cannot create a pipe: \(String(cString: strerror(errno)))") }
         let process = Process()
@@ -151,44 +169,5 @@ public struct AgentLifecycle: Sendable {
             usleep(50_000)
         }
         throw AgentError.setup("the agent did not start; run 'kisvault agent start --foreground --verbose' to see why")
-    }
-
-    /// Asks the agent to stop and waits (up to 2 s) for its socket to go.
-    /// - Throws: ``AgentError/notRunning(_:)`` when nothing answers.
-    public func stop() throws(AgentError) {
-        _ = try AgentClient.request(socket: socketPath, method: "POST", target: "/v1/stop")
-        for _ in 0..<100 where FileManager.default.fileExists(atPath: socketPath) { usleep(20_000) }
-    }
-}
-
-/// Asking a running agent about itself, and locking or unlocking it: typed calls over its
-/// socket for `agent status`, `lock` and `unlock`.
-public enum AgentControl {
-    /// `GET /v1/status`.
-    /// - Throws: ``AgentError/notRunning(_:)`` when nothing answers.
-    public static func status(socket: String, timeout: TimeInterval = 5) throws -> AgentStatusAnswer {
-        let response = try AgentClient.request(socket: socket, method: "GET", target: "/v1/status", timeout: timeout)
-        guard let status = try? JSONDecoder().decode(AgentStatusAnswer.self, from: response.body) else {
-            throw AgentError.protocolError("the answer at \(socket) is not an agent's status")
-        }
-        return status
-    }
-
-    /// `POST /v1/lock`.
-    public static func lock(socket: String) throws {
-        _ = try AgentClient.request(socket: socket, method: "POST", target: "/v1/lock")
-    }
-
-    /// `POST /v1/unlock`, the passphrase as the body (wiped afterwards).
-    /// - Throws: ``ServiceError`` with the agent's code (`locked` for a wrong passphrase).
-    public static func unlock(socket: String, passphrase: SecureBytes, keyslot: String?) throws {
-        var body = passphrase.withUnsafeBytes { Array($0) }
-        defer { body.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) } }
-        let target = "/v1/unlock" + (keyslot.map { "?keyslot=\(AgentCredentialService.escape($0))" } ?? "")
-        let response = try AgentClient.request(socket: socket, method: "POST", target: target, body: body, timeout: 60)
-        guard response.status == 200 else {
-            let answer = try? JSONDecoder().decode(ErrorAnswer.self, from: response.body)
-            throw ServiceError(answer?.error ?? .vaultError, answer?.message ?? "the agent refused (HTTP \(response.status))")
-        }
     }
 }

@@ -24,42 +24,6 @@ public struct RenewalSettings: Sendable {
     }
 }
 
-/// What `GET /v1/status` says about renewal (`renewal`, null without `--renew-before`).
-public struct RenewalStatus: Sendable, Codable, Equatable {
-    /// An account whose renewal failed, and when it is tried again.
-    public struct Failing: Sendable, Codable, Equatable {
-        public var account: String
-        public var kind: CredentialKind
-        public var errorCode: String?
-        public var message: String
-        public var attempts: Int
-        public var nextAttemptAt: String
-
-        enum CodingKeys: String, CodingKey {
-            case account, kind, errorCode = "error_code", message, attempts, nextAttemptAt = "next_attempt_at"
-        }
-    }
-
-    public var beforeSeconds: Double
-    public var tag: String?
-    public var intervalSeconds: Double
-    /// Passes made (a pass while locked does nothing and is not counted).
-    public var passes: Int
-    /// Of those, the passes in which some renewal failed (or the accounts could not be
-    /// listed).
-    public var failedPasses: Int
-    public var lastPassAt: String?
-    /// Credentials renewed since the agent started, by kind.
-    public var renewedApprovalKeys: Int
-    public var renewedTokens: Int
-    public var failing: [Failing]
-
-    enum CodingKeys: String, CodingKey {
-        case beforeSeconds = "before_seconds", tag, intervalSeconds = "interval_seconds", passes, failedPasses = "failed_passes", lastPassAt = "last_pass_at",
-             renewedApprovalKeys = "renewed_approval_keys", renewedTokens = "renewed_tokens", failing
-    }
-}
-
 /// Keeps the selected accounts' approval keys and tokens renewed before they expire, so a
 /// script that asks at market open never waits for KIS. Each pass is the bulk `issue` with
 /// `--min-ttl` set to the renewal margin: the same leases and token minute as every other

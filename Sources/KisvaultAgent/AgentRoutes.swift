@@ -44,7 +44,7 @@ struct AgentRoutes: Sendable {
             return answer(AgentStatusAnswer(
                 locked: state.isLocked, lockReason: state.lockReason, vault: state.vaultPath, pid: Int(getpid()),
                 startedAt: Timestamp.string(state.started), idleLockSeconds: state.idleLock, maxLockSeconds: state.maxLock,
-                kisURLs: .init(real: state.endpoints.real, mock: state.endpoints.mock), renewal: renewer?.status))
+                kisURLs: KISURLs(state.endpoints), renewal: renewer?.status))
         }
         router.get("/v1/accounts") { request, _ in
             await serve { service in AccountList(accounts: try await service.accounts(tag: request.uri.queryParameters.get("tag").map { String($0) })) }
@@ -245,11 +245,7 @@ struct AgentRoutes: Sendable {
     /// The shortest time between two progress lines of a bulk stream.
     static let progressLineMilliseconds = 100
 
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
-    }()
+    static var encoder: JSONEncoder { AgentJSON.encoder }
 
     func answer<T: Encodable>(_ value: T) -> Response {
         AgentServer.encoded(200, value, vault: state.vaultPath, endpoints: state.endpoints)
@@ -290,45 +286,6 @@ final class LiveProgress: @unchecked Sendable {
         signal.finish()
     }
 }
-
-/// `GET /v1/status`.
-public struct AgentStatusAnswer: Sendable, Codable {
-    public struct URLs: Sendable, Codable { public var real: String; public var mock: String }
-    public var locked: Bool
-    public var lockReason: String?
-    public var vault: String
-    public var pid: Int
-    public var startedAt: String
-    public var idleLockSeconds: Double?
-    public var maxLockSeconds: Double?
-    public var kisURLs: URLs
-    /// Background renewal (`agent start --renew-before`), null without it.
-    public var renewal: RenewalStatus?
-
-    enum CodingKeys: String, CodingKey {
-        case locked, lockReason = "lock_reason", vault, pid, startedAt = "started_at", idleLockSeconds = "idle_lock_seconds",
-             maxLockSeconds = "max_lock_seconds", kisURLs = "kis_urls", renewal
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        // Absent values are null, as documented, not left out.
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(locked, forKey: .locked)
-        try c.encode(lockReason, forKey: .lockReason)
-        try c.encode(vault, forKey: .vault)
-        try c.encode(pid, forKey: .pid)
-        try c.encode(startedAt, forKey: .startedAt)
-        try c.encode(idleLockSeconds, forKey: .idleLockSeconds)
-        try c.encode(maxLockSeconds, forKey: .maxLockSeconds)
-        try c.encode(kisURLs, forKey: .kisURLs)
-        try c.encode(renewal, forKey: .renewal)
-    }
-}
-
-/// `POST /v1/lock` and `/v1/unlock`.
-public struct LockAnswer: Sendable, Codable { public var locked: Bool }
-/// `POST /v1/stop`.
-public struct StopAnswer: Sendable, Codable { public var stopping: Bool }
 
 /// Counts each answer for the metrics, by route and status.
 struct CountRequests: RouterMiddleware {

@@ -31,16 +31,6 @@ struct AgentContext: RequestContext {
     }
 }
 
-/// Linux's `struct ucred` (pid, uid, gid), which Glibc hides behind `_GNU_SOURCE`; the
-/// layout is three 32-bit fields on every Linux architecture.
-struct PeerCredentials: Sendable {
-    var pid: Int32 = 0
-    var uid: UInt32 = 0
-    var gid: UInt32 = 0
-    /// `SO_PEERCRED`, 17 on Linux (asm-generic/socket.h).
-    static let option: Int32 = 17
-}
-
 /// Refuses every connection whose peer is not this user, whatever the socket's mode.
 struct PeerCheck: RouterMiddleware {
     typealias Context = AgentContext
@@ -211,12 +201,6 @@ public final class AgentServer: Sendable {
     static func failure(_ failure: ServiceError, vault: String? = nil, endpoints: KISEndpoints? = nil) -> Response {
         encoded(failure.code.httpStatus, ErrorAnswer(error: failure.code, message: failure.message), vault: vault, endpoints: endpoints)
     }
-}
-
-/// The body of every error answer.
-public struct ErrorAnswer: Sendable, Codable {
-    public var error: ErrorCode
-    public var message: String
 }
 
 /// Unknown routes and methods answer in the API's error shape, not an empty 404.

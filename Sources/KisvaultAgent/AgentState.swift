@@ -56,7 +56,7 @@ final class AgentState: @unchecked Sendable {
         lastActivity = started
         self.manager = manager
         self.vaultPath = vaultPath
-        teamVault = PostgresLocation.isURL(vaultPath) ? VaultIdentity.of(vaultPath) : nil
+        teamVault = VaultKind.of(vaultPath) == .team ? VaultIdentity.of(vaultPath) : nil
         self.endpoints = manager.client.configuration.endpoints
         self.client = manager.client
         self.managerConfiguration = manager.configuration

@@ -1,3 +1,4 @@
+import CredentialService
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import CredentialService
-import KisvaultAgent
-import VaultStore
 
 /// The `kisvault` command tree. The executable's `main` only calls ``Kisvault/main(arguments:)``.
 public struct Kisvault: AsyncParsableCommand {
@@ -39,8 +37,6 @@ public struct Kisvault: AsyncParsableCommand {
     /// error is reported on stderr here and nowhere else.
     public static func main(arguments: [String]) async -> Int32 {
         Hardening.apply()
-        var arguments = arguments
-        AgentLifecycle.enterDetachedSessionIfAsked(&arguments)
         // The agent logs through its own logger; every other command through this one.
         if !(arguments.starts(with: ["agent", "start"]) && arguments.contains("--foreground")) { TerminalLogHandler.install(arguments: arguments) }
         Colour.decide(arguments: arguments)
@@ -165,9 +161,7 @@ public struct Kisvault: AsyncParsableCommand {
         guard name.count <= 64 else { return error }
         let given = arguments.firstIndex(of: "--vault").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
             ?? arguments.first { $0.hasPrefix("--vault=") }.map { String($0.dropFirst("--vault=".count)) }
-        guard let vault = try? Vault.open(path: VaultOptions.path(given: given), mode: .readOnly) else { return error }
-        defer { vault.close() }
-        guard let names = try? vault.accountNames() else { return error }
+        guard let names = try? VaultAdmin.metadata(path: VaultOptions.path(given: given)).accountNames() else { return error }
         let limit = max(2, name.count / 3)
         let scored: [(name: String, distance: Int)] = names.map { ($0, editDistance($0, name)) }.filter { $0.1 <= limit }
         let ranked = scored.sorted { a, b in a.distance != b.distance ? a.distance < b.distance : a.name < b.name }

@@ -71,6 +71,22 @@ public struct AccountChanges: Sendable {
     public var credentials: (appkey: SecureBytes, appsecret: SecureBytes)?
 
     public init() {}
+
+    /// Sets the account number as typed (`12345678-01`, `1234567801`; normalized as
+    /// ``AccountValidation/normalizedAccountNumber(_:)`` does), or clears it with nil.
+    public mutating func setAccountNumber(_ typed: String?) {
+        accountNumber = .some(typed.map { SecureBytes(utf8: AccountValidation.normalizedAccountNumber($0)) })
+    }
+}
+
+extension AccountSecrets {
+    /// An account's secrets with its account number and HTS id as typed (the number
+    /// normalized as ``AccountValidation/normalizedAccountNumber(_:)`` does).
+    public init(appkey: SecureBytes, appsecret: SecureBytes, typedAccountNumber: String?, htsID: String?) {
+        self.init(appkey: appkey, appsecret: appsecret,
+                  accountNumber: typedAccountNumber.map { SecureBytes(utf8: AccountValidation.normalizedAccountNumber($0)) },
+                  htsID: htsID.map(SecureBytes.init(utf8:)))
+    }
 }
 
 /// Validation of KIS credential shapes (KIS-API.md: appkeys are 36 characters,
@@ -141,6 +157,13 @@ public enum AccountValidation {
     public static func normalizedAccountNumber(_ value: String) -> String {
         guard value.utf8.count == 10, value.utf8.allSatisfy({ (48...57).contains($0) }) else { return value }
         return String(value.prefix(8)) + "-" + String(value.suffix(2))
+    }
+
+    /// The two parts KIS's order and balance calls take, `CANO` (8 digits) and
+    /// `ACNT_PRDT_CD` (2 digits), of an account number with 10 digits; nil otherwise.
+    public static func splitAccountNumber(_ value: String?) -> (cano: String, productCode: String)? {
+        guard let digits = value?.filter(\.isNumber), digits.count == 10 else { return nil }
+        return (String(digits.prefix(8)), String(digits.suffix(2)))
     }
 
     /// Checks an account number: `12345678-01` or 10 digits.

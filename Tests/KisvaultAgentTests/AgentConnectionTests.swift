@@ -1,3 +1,4 @@
+import CredentialService
 import Foundation
 import KISAPI
 import KeyManager

@@ -1,4 +1,4 @@
-import VaultStore
+import CredentialService
 
 /// Caps on the command line, checked before argument-parser sees it. Its parsing of
 /// repeated options and positional lists grows with the square of their number (5,000

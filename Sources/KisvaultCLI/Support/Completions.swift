@@ -1,6 +1,6 @@
 import ArgumentParser
+import CredentialService
 import Foundation
-import VaultStore
 
 /// What the shell completes from the vault: account names and tags, read without a
 /// passphrase (they are the vault's plain metadata) from the vault the command line names
@@ -15,8 +15,8 @@ enum Completions {
         return Array(Set(all)).filter { $0.hasPrefix(prefix) }.sorted()
     }
 
-    private static func open(_ words: [String]) throws -> Vault {
+    private static func open(_ words: [String]) -> VaultAdmin {
         let given = words.firstIndex(of: "--vault").flatMap { $0 + 1 < words.count ? words[$0 + 1] : nil }
-        return try Vault.open(path: VaultOptions.path(given: given), mode: .readOnly, busyTimeout: 1)
+        return VaultAdmin.metadata(path: VaultOptions.path(given: given), busyTimeout: 1)
     }
 }

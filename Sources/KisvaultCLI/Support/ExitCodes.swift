@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import CredentialService
-import KisvaultAgent
 
 /// Errors raised by the CLI layer itself.
 public enum CLIError: Error, CustomStringConvertible, Sendable {

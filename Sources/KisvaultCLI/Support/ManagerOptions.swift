@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import CredentialService
-import VaultStore
 
 /// A duration option: `90` or `90s`, `10m`, `2h`, `1d`, or combinations (`1h30m`).
 struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertible {

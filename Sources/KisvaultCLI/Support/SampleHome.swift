@@ -57,18 +57,10 @@ enum SampleHome {
     }
 
     static func write(into home: String, environment env: [String: String], account: String, margin: TimeInterval) throws {
-        let config = home + "/KIS/config"
-        try AtomicFile.makeTokenDirectory(config)
-        guard let environment = env["KIS_ENV"].flatMap(AccountEnvironment.init(rawValue:)), let appkey = env["KIS_APPKEY"],
-              let appsecret = env["KIS_APPSECRET"], let token = env["KIS_ACCESS_TOKEN"],
-              let expires = env["KIS_ACCESS_TOKEN_EXPIRES_AT"].flatMap(Double.init).map(Date.init(timeIntervalSince1970:)) else {
+        guard let (entry, token) = ExecEnvironment.sampleHome(env, account: account, margin: margin, now: Date()) else {
             throw CLIError.badInput("account '\(account)': the credentials for --kis-sample are incomplete")
         }
-        let entry = KISYAMLWriter.Entry(name: account, environment: environment, appkey: appkey, appsecret: appsecret,
-                                        accountNumber: env["KIS_ACCOUNT_NO"], htsID: env["KIS_HTS_ID"])
-        try AtomicFile.write(Data(try KISYAMLWriter.text([entry]).utf8), to: config + "/kis_devlp.yaml")
-        let file = try TokenFiles.file(format: .kisSample, TokenFiles.Input(account: account, token: token, expiresAt: expires, margin: margin, now: Date()))
-        try AtomicFile.write(file.contents, to: config + "/" + file.name)
+        try SampleHomeFiles.write(into: home, account: entry, token: token)
     }
 
     /// Signals passed on to the command while it runs: each would otherwise end kisvault

@@ -1,6 +1,5 @@
 import CredentialService
 import Foundation
-import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif

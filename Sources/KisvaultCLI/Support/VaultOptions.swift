@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
-import VaultCrypto
-import VaultStore
+import CredentialService
 
 /// How listings and reports are printed.
 public enum OutputFormat: String, ExpressibleByArgument, Sendable, CaseIterable {
@@ -44,9 +43,9 @@ public struct VaultOptions: ParsableArguments, @unchecked Sendable {
     /// Seconds to wait for another writer (`KISVAULT_BUSY_TIMEOUT`, default 5).
     var busyTimeout: Double { EnvironmentSettings.busyTimeout.value() }
 
-    func open(_ mode: Vault.AccessMode) throws(VaultError) -> Vault {
-        try Vault.open(path: path, mode: mode, busyTimeout: busyTimeout)
-    }
+    /// The vault's administration (accounts, keyslots, audit, checks), unlocking with
+    /// these options' passphrase when an operation needs the key.
+    var admin: VaultAdmin { VaultAdmin(path: path, busyTimeout: busyTimeout, unlock: unlockSource) }
 
     /// `$CREDENTIALS_DIRECTORY/kisvault-passphrase`, when systemd gave the service one.
     static var systemdCredential: String? {
@@ -89,11 +88,9 @@ public struct VaultOptions: ParsableArguments, @unchecked Sendable {
         return value
     }
 
-    /// Opens and unlocks the vault.
-    func unlock(_ mode: Vault.AccessMode = .readWrite) throws -> UnlockedVault {
-        let vault = try open(mode)
-        let passphrase = try passphrase()
-        return try vault.unlock(passphrase: passphrase, keyslot: keyslot)
+    /// The passphrase (asked when first needed) and keyslot a service unlocks with.
+    var unlockSource: UnlockSource {
+        UnlockSource(keyslot: keyslot) { [self] in try passphrase() }
     }
 
     /// Prints a diagnostic when `--verbose` is on.

@@ -1,7 +1,6 @@
 import ArgumentParser
 import CredentialService
 import Foundation
-import VaultStore
 
 extension AccountCommand {
     /// `kisvault account add`
@@ -32,13 +31,10 @@ extension AccountCommand {
         }
 
         func run() throws {
-            let vault = try options.open(.readWrite)
-            if (try? vault.account(named: name)) != nil { throw VaultError.accountExists(name: name) }
-            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-            let (appkey, appsecret) = try SecretInput.credentials(for: name)
-            let secrets = AccountSecrets(appkey: appkey, appsecret: appsecret,
-                                         accountNumber: accountNumber.map { SecureBytes(utf8: AccountValidation.normalizedAccountNumber($0)) }, htsID: htsID.map(SecureBytes.init(utf8:)))
-            try unlocked.addAccount(NewAccount(name: name, environment: env, secrets: secrets, tags: tags))
+            try options.admin.addAccount(name: name, environment: env, tags: tags) {
+                let (appkey, appsecret) = try SecretInput.credentials(for: name)
+                return AccountSecrets(appkey: appkey, appsecret: appsecret, typedAccountNumber: accountNumber, htsID: htsID)
+            }
             Terminal.note("added account '\(name)' (\(env.rawValue))")
         }
     }

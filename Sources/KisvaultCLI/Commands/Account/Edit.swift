@@ -1,7 +1,6 @@
 import ArgumentParser
 import CredentialService
 import Foundation
-import VaultStore
 
 extension AccountCommand {
     /// `kisvault account edit`
@@ -38,17 +37,16 @@ extension AccountCommand {
         }
 
         func run() throws {
-            let vault = try options.open(.readWrite)
-            _ = try vault.account(named: name)
-            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-            var changes = AccountChanges()
-            changes.environment = env
-            if clearAccountNumber { changes.accountNumber = .some(nil) } else if let accountNumber { changes.accountNumber = SecureBytes(utf8: AccountValidation.normalizedAccountNumber(accountNumber)) }
-            if clearHTSID { changes.htsID = .some(nil) } else if let htsID { changes.htsID = SecureBytes(utf8: htsID) }
-            changes.addTags = addTags
-            changes.removeTags = removeTags
-            if rotateSecret { changes.credentials = try SecretInput.credentials(for: name) }
-            try unlocked.editAccount(name, changes)
+            try options.admin.editAccount(name) {
+                var changes = AccountChanges()
+                changes.environment = env
+                if clearAccountNumber || accountNumber != nil { changes.setAccountNumber(accountNumber) }
+                if clearHTSID { changes.htsID = .some(nil) } else if let htsID { changes.htsID = SecureBytes(utf8: htsID) }
+                changes.addTags = addTags
+                changes.removeTags = removeTags
+                if rotateSecret { changes.credentials = try SecretInput.credentials(for: name) }
+                return changes
+            }
             Terminal.note("updated account '\(name)'")
         }
     }

@@ -5,7 +5,6 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import VaultStore
 
 extension AccountCommand {
     /// `kisvault account export`
@@ -50,50 +49,41 @@ extension AccountCommand {
         }
 
         func run() throws {
-            let items: [Item]
-            var unlocked: UnlockedVault?
-            if plaintext {
-                let opened = try options.unlock(.readWrite)
-                unlocked = opened
-                let selected = try selectedExport(opened.exportAccounts())
-                if exportFormat == .kisYAML {
-                    try write(Data(try KISYAMLWriter.text(selected).utf8), unlocked: opened, count: selected.count)
-                    return
-                }
-                items = selected.map { summary, secrets in
-                    Item(name: summary.name, environment: summary.environment.rawValue, tags: summary.tags,
-                         appkey: secrets.appkey.utf8String(), appsecret: secrets.appsecret.utf8String(),
-                         accountNo: secrets.accountNumber?.utf8String(), htsId: secrets.htsID?.utf8String())
-                }
-            } else {
-                let all = try options.open(.readOnly).accounts()
-                if let missing = names.first(where: { name in !all.contains { $0.name == name } }) { throw VaultError.accountNotFound(name: missing) }
+            guard plaintext else {
+                let all = try options.admin.accounts()
+                try VaultError.checkNamed(names, among: Set(all.map(\.name)))
                 let wanted = Set(names)
-                items = all.filter { wanted.isEmpty || wanted.contains($0.name) }.map {
+                let items = all.filter { wanted.isEmpty || wanted.contains($0.name) }.map {
                     Item(name: $0.name, environment: $0.environment.rawValue, tags: $0.tags)
                 }
                 Terminal.note("secrets omitted: pass --plaintext to export appkeys and appsecrets in clear text")
+                return try write(try json(items), export: nil, count: items.count)
             }
+            let export = try options.admin.plaintextExport(names: names)
+            let selected = export.accounts
+            if exportFormat == .kisYAML {
+                return try write(Data(try KISYAMLWriter.text(selected).utf8), export: export, count: selected.count)
+            }
+            let items = selected.map { summary, secrets in
+                Item(name: summary.name, environment: summary.environment.rawValue, tags: summary.tags,
+                     appkey: secrets.appkey.utf8String(), appsecret: secrets.appsecret.utf8String(),
+                     accountNo: secrets.accountNumber?.utf8String(), htsId: secrets.htsID?.utf8String())
+            }
+            try write(try json(items), export: export, count: items.count)
+        }
+
+        /// The import format's JSON: snake_case keys, sorted, one item per account.
+        func json(_ items: [Item]) throws -> Data {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             encoder.keyEncodingStrategy = .convertToSnakeCase
             var data = try encoder.encode(items)
             data.append(10)
-            try write(data, unlocked: unlocked, count: items.count)
-        }
-
-        /// The accounts named (all when none are), in the order named; an unknown name is an error.
-        func selectedExport(_ all: [(AccountSummary, AccountSecrets)]) throws -> [(AccountSummary, AccountSecrets)] {
-            guard !names.isEmpty else { return all }
-            let byName = Dictionary(all.map { ($0.0.name, $0) }, uniquingKeysWith: { a, _ in a })
-            return try names.map { name in
-                guard let found = byName[name] else { throw VaultError.accountNotFound(name: name) }
-                return found
-            }
+            return data
         }
 
         /// Writes the export to the file or stdout, then audits it (plaintext exports only).
-        func write(_ exported: Data, unlocked: UnlockedVault?, count: Int) throws {
+        func write(_ exported: Data, export: VaultAdmin.PlaintextExport?, count: Int) throws {
             var data = exported
             defer { data.resetBytes(in: 0..<data.count) }
             let toFile = output.flatMap { $0 == "-" ? nil : $0 }
@@ -104,9 +94,9 @@ extension AccountCommand {
             } else {
                 try Terminal.out(String(decoding: data, as: UTF8.self))
             }
-            if let unlocked {
+            if let export {
                 do {
-                    try unlocked.recordAudit(action: "account.export", detail: "plaintext \(exportFormat.rawValue), \(count) accounts")
+                    try export.audited("plaintext \(exportFormat.rawValue), \(count) accounts")
                 } catch {
                     // Not audited means not exported: take the file back (stdout cannot be).
                     if let toFile { unlink(toFile) }

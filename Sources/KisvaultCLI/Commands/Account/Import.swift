@@ -1,3 +1,4 @@
+import ClientFormats
 import ArgumentParser
 import CredentialService
 import Foundation
@@ -38,18 +39,14 @@ extension AccountCommand {
         }
 
         func run() throws {
-            let vault = try options.open(.readWrite)
-            let data = try InputFile.read(file == "-" ? nil : file, limit: InputFile.maxImportBytes, what: "import file")
-            let format = inputFormat.flatMap(AccountFileFormat.init(rawValue:)) ?? AccountFileFormat.detect(name: file, data: data)
             let source = file == "-" ? "standard input" : file
-            var parser = AccountFileParser()
-            try parser.read(data, format: format, base: name, source: source)
-            // Report parse problems before asking for the passphrase.
-            if !parser.problems.isEmpty && parser.candidates.isEmpty {
-                throw VaultError.importRejected(source: source, problems: parser.problems)
+            let summary = try options.admin.importAccounts(update: update, source: source) {
+                let data = try InputFile.read(file == "-" ? nil : file, limit: InputFile.maxImportBytes, what: "import file")
+                let format = inputFormat.flatMap(AccountFileFormat.init(rawValue:)) ?? AccountFileFormat.detect(name: file, data: data)
+                var parser = AccountFileParser()
+                try parser.read(data, format: format, base: name, source: source)
+                return (parser.candidates, parser.problems)
             }
-            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-            let summary = try unlocked.importAccounts(parser.candidates, update: update, source: source, parseProblems: parser.problems)
             Terminal.note("imported \(summary.added + summary.updated) accounts from \(source) (\(summary.added) added, \(summary.updated) updated)")
         }
     }

@@ -18,7 +18,7 @@ extension AccountCommand {
         @Option(help: ArgumentHelp("Only accounts of this environment: real or mock.", valueName: "env")) var env: AccountEnvironment?
 
         func run() throws {
-            let accounts = try options.open(.readOnly).accounts(tag: tag).filter { env == nil || $0.environment == env }
+            let accounts = try options.admin.accounts(tag: tag).filter { env == nil || $0.environment == env }
             if output.json {
                 struct Item: Encodable { var name: String; var environment: String; var tags: [String]; var createdAt: String; var updatedAt: String }
                 try Terminal.json(accounts.map { Item(name: $0.name, environment: $0.environment.rawValue, tags: $0.tags, createdAt: $0.createdAt, updatedAt: $0.updatedAt) })

@@ -16,16 +16,14 @@ extension AccountCommand {
         @Flag(help: "Do not ask for confirmation.") var yes = false
 
         func run() throws {
-            let vault = try options.open(.readWrite)
-            _ = try vault.account(named: name)
-            if !yes {
+            try options.admin.removeAccount(name) {
+                guard !yes else { return }
                 guard Terminal.isTerminal(0) else {
                     throw CLIError.declined("refusing to remove '\(name)' without confirmation: pass --yes")
                 }
                 Terminal.err("Remove account '\(name)' and its stored credentials? Type its name to confirm: ")
                 guard readLine(strippingNewline: true) == name else { throw CLIError.declined("not removed: the name did not match") }
             }
-            try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot).removeAccount(name)
             Terminal.note("removed account '\(name)'")
         }
     }

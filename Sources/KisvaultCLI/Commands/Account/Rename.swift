@@ -1,6 +1,6 @@
 import ArgumentParser
+import CredentialService
 import Foundation
-import VaultStore
 
 extension AccountCommand {
     /// `kisvault account rename`
@@ -16,12 +16,7 @@ extension AccountCommand {
         @Argument(help: "The new name.") var new: String
 
         func run() throws {
-            // "No such account" (or a taken or invalid new name) before any passphrase is asked.
-            let vault = try options.open(.readWrite)
-            _ = try vault.account(named: old)
-            try Names.validate(new, what: "account name")
-            if (try? vault.account(named: new)) != nil { throw VaultError.accountExists(name: new) }
-            try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot).renameAccount(old, to: new)
+            try options.admin.renameAccount(old, to: new)
             Terminal.note("renamed account '\(old)' to '\(new)'")
         }
     }

@@ -28,9 +28,8 @@ extension AccountCommand {
             } else {
                 // A masked view is never fetched from an agent: every hand-out of a secret
                 // there is an audited reveal.
-                let vault = try options.open(.readOnly)
-                summary = AccountInfo(try vault.account(named: name))
-                secrets = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot).secrets(of: name)
+                let (account, opened) = try options.admin.secrets(of: name)
+                (summary, secrets) = (AccountInfo(account), opened)
             }
             func show(_ s: SecureBytes?, _ masked: (SecureBytes) -> String) -> String? {
                 s.map { reveal ? $0.utf8String() : masked($0) }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import CredentialService
 import Foundation
-import KisvaultAgent
 import Logging
 #if canImport(Glibc)
 import Glibc

@@ -93,11 +93,8 @@ extension AgentCommand {
 
         func run() async throws {
             let lifecycle = try lifecycle()
-            let vault = try options.open(.readWrite)
             // A second agent on this vault is refused before anything is asked.
-            try lifecycle.checkNoneRunning()
-            let passphrase = try options.passphrase()
-            let unlocked = try vault.unlock(passphrase: passphrase, keyslot: options.keyslot)
+            let (unlocked, passphrase) = try lifecycle.unlock(busyTimeout: options.busyTimeout, with: options.unlockSource)
             if foreground {
                 if logFormat == .json {
                     // Under systemd (JOURNAL_STREAM set) each line carries its syslog priority.
@@ -120,7 +117,6 @@ extension AgentCommand {
                     }
                 }
             } else {
-                unlocked.vault.close()
                 var arguments = ["agent", "start", "--foreground", "--vault", options.path, "--socket", lifecycle.socketPath,
                                  "--passphrase-fd", "0", "--idle-lock", idleLock.text, "--max-lock", maxLock.text]
                 if let keyslot = options.keyslot { arguments += ["--keyslot", keyslot] }
@@ -130,7 +126,7 @@ extension AgentCommand {
                 if let renewTag { arguments += ["--renew-tag", renewTag] }
                 arguments += ["--log-format", logFormat.rawValue]
                 if let metrics { arguments += ["--metrics", metrics] + (metricsNoAccountLabels ? ["--metrics-no-account-labels"] : []) }
-                let pid = try lifecycle.detach(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
+                let pid = try lifecycle.detach(closing: unlocked, executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
                                                arguments: arguments, passphrase: passphrase, environment: ProcessInfo.processInfo.environment)
                 try Terminal.out("KISVAULT_AGENT_SOCK=\(lifecycle.socketPath); export KISVAULT_AGENT_SOCK;")
                 Terminal.note("agent started (pid \(pid)), serving \(options.path)")

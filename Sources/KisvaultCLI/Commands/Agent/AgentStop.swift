@@ -1,7 +1,6 @@
 import ArgumentParser
 import CredentialService
 import Foundation
-import KisvaultAgent
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -18,7 +17,7 @@ extension AgentCommand {
         @OptionGroup var socket: SocketOptions
 
         func run() throws {
-            try AgentLifecycle(vaultPath: "", socketPath: socket.path).stop()
+            try AgentControl.stop(socket: socket.path)
             Terminal.note("agent stopped")
         }
     }

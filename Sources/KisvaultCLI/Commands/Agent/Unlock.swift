@@ -1,7 +1,6 @@
 import ArgumentParser
 import CredentialService
 import Foundation
-import KisvaultAgent
 
 /// `kisvault unlock`
 struct Unlock: AsyncParsableCommand {

@@ -31,7 +31,7 @@ struct AuditCommand: AsyncParsableCommand {
         }
 
         func run() throws {
-            let records = try options.open(.readOnly).auditRecords(account: account, since: since.flatMap(Timestamp.parse))
+            let records = try options.admin.auditRecords(account: account, since: since.flatMap(Timestamp.parse))
             if output.json {
                 try Terminal.json(records)
             } else {
@@ -54,7 +54,7 @@ struct AuditCommand: AsyncParsableCommand {
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            let result = try options.unlock(.readOnly).verifyAudit()
+            let result = try options.admin.verifyAudit()
             if output.json {
                 struct Report: Encodable { var rows: Int; var intact: Bool; var problems: [String] }
                 try Terminal.json(Report(rows: result.rows, intact: result.isIntact, problems: result.problems))

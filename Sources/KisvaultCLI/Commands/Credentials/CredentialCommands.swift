@@ -133,25 +133,21 @@ struct BulkCommand {
         }
         display.stop()
         try report(results, output: output, allRows: bulk.allRows || !Terminal.isTerminal(1))
+        let outcome = BulkOutcome(results)
         if interrupt.fired {
-            let stored = results.filter { $0.status == .issued || $0.status == .rotated }.count
-            Terminal.note("interrupted: \(stored) stored, \(results.filter { $0.errorCode == BulkItemResult.notAttemptedCode }.count) not attempted; run the same command again to finish")
+            Terminal.note("interrupted: \(outcome.stored) stored, \(outcome.notAttempted) not attempted; run the same command again to finish")
             throw CLIError.interrupted
         }
-        let notStored = results.filter { $0.errorCode == BulkItemResult.notStoredCode }.count
-        let notAttempted = results.filter { $0.errorCode == BulkItemResult.notAttemptedCode }.count
-        if notStored + notAttempted > 0 {
-            let stored = results.filter { $0.status == .issued || $0.status == .rotated }.count
-            Terminal.note("the vault could not be written part-way: \(stored) stored, \(notStored) issued at KIS but not stored, \(notAttempted) not attempted; fix the cause (see the report), then run the same command again")
+        if outcome.notStored + outcome.notAttempted > 0 {
+            Terminal.note("the vault could not be written part-way: \(outcome.stored) stored, \(outcome.notStored) issued at KIS but not stored, \(outcome.notAttempted) not attempted; fix the cause (see the report), then run the same command again")
         }
-        let failed = results.filter { $0.status == .failed }
-        guard !failed.isEmpty else { return }
-        if failed.count == results.count, failed.allSatisfy({ [BulkItemResult.unreachableCode, "unavailable"].contains($0.errorCode ?? "") }) {
-            Terminal.note("KIS could not be reached for any of the \(results.count) accounts; check the network and KISVAULT_KIS_* URLs, then run the same command again")
-            throw CLIError.reported(.kisUnavailable)
+        guard let code = outcome.code else { return }
+        if outcome.kisUnreachable {
+            Terminal.note("KIS could not be reached for any of the \(outcome.total) accounts; check the network and KISVAULT_KIS_* URLs, then run the same command again")
+        } else {
+            Terminal.note("\(outcome.failed) of \(outcome.total) accounts failed; run the same command again to retry them")
         }
-        Terminal.note("\(failed.count) of \(results.count) accounts failed; run the same command again to retry them")
-        throw CLIError.reported(.partial)
+        throw CLIError.reported(code)
     }
 
     /// The report: JSON whole; as text the rows (with `allRows` every account, else only
@@ -233,8 +229,7 @@ struct StatusCommand {
         // on a machine a day ahead must not call "expired" what `get` hands out as fresh.
         var (statuses, now) = try await Services.with(options, nil) { (try await $0.status(kind, tag: tag), try await $0.clock()) }
         if !names.isEmpty {
-            let known = Set(statuses.map(\.account))
-            if let missing = names.first(where: { !known.contains($0) }) { throw VaultError.accountNotFound(name: missing) }
+            try VaultError.checkNamed(names, among: Set(statuses.map(\.account)))
             let selected = Set(names)
             statuses = statuses.filter { selected.contains($0.account) }
         }

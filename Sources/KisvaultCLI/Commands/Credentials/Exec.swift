@@ -1,3 +1,4 @@
+import ClientFormats
 import ArgumentParser
 import Foundation
 import CredentialService
@@ -52,32 +53,14 @@ struct Exec: AsyncParsableCommand {
         let variables = try await Services.with(options, manager) { service in
             // The hand-out of the appkey and appsecret is audited (`exec`) before anything else.
             let app = try await service.appCredentials(account: account, purpose: .exec, detail: detail)
-            var out = Self.accountVariables(app, urls: service.kisURLs)
+            var out = ExecEnvironment.account(app, urls: service.kisURLs)
             for (kind, wanted) in [(CredentialKind.approval, approval), (.token, needsToken)] where wanted {
                 let answer = try await service.credential(kind, account: account, minTTL: minTTL.seconds)
-                out.merge(Self.credentialVariables(kind, value: try answer.checkedText(account: account), expiresAt: answer.expiresAt)) { _, new in new }
+                out.merge(ExecEnvironment.credential(kind, value: try answer.checkedText(account: account), expiresAt: answer.expiresAt)) { _, new in new }
             }
             return out
         }
         finish(env.merging(variables) { _, new in new })
-    }
-
-    /// `KIS_ENV`, the URLs, the appkey and appsecret, and the account fields.
-    static func accountVariables(_ app: AppCredentials, urls: KISURLs) -> [String: String] {
-        var out = [
-            "KIS_ENV": app.environment.rawValue, "KIS_BASE_URL": urls.rest(app.environment), "KIS_WS_URL": urls.webSocket(app.environment),
-            "KIS_APPKEY": app.appkey.utf8String(), "KIS_APPSECRET": app.appsecret.utf8String(),
-        ]
-        let accountNumber = app.accountNumber?.utf8String()
-        out["KIS_ACCOUNT_NO"] = accountNumber
-        // The split KIS's order and balance calls take: CANO (8 digits) and ACNT_PRDT_CD
-        // (2 digits).
-        if let digits = accountNumber?.filter(\.isNumber), digits.count == 10 {
-            out["KIS_CANO"] = String(digits.prefix(8))
-            out["KIS_ACNT_PRDT_CD"] = String(digits.suffix(2))
-        }
-        out["KIS_HTS_ID"] = app.htsID?.utf8String()
-        return out
     }
 
     var needsToken: Bool { token || kisSample }
@@ -90,14 +73,6 @@ struct Exec: AsyncParsableCommand {
         } catch {
             Glibc.exit(report(error))
         }
-    }
-
-    /// `KIS_APPROVAL_KEY` / `KIS_ACCESS_TOKEN`, its expiry as epoch seconds
-    /// (`..._EXPIRES_AT`) and as KIS writes it, Korea time (`..._EXPIRES_KST`).
-    static func credentialVariables(_ kind: CredentialKind, value: String, expiresAt: Date) -> [String: String] {
-        let name = kind == .approval ? "KIS_APPROVAL_KEY" : "KIS_ACCESS_TOKEN"
-        return [name: value, name + "_EXPIRES_AT": String(Int(expiresAt.timeIntervalSince1970)),
-                name + "_EXPIRES_KST": CredentialRules.koreaTime(expiresAt)]
     }
 
     /// Replaces this process with the command: the master key and the vault connection go

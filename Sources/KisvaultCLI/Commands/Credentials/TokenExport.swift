@@ -51,26 +51,10 @@ extension TokenCommand {
         }
 
         func run() async throws {
-            let (issued, app) = try await Services.with(options, manager) { service in
-                // What the file is named after is checked before a token is asked for.
-                let app = exportFormat.needsApp
-                    ? try await service.appCredentials(account: account, purpose: .export, detail: exportFormat.rawValue) : nil
-                if exportFormat == .pykis, let app { _ = try TokenFiles.pykisID(app, account: account) }
-                // The file says the token ends --min-ttl early, and the reader drops it its own
-                // margin before that: the token must outlive both.
-                let issued = try await service.credential(.token, account: account, minTTL: minTTL.seconds + exportFormat.readerMargin)
-                return (issued, app)
+            let (path, expiresAt) = try await Services.with(options, manager) { service in
+                try await TokenFiles.export(exportFormat, account: account, minTTL: minTTL.seconds, into: dir, service: service)
             }
-            let token = try issued.checkedText(account: account)
-            let directory = dir ?? exportFormat.defaultDirectory(ProcessInfo.processInfo.environment)
-            let file = try TokenFiles.file(format: exportFormat, TokenFiles.Input(
-                account: account, token: token, expiresAt: issued.expiresAt, margin: minTTL.seconds, now: Date(), app: app))
-            try AtomicFile.makeTokenDirectory(directory)
-            var data = file.contents
-            defer { data.resetBytes(in: 0..<data.count) }
-            let path = directory + "/" + file.name
-            try AtomicFile.write(data, to: path)
-            Terminal.note("wrote the access token of '\(account)' to \(path) (valid until \(Timestamp.string(issued.expiresAt)))")
+            Terminal.note("wrote the access token of '\(account)' to \(path) (valid until \(Timestamp.string(expiresAt)))")
         }
     }
 }

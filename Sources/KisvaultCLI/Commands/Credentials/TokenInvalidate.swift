@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import CredentialService
-import KisvaultAgent
 
 extension TokenCommand {
     /// `kisvault token invalidate`

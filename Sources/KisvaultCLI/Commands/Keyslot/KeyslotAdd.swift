@@ -25,8 +25,7 @@ extension KeyslotCommand {
         var kdf: KDFStrength = .moderate
 
         func run() throws {
-            let vault = try options.unlock()
-            try vault.addKeyslot(label: label, passphrase: try newPassphrase.read(what: "keyslot '\(label)'"), kdf: kdf.parameters)
+            try options.admin.addKeyslot(label: label, kdf: kdf.parameters) { try newPassphrase.read(what: "keyslot '\(label)'") }
             Terminal.note("added keyslot '\(label)'")
         }
     }

@@ -16,7 +16,7 @@ extension KeyslotCommand {
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            let slots = try options.open(.readOnly).keyslots()
+            let slots = try options.admin.keyslots()
             if output.json {
                 try Terminal.json(slots)
             } else {

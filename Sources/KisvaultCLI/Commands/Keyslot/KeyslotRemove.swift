@@ -15,7 +15,7 @@ extension KeyslotCommand {
         @Argument(help: "The label of the keyslot to remove.") var label: String
 
         func run() throws {
-            try options.unlock().removeKeyslot(label: label)
+            try options.admin.removeKeyslot(label: label)
             Terminal.note("removed keyslot '\(label)'")
         }
     }

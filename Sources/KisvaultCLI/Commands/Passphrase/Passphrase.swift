@@ -35,10 +35,10 @@ struct PassphraseCommand: AsyncParsableCommand {
         var kdf: KDFStrength?
 
         func run() throws {
-            let vault = try options.unlock()
-            let new = try newPassphrase.read(what: "keyslot '\(label ?? vault.keyslotLabel)'")
-            try vault.changePassphrase(label: label, to: new, kdf: kdf?.parameters)
-            Terminal.note("changed the passphrase of keyslot '\(label ?? vault.keyslotLabel)'")
+            let changed = try options.admin.changePassphrase(label: label, kdf: kdf?.parameters) { label in
+                try newPassphrase.read(what: "keyslot '\(label)'")
+            }
+            Terminal.note("changed the passphrase of keyslot '\(changed)'")
         }
     }
 }

@@ -24,13 +24,7 @@ struct Doctor: AsyncParsableCommand {
     var skipUnlock = false
 
     func run() throws {
-        let vault = try options.open(.readOnly)
-        var checks = vault.healthChecks()
-        checks.append(vault.timeCheck(now: vault.now(), longestLifetime: CredentialRules.longestLifetime))
-        if !skipUnlock {
-            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-            checks += unlocked.secretChecks()
-        }
+        let checks = try options.admin.doctor(unlocking: !skipUnlock)
         if output.json {
             try Terminal.json(checks)
         } else {

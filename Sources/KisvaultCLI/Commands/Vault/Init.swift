@@ -1,7 +1,6 @@
 import ArgumentParser
 import CredentialService
 import Foundation
-import VaultStore
 
 /// `kisvault init`
 struct Init: AsyncParsableCommand {
@@ -28,7 +27,7 @@ struct Init: AsyncParsableCommand {
 
     func run() throws {
         let path = options.path
-        try Vault.checkCreatable(path: path)
+        try VaultAdmin.checkCreatable(path: path)
         let passphrase: SecureBytes
         if options.passphraseFD != nil || options.passphraseFile != nil || ProcessInfo.processInfo.environment["KISVAULT_PASSPHRASE"] != nil {
             passphrase = try options.passphrase(creating: true)
@@ -36,9 +35,7 @@ struct Init: AsyncParsableCommand {
             passphrase = try askTwice(what: "the new vault")
         }
         guard passphrase.count > 0 else { throw CLIError.emptyPassphrase }
-        let vault = try Vault.create(path: path, passphrase: passphrase, kdf: kdf.parameters, label: label,
-                                     actor: currentUserName(), busyTimeout: options.busyTimeout)
-        vault.vault.close()
+        try VaultAdmin.create(path: path, passphrase: passphrase, kdf: kdf.parameters, label: label, busyTimeout: options.busyTimeout)
         Terminal.note("""
             created vault \(path) with keyslot '\(label)'. Next:
               kisvault account add NAME --env real|mock     (asks the appkey and appsecret)

@@ -1,7 +1,6 @@
 import ArgumentParser
 import CredentialService
 import Foundation
-import KisvaultAgent
 
 /// `kisvault status`
 struct StatusOverview: AsyncParsableCommand {
@@ -24,26 +23,22 @@ struct StatusOverview: AsyncParsableCommand {
     @OptionGroup var socket: AgentCommand.SocketOptions
 
     struct Overview: Encodable {
-        struct VaultPart: Encodable { var path: String; var format: Int; var accounts: Int; var keyslots: Int }
         struct AgentPart: Encodable {
             var running: Bool
             var locked: Bool?
             var lockReason: String?
             var pid: Int?
-            var kisURLs: AgentStatusAnswer.URLs?
+            var kisURLs: KISURLs?
             var servesThisVault: Bool?
         }
-        var vault: VaultPart
+        var vault: VaultAdmin.Overview
         var agent: AgentPart
         var approvalKeys: [String: Int]
         var tokens: [String: Int]
     }
 
     func run() async throws {
-        let vault = try options.open(.readOnly)
-        let part = Overview.VaultPart(path: vault.path, format: vault.formatVersion, accounts: try vault.accountNames().count,
-                                      keyslots: try vault.keyslots().count)
-        vault.close()
+        let part = try options.admin.overview()
         var counts: [CredentialKind: [String: Int]] = [:]
         try await Services.with(options, nil) { service in
             let now = try await service.clock()

@@ -1,6 +1,6 @@
 import ArgumentParser
+import CredentialService
 import Foundation
-import VaultStore
 
 /// `kisvault vault`: the vault as a whole.
 struct VaultCommand: AsyncParsableCommand {
@@ -33,13 +33,7 @@ struct VaultCommand: AsyncParsableCommand {
         @Argument(help: ArgumentHelp("Where the copy goes (a new file or an empty PostgreSQL schema).", valueName: "dest")) var destination: String
 
         func run() throws {
-            // The destination is checked before any passphrase is asked.
-            try Vault.checkCreatable(path: destination)
-            let vault = try Vault.open(path: source, mode: .readWrite, busyTimeout: options.busyTimeout)
-            defer { vault.close() }
-            let unlocked = try vault.unlock(passphrase: try options.passphrase(), keyslot: options.keyslot)
-            let report = try unlocked.copy(to: destination, busyTimeout: options.busyTimeout)
-            try unlocked.recordAudit(action: "vault.copy", detail: "to \(destination)")
+            let report = try VaultAdmin(path: source, busyTimeout: options.busyTimeout, unlock: options.unlockSource).copy(to: destination)
             if output.json {
                 try Terminal.json(report)
             } else {

@@ -1,4 +1,3 @@
-import CredentialService
 import Foundation
 import KeyManager
 import VaultCrypto
@@ -80,7 +79,7 @@ public final class AgentCredentialService: CredentialService {
     }
 
     public func bulk(_ request: BulkRequest, started: @escaping @Sendable (BulkProgress) -> Void) async throws -> [BulkItemResult] {
-        let body = try AgentRoutes.encoder.encode(request)
+        let body = try AgentJSON.encoder.encode(request)
         var progress: BulkProgress?
         var consumed = 0
         // The answer is NDJSON: progress lines while the run goes, then the results. The

@@ -147,3 +147,15 @@ public enum AgentClient {
         return (Response(status: status, headers: headers, body: body), false)
     }
 }
+
+/// Linux's `struct ucred` (pid, uid, gid), which Glibc hides behind `_GNU_SOURCE`; the
+/// layout is three 32-bit fields on every Linux architecture.
+public struct PeerCredentials: Sendable {
+    public var pid: Int32 = 0
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+
+    public init() {}
+    /// `SO_PEERCRED`, 17 on Linux (asm-generic/socket.h).
+    public static let option: Int32 = 17
+}

@@ -4,12 +4,12 @@ import Foundation
 import VaultStore
 
 /// The import/export file formats of `kisvault account import` and `kis-mock generate`.
-enum AccountFileFormat: String, CaseIterable {
+public enum AccountFileFormat: String, CaseIterable {
     case csv, json
     case kisYAML = "kis-yaml"
 
     /// Guesses from the file name, then from the first non-blank byte.
-    static func detect(name: String, data: Data) -> AccountFileFormat {
+    public static func detect(name: String, data: Data) -> AccountFileFormat {
         let lower = name.lowercased()
         if lower.hasSuffix(".json") { return .json }
         if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") { return .kisYAML }
@@ -23,9 +23,11 @@ enum AccountFileFormat: String, CaseIterable {
 
 
 /// Parses account files into import candidates, collecting every problem with its place.
-struct AccountFileParser {
-    var candidates: [ImportCandidate] = []
-    var problems: [ImportProblem] = []
+public struct AccountFileParser {
+    public var candidates: [ImportCandidate] = []
+    public var problems: [ImportProblem] = []
+
+    public init() {}
 
     /// One row's raw fields → a candidate, or a problem.
     mutating func add(location: String, fields: [String: String], tags: [String]? = nil) {
@@ -49,12 +51,15 @@ struct AccountFileParser {
     }
 
     /// Reads `data` in `format` and converts every record (`base` names kis-yaml's accounts).
-    mutating func read(_ data: Data, format: AccountFileFormat, base: String, source: String) throws(CLIError) {
+    /// - Throws: ``VaultError/importRejected(source:problems:)`` for a file that is not text.
+    public mutating func read(_ data: Data, format: AccountFileFormat, base: String, source: String) throws(VaultError) {
         var reader = AccountFileReader()
         switch format {
         case .json: reader.parseJSON(data)
         case .csv, .kisYAML:
-            guard let text = String(data: data, encoding: .utf8) else { throw .badInput("\(source) is not UTF-8 text") }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw .importRejected(source: source, problems: [ImportProblem(location: source, account: nil, reason: "it is not UTF-8 text")])
+            }
             if format == .csv { reader.parseCSV(text) } else { reader.parseKISYAML(text, base: base) }
         }
         problems += reader.problems.map { ImportProblem(location: $0.location, account: $0.account, reason: $0.reason) }

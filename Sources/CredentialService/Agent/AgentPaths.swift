@@ -1,4 +1,3 @@
-import CredentialService
 import Foundation
 import VaultStore
 #if canImport(Glibc)
@@ -72,21 +71,15 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Which vault a path names, as a request to the agent and the agent compare it: a vault
-/// file by device and inode (a hard or symbolic link is the same vault; a copy elsewhere is
-/// not, whatever its `vault_id` says), a team vault by server, port, database and schema.
-/// Compared before the agent does anything for a request (`vault_differs`).
+/// Which vault a path names, as a request to the agent and the agent compare it (its
+/// storage's ``VaultBackend/identity(of:)``: a vault file by device and inode, a team
+/// vault by server, port, database and schema). Compared before the agent does anything
+/// for a request (`vault_differs`).
 public enum VaultIdentity {
     /// The identity of the vault at `path`; nil when there is none to name (no such file,
     /// a URL kisvault refuses).
     public static func of(_ path: String) -> String? {
-        if PostgresLocation.isURL(path) {
-            guard let place = try? PostgresLocation(path) else { return nil }
-            return "postgres:\(place.host):\(place.port)/\(place.database)/\(place.schema)"
-        }
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return "file:\(info.st_dev):\(info.st_ino)"
+        VaultKind.of(path).backend.identity(of: path)
     }
 }
 
