@@ -25,6 +25,7 @@ public struct Kisvault: AsyncParsableCommand {
             CommandGroup(name: "Vault", subcommands: [Init.self, StatusOverview.self, Doctor.self, VaultCommand.self, PassphraseCommand.self,
                                                      KeyslotCommand.self, VersionCommand.self]),
             CommandGroup(name: "Accounts", subcommands: [AccountCommand.self]),
+            CommandGroup(name: "Team", subcommands: [IdentityCommand.self]),
             CommandGroup(name: "Credentials", subcommands: [ApprovalCommand.self, TokenCommand.self, Exec.self]),
             CommandGroup(name: "Agent", subcommands: [AgentCommand.self, Lock.self, Unlock.self]),
             CommandGroup(name: "Audit", subcommands: [AuditCommand.self]),
@@ -133,7 +134,7 @@ public struct Kisvault: AsyncParsableCommand {
             guard !subcommands.isEmpty, !word.hasPrefix("-"), word != "help" else { return nil }
             guard let sub = subcommands.first(where: { $0.configuration.commandName == word }) else {
                 let names = subcommands.compactMap { $0.configuration.commandName }
-                let near = names.map { ($0, editDistance($0, word)) }.filter { $0.1 <= max(1, word.count / 3) }.sorted { $0.1 < $1.1 }.map(\.0)
+                let near = NearestNames.to(word, among: names, limit: max(1, word.count / 3), most: 1)
                 let hint = near.isEmpty ? "the commands are \(names.joined(separator: ", "))" : "did you mean '\((path + [near[0]]).joined(separator: " "))'?"
                 return "'\(Terminal.escape(word))' is not a command of '\(path.joined(separator: " "))'; \(hint)"
             }
@@ -156,36 +157,12 @@ public struct Kisvault: AsyncParsableCommand {
         default:
             return error
         }
-        // Names are at most 64 characters: a longer one is near none, and would cost the
-        // edit distance its square.
-        guard name.count <= 64 else { return error }
         let given = arguments.firstIndex(of: "--vault").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
             ?? arguments.first { $0.hasPrefix("--vault=") }.map { String($0.dropFirst("--vault=".count)) }
         guard let names = try? VaultAdmin.metadata(path: VaultOptions.path(given: given)).accountNames() else { return error }
-        let limit = max(2, name.count / 3)
-        let scored: [(name: String, distance: Int)] = names.map { ($0, editDistance($0, name)) }.filter { $0.1 <= limit }
-        let ranked = scored.sorted { a, b in a.distance != b.distance ? a.distance < b.distance : a.name < b.name }
-        let near = ranked.prefix(3).map { "'" + $0.name + "'" }
+        let near = NearestNames.to(name, among: names, limit: max(2, name.count / 3)).map { "'" + $0 + "'" }
         guard !near.isEmpty else { return error }
         return CLIError.notFound("no account named '\(name)'; did you mean \(near.joined(separator: " or "))? (see 'kisvault account list')")
-    }
-
-    /// Edit distance with adjacent transpositions counted as one edit (`gte` is one from
-    /// `get`), for suggesting the command meant.
-    static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
-        var d = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
-        for i in 0...a.count { d[i][0] = i }
-        for j in 0...b.count { d[0][j] = j }
-        for i in 1...a.count {
-            for j in 1...b.count {
-                let cost = a[i - 1] == b[j - 1] ? 0 : 1
-                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
-                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
-            }
-        }
-        return d[a.count][b.count]
     }
 
     /// argument-parser's usage error with kisvault's `kisvault:` prefix on its first line
