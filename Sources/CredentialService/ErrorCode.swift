@@ -1,6 +1,7 @@
 import Foundation
 import KISAPI
 import KeyManager
+import VaultCrypto
 import VaultStore
 
 /// kisvault's stable error codes: what the agent answers in `{"error": CODE}` and what the
@@ -121,8 +122,14 @@ public enum ErrorCode: String, Sendable, Codable, CaseIterable {
             case .mustWait, .leaseTimeout, .interrupted: return .kisUnavailable
             case .nothingStored: return .notFound
             }
-        case is KISConfigurationError:
+        case is KISConfigurationError, is Recipient.Refusal:
             return .badRequest
+        case let problem as IdentityFile.Problem:
+            switch problem {
+            case .notAnIdentity: return .badRequest
+            case .needsPassphrase, .wrongPassphrase: return .locked
+            case .keyDerivationFailed: return .vaultError
+            }
         default:
             return nil
         }
