@@ -110,7 +110,7 @@ public final class KISClient: Sendable {
     /// (`POST /oauth2/tokenP`). The expiry is `access_token_token_expired` read as Korea
     /// time, else `expires_in`, judged by `now` (the caller's clock, read when the answer
     /// arrives): a lifetime outside (0, 25 h] is a malformed answer.
-    /// - Throws: ``KISError``; EGW00133 as ``KISError/Kind/rateLimited(retryAfter:)``.
+    /// - Throws: ``KISError``; EGW00133 as ``KISError/Kind/rateLimited``.
     public func accessToken(environment: KISEnvironment, appkey: String, secret: String,
                             now: @Sendable () -> Date = { Date() }) async throws(KISError) -> AccessToken {
         let body = try await post(environment: environment, path: "/oauth2/tokenP",

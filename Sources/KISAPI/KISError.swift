@@ -8,8 +8,9 @@ public struct KISError: Error, Sendable, Equatable, CustomStringConvertible {
         /// Temporary (EGW00001, EGW00002, EGW00201, 5xx, timeouts, dropped connections):
         /// retry with backoff.
         case retryable
-        /// EGW00133: a token was issued for this appkey less than a minute ago.
-        case rateLimited(retryAfter: TimeInterval)
+        /// EGW00133: a token was issued for this appkey less than a minute ago (the wait is
+        /// the manager's, from when the last one was issued: KISFacts.tokenIssueInterval).
+        case rateLimited
         /// EGW00102-EGW00105: the appkey or appsecret is missing or wrong; never retry.
         case credentialsRejected
         /// EGW00121-EGW00123: re-issue the token, then retry once.
@@ -63,7 +64,7 @@ public struct KISError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func kind(forCode code: String, status: Int) -> Kind {
         switch code {
         case "EGW00001", "EGW00002", "EGW00201": return .retryable
-        case "EGW00133": return .rateLimited(retryAfter: KISFacts.tokenIssueInterval)
+        case "EGW00133": return .rateLimited
         case "EGW00102", "EGW00103", "EGW00104", "EGW00105": return .credentialsRejected
         case "EGW00121", "EGW00122", "EGW00123": return .tokenInvalid
         default: return status >= 500 ? .retryable : .permanent

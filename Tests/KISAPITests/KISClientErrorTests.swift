@@ -53,7 +53,7 @@ import VaultTestSupport
         ("EGW00104", .credentialsRejected), ("EGW00105", .credentialsRejected),
         ("EGW00121", .tokenInvalid), ("EGW00122", .tokenInvalid), ("EGW00123", .tokenInvalid),
         ("EGW00132", .permanent), ("EGW00206", .permanent), ("EGW00207", .permanent),
-        ("EGW00133", .rateLimited(retryAfter: 60)),
+        ("EGW00133", .rateLimited),
     ])
     func nonRetryableCodesFailAtOnce(code: String, kind: KISError.Kind) async throws {
         try await withMock { mock, client, accounts in

@@ -27,7 +27,7 @@ import VaultStore
         #expect(ErrorCode.of(VaultError.staleFiles(path: "p", files: ["p-wal"])) == .badRequest)
         #expect(ErrorCode.of(VaultError.walMissing(path: "p")) == .vaultError)
         #expect(ErrorCode.of(KeyManagerError.kis(account: "a", KISError(kind: .credentialsRejected, message: "m"))) == .kisRejected)
-        #expect(ErrorCode.of(KeyManagerError.kis(account: "a", KISError(kind: .rateLimited(retryAfter: 60), message: "m"))) == .kisUnavailable)
+        #expect(ErrorCode.of(KeyManagerError.kis(account: "a", KISError(kind: .rateLimited, message: "m"))) == .kisUnavailable)
         #expect(ErrorCode.of(KeyManagerError.mustWait(account: "a", seconds: 5)) == .kisUnavailable)
         #expect(ErrorCode.of(KeyManagerError.nothingStored(account: "a", kind: .token)) == .notFound)
         #expect(throws: KISConfigurationError.self) { try KISEndpoints(both: "http://example.test").validate() }
