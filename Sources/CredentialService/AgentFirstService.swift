@@ -7,14 +7,22 @@ import VaultStore
 public struct UnlockSource: Sendable {
     public var passphrase: @Sendable () throws -> SecureBytes
     public var keyslot: String?
+    /// What this client has seen of its vaults' histories: a vault behind it, or with
+    /// another history, is refused at unlock (nil: no such check, as for tests and
+    /// tools that are not a user's client).
+    public var history: HeadMemory?
 
-    public init(keyslot: String?, passphrase: @escaping @Sendable () throws -> SecureBytes) {
+    public init(keyslot: String?, history: HeadMemory? = nil, passphrase: @escaping @Sendable () throws -> SecureBytes) {
         self.passphrase = passphrase
         self.keyslot = keyslot
+        self.history = history
     }
 
-    func unlock(_ vault: Vault) throws -> UnlockedVault {
-        try vault.unlock(passphrase: try passphrase(), keyslot: keyslot)
+    /// Unlocks `vault`, then checks its history against what this client saw.
+    public func unlock(_ vault: Vault) throws -> UnlockedVault {
+        let unlocked = try vault.unlock(passphrase: try passphrase(), keyslot: keyslot)
+        if let history { try unlocked.checkHistory(history) }
+        return unlocked
     }
 }
 
@@ -50,6 +58,8 @@ public final class AgentFirstService: CredentialService, @unchecked Sendable {
     public init(vaultPath: String, settings: LocalCredentialService.Settings, unlock: UnlockSource, notes: Notes) throws {
         kisTimeout = settings.kisTimeout
         self.notes = notes
+        var settings = settings
+        settings.history = unlock.history
         local = try LocalCredentialService(vaultPath: vaultPath, settings: settings, unlock: { try unlock.unlock($0) })
         agent = AgentCredentialService(vaultPath: vaultPath, kisURLs: local.kisURLs, debug: notes.debug)
     }

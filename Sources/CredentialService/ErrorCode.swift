@@ -108,7 +108,8 @@ public enum ErrorCode: String, Sendable, Codable, CaseIterable {
             case .vaultExists, .staleFiles, .accountExists, .duplicateAppkey, .invalidAccount, .invalidName, .keyslotExists,
                  .lastKeyslot, .importRejected, .invalidLocation:
                 return .badRequest
-            case .notAVault, .newerFormat, .damaged, .fieldAuthenticationFailed, .readOnly, .busy, .io, .walMissing, .unreachable, .commitUnknown:
+            case .notAVault, .newerFormat, .damaged, .fieldAuthenticationFailed, .readOnly, .busy, .io, .walMissing, .unreachable, .commitUnknown,
+                 .rolledBack, .historyDiffers:
                 return .vaultError
             }
         case let error as KeyManagerError:

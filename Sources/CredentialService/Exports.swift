@@ -19,7 +19,9 @@
 // Secrets cross the boundary in guarded memory.
 @_exported import class VaultCrypto.SecureBytes
 
-// What the vault's administration (``VaultAdmin``) takes and answers.
+// What the vault's administration (``VaultAdmin``) takes and answers, and what a client has
+// seen of its vaults' histories (``UnlockSource/history``).
+@_exported import struct VaultStore.HeadMemory
 @_exported import struct VaultStore.AccountChanges
 @_exported import struct VaultStore.ImportCandidate
 @_exported import struct VaultStore.ImportProblem

@@ -25,6 +25,9 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
         public var busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue
         /// The longest one call waits for KIS, retries included (`--timeout`).
         public var kisTimeout: TimeInterval = 30
+        /// Where the vault's head is remembered when the service closes, after what it
+        /// wrote (``HeadMemory``); nil: nowhere.
+        public var history: HeadMemory?
 
         public init() {}
 
@@ -181,6 +184,7 @@ public final class LocalCredentialService: CredentialService, @unchecked Sendabl
 
     public func close() async {
         guard ownsClient else { return }
+        if let history = settings.history, let unlocked = lock.withLock({ base?.vault }) { unlocked.rememberHead(history) }
         let (client, vaults) = lock.withLock { () -> (KISClient?, [Vault]) in
             defer { self.client = nil; base = nil; writable = nil; readOnly = nil }
             return (self.client, [writable, readOnly].compactMap { $0 })

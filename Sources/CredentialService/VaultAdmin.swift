@@ -48,22 +48,22 @@ public struct VaultAdmin: Sendable {
 
     /// The account names, sorted.
     public func accountNames() throws -> [String] {
-        try reading { vault in try vault.accountNames() }
+        try reading { vault, _ in try vault.accountNames() }
     }
 
     /// Every account's metadata (only those tagged `tag` when given), by name.
     public func accounts(tag: String? = nil) throws -> [AccountSummary] {
-        try reading { vault in try vault.accounts(tag: tag) }
+        try reading { vault, _ in try vault.accounts(tag: tag) }
     }
 
     /// The keyslots and their Argon2id parameters.
     public func keyslots() throws -> [KeyslotInfo] {
-        try reading { vault in try vault.keyslots() }
+        try reading { vault, _ in try vault.keyslots() }
     }
 
     /// The audit entries, oldest first, about `account` and at or after `since` when given.
     public func auditRecords(account: String?, since: Date?) throws -> [AuditRecord] {
-        try reading { vault in try vault.auditRecords(account: account, since: since) }
+        try reading { vault, _ in try vault.auditRecords(account: account, since: since) }
     }
 
     /// Where the vault is, its format, and how many accounts and keyslots it holds.
@@ -75,7 +75,7 @@ public struct VaultAdmin: Sendable {
     }
 
     public func overview() throws -> Overview {
-        try reading { vault in
+        try reading { vault, _ in
             Overview(path: vault.path, format: vault.formatVersion, accounts: try vault.accountNames().count, keyslots: try vault.keyslots().count)
         }
     }
@@ -85,17 +85,17 @@ public struct VaultAdmin: Sendable {
     /// `doctor`: the format, keyslots, file modes and clock; with `unlocking`, every sealed
     /// field of every account and the audit chain too.
     public func doctor(unlocking: Bool) throws -> [DoctorCheck] {
-        try reading { vault in
+        try reading { vault, unlock in
             var checks = vault.healthChecks()
             checks.append(vault.timeCheck(now: vault.now(), longestLifetime: CredentialRules.longestLifetime))
-            if unlocking { checks += try unlockSource.unlock(vault).secretChecks() }
+            if unlocking { checks += try unlock().secretChecks() }
             return checks
         }
     }
 
     /// The audit chain, verified with the key (its chain key derives from the master key).
     public func verifyAudit() throws -> AuditVerification {
-        try reading { vault in try unlockSource.unlock(vault).verifyAudit() }
+        try reading { _, unlock in try unlock().verifyAudit() }
     }
 
     // MARK: Accounts
@@ -103,9 +103,9 @@ public struct VaultAdmin: Sendable {
     /// Adds account `name`; `secrets` is asked only once the name is known to be free and
     /// the vault unlocked.
     public func addAccount(name: String, environment: AccountEnvironment, tags: [String], secrets: () throws -> AccountSecrets) throws {
-        try writing { vault in
+        try writing { vault, unlock in
             if (try? vault.account(named: name)) != nil { throw VaultError.accountExists(name: name) }
-            let unlocked = try unlockSource.unlock(vault)
+            let unlocked = try unlock()
             _ = try unlocked.addAccount(NewAccount(name: name, environment: environment, secrets: try secrets(), tags: tags))
         }
     }
@@ -113,39 +113,39 @@ public struct VaultAdmin: Sendable {
     /// Changes account `name`; `changes` is asked once the account is known and the vault
     /// unlocked (it may read new credentials).
     public func editAccount(_ name: String, changes: () throws -> AccountChanges) throws {
-        try writing { vault in
+        try writing { vault, unlock in
             _ = try vault.account(named: name)
-            let unlocked = try unlockSource.unlock(vault)
+            let unlocked = try unlock()
             _ = try unlocked.editAccount(name, try changes())
         }
     }
 
     /// Renames account `old` to `new` (its sealed fields re-bound to the new name).
     public func renameAccount(_ old: String, to new: String) throws {
-        try writing { vault in
+        try writing { vault, unlock in
             _ = try vault.account(named: old)
             try Names.validate(new, what: "account name")
             if (try? vault.account(named: new)) != nil { throw VaultError.accountExists(name: new) }
-            try unlockSource.unlock(vault).renameAccount(old, to: new)
+            try unlock().renameAccount(old, to: new)
         }
     }
 
     /// Removes account `name` and everything stored for it, once `confirm` returns
     /// (it throws to decline).
     public func removeAccount(_ name: String, confirm: () throws -> Void) throws {
-        try writing { vault in
+        try writing { vault, unlock in
             _ = try vault.account(named: name)
             try confirm()
-            try unlockSource.unlock(vault).removeAccount(name)
+            try unlock().removeAccount(name)
         }
     }
 
     /// One account's metadata and secrets, unlocked in this process (no hand-out is
     /// audited: this is for masked views).
     public func secrets(of name: String) throws -> (AccountSummary, AccountSecrets) {
-        try reading { vault in
+        try reading { vault, unlock in
             let summary = try vault.account(named: name)
-            return (summary, try unlockSource.unlock(vault).secrets(of: name))
+            return (summary, try unlock().secrets(of: name))
         }
     }
 
@@ -153,10 +153,10 @@ public struct VaultAdmin: Sendable {
     /// problems are reported before the passphrase is asked), all or none.
     public func importAccounts(update: Bool, source: String,
                                parse: () throws -> (candidates: [ImportCandidate], problems: [ImportProblem])) throws -> ImportSummary {
-        try writing { vault in
+        try writing { vault, unlock in
             let (candidates, problems) = try parse()
             if !problems.isEmpty && candidates.isEmpty { throw VaultError.importRejected(source: source, problems: problems) }
-            return try unlockSource.unlock(vault).importAccounts(candidates, update: update, source: source, parseProblems: problems)
+            return try unlock().importAccounts(candidates, update: update, source: source, parseProblems: problems)
         }
     }
 
@@ -164,8 +164,8 @@ public struct VaultAdmin: Sendable {
     /// secrets, for `export`; an unknown name is an error. ``PlaintextExport/audited(_:)``
     /// records the export once it has happened.
     public func plaintextExport(names: [String]) throws -> PlaintextExport {
-        try writing { vault in
-            let unlocked = try unlockSource.unlock(vault)
+        try writing { vault, unlock in
+            let unlocked = try unlock()
             let all = try unlocked.exportAccounts()
             guard !names.isEmpty else { return PlaintextExport(accounts: all, unlocked: unlocked) }
             let byName = Dictionary(all.map { ($0.0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -189,23 +189,38 @@ public struct VaultAdmin: Sendable {
 
     /// Adds keyslot `label`; `passphrase` (the new one) is asked once the vault is unlocked.
     public func addKeyslot(label: String, kdf: KDFParameters, passphrase: () throws -> SecureBytes) throws {
-        try writing { vault in try unlockSource.unlock(vault).addKeyslot(label: label, passphrase: try passphrase(), kdf: kdf) }
+        try writing { _, unlock in try unlock().addKeyslot(label: label, passphrase: try passphrase(), kdf: kdf) }
     }
 
     public func removeKeyslot(label: String) throws {
-        try writing { vault in try unlockSource.unlock(vault).removeKeyslot(label: label) }
+        try writing { _, unlock in try unlock().removeKeyslot(label: label) }
     }
 
     /// Rewraps keyslot `label` (else the one that unlocked) under the passphrase `new` asks
     /// for (given that label); answers the label changed.
     @discardableResult
     public func changePassphrase(label: String?, kdf: KDFParameters?, new: (String) throws -> SecureBytes) throws -> String {
-        try writing { vault in
-            let unlocked = try unlockSource.unlock(vault)
+        try writing { vault, unlock in
+            let unlocked = try unlock()
             let changed = label ?? unlocked.keyslotLabel
             try unlocked.changePassphrase(label: label, to: try new(changed), kdf: kdf)
             return changed
         }
+    }
+
+    // MARK: History
+
+    /// `vault accept-restore`: the vault as it now is (restored from a backup, on
+    /// purpose) becomes what this client has seen, audited with what it had seen before.
+    /// Answers the row this client had seen, if any, the row the vault ended at, and the
+    /// row that records the acceptance.
+    public func acceptRestore() throws -> (seen: Int64?, found: Int64, accepted: Int64) {
+        guard let history = unlockSource.history else { throw ServiceError(.badRequest, "this client keeps no history of its vaults") }
+        var source = unlockSource
+        source.history = nil
+        let vault = try Vault.open(path: path, mode: .readWrite, busyTimeout: busyTimeout)
+        let (seen, found, accepted) = try source.unlock(vault).acceptRestore(history)
+        return (seen?.seq, found, accepted)
     }
 
     // MARK: Copying
@@ -214,8 +229,8 @@ public struct VaultAdmin: Sendable {
     /// passphrase), checks the copy, and records it in this vault's audit log.
     public func copy(to destination: String) throws -> CopyReport {
         try Vault.checkCreatable(path: destination)
-        return try writing { vault in
-            let unlocked = try unlockSource.unlock(vault)
+        return try writing { vault, unlock in
+            let unlocked = try unlock()
             let report = try unlocked.copy(to: destination, busyTimeout: busyTimeout)
             try unlocked.recordAudit(action: "vault.copy", detail: "to \(destination)")
             return report
@@ -224,16 +239,27 @@ public struct VaultAdmin: Sendable {
 
     // MARK: Opening
 
-    private func reading<T>(_ body: (Vault) throws -> T) throws -> T {
+    private func reading<T>(_ body: (Vault, _ unlock: () throws -> UnlockedVault) throws -> T) throws -> T {
         try opened(.readOnly, body)
     }
 
-    private func writing<T>(_ body: (Vault) throws -> T) throws -> T {
+    private func writing<T>(_ body: (Vault, _ unlock: () throws -> UnlockedVault) throws -> T) throws -> T {
         try opened(.readWrite, body)
     }
 
-    private func opened<T>(_ mode: Vault.AccessMode, _ body: (Vault) throws -> T) throws -> T {
+    /// Runs `body` on the vault opened in `mode`; `unlock` unlocks it (once) when the
+    /// operation needs the key. After a change, the vault's head is remembered
+    /// (``UnlockSource/history``): a restore to before it is refused too.
+    private func opened<T>(_ mode: Vault.AccessMode, _ body: (Vault, _ unlock: () throws -> UnlockedVault) throws -> T) throws -> T {
         let vault = try Vault.open(path: path, mode: mode, busyTimeout: busyTimeout)
-        return try body(vault)
+        var unlocked: UnlockedVault?
+        let result = try body(vault) {
+            if let unlocked { return unlocked }
+            let opened = try unlockSource.unlock(vault)
+            unlocked = opened
+            return opened
+        }
+        if mode == .readWrite, let history = unlockSource.history, let unlocked { unlocked.rememberHead(history) }
+        return result
     }
 }

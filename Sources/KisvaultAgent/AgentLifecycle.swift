@@ -79,7 +79,9 @@ public struct AgentLifecycle: Sendable {
         do {
             try checkNoneRunning()
             let passphrase = try source.passphrase()
-            return (try vault.unlock(passphrase: passphrase, keyslot: source.keyslot), passphrase)
+            let unlocked = try vault.unlock(passphrase: passphrase, keyslot: source.keyslot)
+            if let history = source.history { try unlocked.checkHistory(history) }
+            return (unlocked, passphrase)
         } catch {
             vault.close()
             throw error
@@ -90,7 +92,7 @@ public struct AgentLifecycle: Sendable {
     /// client for the environment's URLs (`KISVAULT_KIS_*`) that lives as long as the agent.
     /// - Throws: ``ServiceError`` `bad_request` for KIS URLs kisvault refuses.
     public func serve(vault: UnlockedVault, settings: LocalCredentialService.Settings, idleLock: TimeInterval?, maxLock: TimeInterval?,
-                      renewal: RenewalSettings? = nil, metrics metricsSettings: MetricsSettings? = nil, logger: Logger,
+                      renewal: RenewalSettings? = nil, metrics metricsSettings: MetricsSettings? = nil, history: HeadMemory? = nil, logger: Logger,
                       onListening: @escaping @Sendable () -> Void) async throws {
         let endpoints: KISEndpoints
         do { endpoints = try KISEndpoints.fromEnvironment() } catch { throw ServiceError(.badRequest, error.description) }
@@ -105,7 +107,7 @@ public struct AgentLifecycle: Sendable {
         if let metrics { configuration.issuanceObserver = { metrics.observeIssuance(kind: $0, failure: $1) } }
         do {
             try await serve(manager: KeyManager(vault: vault, client: client, configuration: configuration), idleLock: idleLock,
-                            maxLock: maxLock, renewal: renewal, metrics: metrics, logger: logger, onListening: onListening)
+                            maxLock: maxLock, renewal: renewal, metrics: metrics, history: history, logger: logger, onListening: onListening)
         } catch {
             await client.shutdown()
             throw error
@@ -118,7 +120,7 @@ public struct AgentLifecycle: Sendable {
     /// never looser for a moment; a stale socket of a killed agent is replaced, anything
     /// else at the path is refused.
     public func serve(manager: KeyManager, idleLock: TimeInterval?, maxLock: TimeInterval?, renewal: RenewalSettings? = nil,
-                      metrics: AgentMetrics? = nil, logger: Logger, onListening: @escaping @Sendable () -> Void) async throws {
+                      metrics: AgentMetrics? = nil, history: HeadMemory? = nil, logger: Logger, onListening: @escaping @Sendable () -> Void) async throws {
         umask(0o177)
         let lockFD = open(lockFile, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
@@ -133,7 +135,7 @@ public struct AgentLifecycle: Sendable {
             unlink(socketPath)
         }
         let server = AgentServer(manager: manager, vaultPath: vaultPath, socketPath: socketPath, idleLock: idleLock, maxLock: maxLock, logger: logger,
-                                 renewal: renewal, metrics: metrics, activation: activation)
+                                 renewal: renewal, metrics: metrics, activation: activation, history: history)
         try await server.run(onListening: onListening)
     }
 

@@ -112,6 +112,7 @@ final class Renewer: @unchecked Sendable {
             if failed { failedPasses += 1 }
             lastPass = state.now()
         }
+        state.rememberHead()
     }
 
     private func record(_ kind: CredentialKind, _ results: [BulkItemResult], selected: Set<String>) {

@@ -67,12 +67,14 @@ public final class AgentServer: Sendable {
     ///   - renewal: what to keep renewed in the background (`--renew-before`), if anything.
     ///   - activation: the listening socket systemd handed over; the agent serves it and leaves
     ///     it in place when it stops.
+    ///   - history: what this client has seen of its vaults' histories: checked when the
+    ///     agent is unlocked again, and the vault's head remembered at each renewal pass and lock.
     public init(manager: KeyManager, vaultPath: String, socketPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger,
                 connectionIdleTimeout: TimeInterval = 30, now: @escaping @Sendable () -> Date = { Date() }, renewal: RenewalSettings? = nil,
-                metrics: AgentMetrics? = nil, activation: SocketActivation? = nil) {
+                metrics: AgentMetrics? = nil, activation: SocketActivation? = nil, history: HeadMemory? = nil) {
         self.metrics = metrics
         self.activation = activation
-        state = AgentState(manager: manager, vaultPath: vaultPath, idleLock: idleLock, maxLock: maxLock, logger: logger, now: now)
+        state = AgentState(manager: manager, vaultPath: vaultPath, idleLock: idleLock, maxLock: maxLock, logger: logger, now: now, history: history)
         renewer = renewal.map { [state] in Renewer(state: state, settings: $0) }
         self.socketPath = socketPath
         self.connectionIdleTimeout = connectionIdleTimeout

@@ -49,8 +49,12 @@ final class AgentState: @unchecked Sendable {
     private let client: KISClient
     private let managerConfiguration: KeyManagerConfiguration
 
+    /// What this client has seen of its vaults' histories (``HeadMemory``), if it keeps it.
+    private let history: HeadMemory?
+
     init(manager: KeyManager, vaultPath: String, idleLock: TimeInterval?, maxLock: TimeInterval?, logger: Logger,
-         now: @escaping @Sendable () -> Date = { Date() }) {
+         now: @escaping @Sendable () -> Date = { Date() }, history: HeadMemory? = nil) {
+        self.history = history
         self.now = now
         started = now()
         lastActivity = started
@@ -151,9 +155,11 @@ final class AgentState: @unchecked Sendable {
 
     private func lockLocked(reason: String) {
         guard let manager else { return }
+        // Mapped again: the head is proven with the audit key, and sodium_free needs them.
+        if active == 0 { manager.vault.unprotectKeys() }
+        if let history { manager.vault.rememberHead(history) }
         for run in runs.values { run.requestStop(reason: "the agent was locked (\(reason))") }
         if active == 0 {
-            manager.vault.unprotectKeys()  // sodium_free needs them mapped
             manager.vault.vault.close()
         } else {
             // Never closed under a running request (a bulk run's commits, a lease being
@@ -179,7 +185,10 @@ final class AgentState: @unchecked Sendable {
         // still answer meanwhile.
         let vault = try Vault.open(path: vaultPath, mode: .readWrite)
         let unlocked: UnlockedVault
-        do { unlocked = try vault.unlock(passphrase: passphrase, keyslot: keyslot) } catch {
+        do {
+            unlocked = try vault.unlock(passphrase: passphrase, keyslot: keyslot)
+            if let history { try unlocked.checkHistory(history) }
+        } catch {
             vault.close()
             throw error
         }
@@ -192,6 +201,13 @@ final class AgentState: @unchecked Sendable {
         lockReason = nil
         lastActivity = now()
         logger.notice("unlocked again")
+    }
+
+    /// Remembers the vault's head now (after a renewal pass wrote to it).
+    func rememberHead() {
+        guard let history, let manager = try? begin(activity: false) else { return }
+        defer { end(manager, activity: false) }
+        manager.vault.rememberHead(history)
     }
 
     /// Locks when idle or past the maximum lifetime.

@@ -55,6 +55,11 @@ public enum VaultError: Error, Sendable, Equatable {
     /// The connection to the database server was lost while COMMIT was on its way or its
     /// answer was: the transaction may or may not have been stored.
     case commitUnknown(location: String, detail: String)
+    /// The vault's history ends before what this client saw of it: a file replaced by an
+    /// older copy, a schema restored from a dump.
+    case rolledBack(path: String, seen: Int64, found: Int64)
+    /// The vault's history at the row this client saw last is another one.
+    case historyDiffers(path: String, seq: Int64)
     /// Any other file-system, SQLite or PostgreSQL failure.
     case io(path: String, detail: String)
 }
@@ -134,6 +139,10 @@ extension VaultError: CustomStringConvertible {
             return "cannot reach the vault \(location): \(detail)"
         case .commitUnknown(let location, let detail):
             return "the connection to the vault \(location) was lost during a commit (\(detail)): what it wrote may or may not be stored; running the same command again finds out, and issues only what is missing"
+        case .rolledBack(let path, let seen, let found):
+            return "the vault \(path) has been rolled back: its audit log ends at row \(found), but this machine has seen it at row \(seen). Whatever happened since (issued tokens, removed keyslots, edits) is gone from it; if the restore was deliberate, run 'kisvault vault accept-restore' (audited), else find out who replaced it"
+        case .historyDiffers(let path, let seq):
+            return "the vault \(path) has another history than this machine saw: its audit row \(seq) is not the one seen here (a different vault with the same id, or a rewritten log). Run 'kisvault audit verify'; if this vault is the one to keep, 'kisvault vault accept-restore'"
         case .io(let path, let detail):
             return "cannot use \(path): \(detail)"
         }

@@ -90,7 +90,7 @@ public struct VaultOptions: ParsableArguments, @unchecked Sendable {
 
     /// The passphrase (asked when first needed) and keyslot a service unlocks with.
     var unlockSource: UnlockSource {
-        UnlockSource(keyslot: keyslot) { [self] in try passphrase() }
+        UnlockSource(keyslot: keyslot, history: .standard()) { [self] in try passphrase() }
     }
 
     /// Prints a diagnostic when `--verbose` is on.

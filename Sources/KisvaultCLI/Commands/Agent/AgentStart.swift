@@ -107,7 +107,7 @@ extension AgentCommand {
                 let json = logFormat == .json, serving = logger
                 try await lifecycle.serve(vault: unlocked, settings: manager.settings(busyTimeout: options.busyTimeout), idleLock: idleLock.seconds > 0 ? idleLock.seconds : nil,
                                           maxLock: maxLock.seconds > 0 ? maxLock.seconds : nil, renewal: renewal, metrics: try metricsSettings,
-                                          logger: logger) {
+                                          history: options.unlockSource.history, logger: logger) {
                     // The agent serves whether or not its starter reads this line.
                     try? Terminal.out("KISVAULT_AGENT_SOCK=\(socketPath); export KISVAULT_AGENT_SOCK;")
                     if json {

@@ -6,8 +6,36 @@ import Foundation
 struct VaultCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vault",
-        abstract: "Work on a vault as a whole: copy it between a file and PostgreSQL.",
-        subcommands: [Copy.self])
+        abstract: "Work on a vault as a whole: copy it between a file and PostgreSQL; accept a restore.",
+        subcommands: [Copy.self, AcceptRestore.self])
+
+    /// `kisvault vault accept-restore`
+    struct AcceptRestore: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "accept-restore",
+            abstract: "Accept the vault as it now is after a deliberate restore from a backup.",
+            usage: "kisvault vault accept-restore [options]",
+            discussion: """
+                kisvault remembers, per vault, the last row of its audit log this machine has \
+                seen, and refuses a vault that ends before it (a file replaced by an older \
+                copy, a schema restored from a dump) or that holds another row there. When \
+                the restore was meant, this makes the vault as it now is the one seen, and \
+                records that in its audit log. Whatever happened after the backup (tokens \
+                issued, keyslots removed, accounts edited) is not in the restored vault: a \
+                keyslot removed since is back.
+
+                Example:
+                  kisvault vault accept-restore
+                """)
+
+        @OptionGroup var options: VaultOptions
+
+        func run() throws {
+            let (seen, found, accepted) = try options.admin.acceptRestore()
+            Terminal.note("accepted the vault as it is: its audit log ended at row \(found)"
+                          + (seen.map { " where this machine had seen row \($0)" } ?? "") + "; audit row \(accepted) records the acceptance")
+        }
+    }
 
     /// `kisvault vault copy`
     struct Copy: AsyncParsableCommand {
