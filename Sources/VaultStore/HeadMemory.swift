@@ -112,8 +112,11 @@ extension UnlockedVault {
     /// - Throws: ``VaultError/rolledBack(path:seen:found:)``, ``VaultError/historyDiffers(path:seq:)``.
     public func checkHistory(_ memory: HeadMemory) throws(VaultError) {
         let key = try memoryKey()
+        // What was seen is read before the head: another process of this client may commit
+        // and remember a newer head in between, and a head read first would then look behind.
+        let seen = memory.seen(key)
         let (head, proven) = try provenHead()
-        if let seen = memory.seen(key) {
+        if let seen {
             if head.seq < seen.seq { throw .rolledBack(path: vault.path, seen: seen.seq, found: head.seq) }
             let there: Data? = head.seq == seen.seq ? head.mac : try vault.read { records -> Data? in try records.auditRow(seq: seen.seq)?.1 }
             guard let there, constantTimeEqual([UInt8](there), [UInt8](seen.mac)) else {
