@@ -3,24 +3,18 @@ import KeyManager
 import VaultCrypto
 import VaultStore
 
-/// Everything a front-end asks of kisvault about credentials: the accounts, an approval key
-/// or token valid for a while, an account's app credentials, bulk issue and rotate, status,
-/// revocation.
-///
-/// Two implementations: ``LocalCredentialService`` (opens and unlocks the vault itself,
-/// owns the KIS client) and `AgentCredentialService` in KisvaultAgent (a typed client of a
-/// running agent, which serves the same answers from a ``LocalCredentialService`` of its
-/// own). Answers are the Codable types of this module, which are also the agent's wire
-/// format. Errors carry an ``ErrorCode`` (``ErrorCode/of(_:)``).
+/// What needs the vault's key: a credential valid for a while, invalidation, revocation,
+/// an account's app credentials, bulk issue and rotate. Answered by a process that holds
+/// the key: ``LocalCredentialService`` here, or a running agent through
+/// ``AgentCredentialService`` (a typed client of its socket, which serves the same answers
+/// from a ``LocalCredentialService`` of its own). Answers are the Codable types of this
+/// module, which are also the agent's wire format. Errors carry an ``ErrorCode``
+/// (``ErrorCode/of(_:)``).
 ///
 /// Call ``close()`` when done: it releases the KIS client's connections.
-public protocol CredentialService: Sendable {
+public protocol KeyedCredentials: Sendable {
     /// The KIS URLs credentials from this service are for.
     var kisURLs: KISURLs { get }
-    /// The accounts (optionally only those tagged `tag`), by name. Needs no passphrase.
-    func accounts(tag: String?) async throws -> [AccountInfo]
-    /// One account's metadata; throws `not_found` before anything else is asked.
-    func account(named name: String) async throws -> AccountInfo
     /// A credential of `kind` valid for at least `minTTL` seconds: the stored one, or one
     /// issued now (once across every process using the vault).
     func credential(_ kind: CredentialKind, account: String, minTTL: TimeInterval) async throws -> CredentialAnswer
@@ -31,16 +25,27 @@ public protocol CredentialService: Sendable {
     func revokeToken(account: String) async throws -> RevokeAnswer
     /// The appkey, appsecret and account fields of `account`; every hand-out is audited.
     func appCredentials(account: String, purpose: HandOut) async throws -> AppCredentials
-    /// Each selected account's credential state of `kind`. Needs no passphrase.
-    func status(_ kind: CredentialKind, tag: String?) async throws -> [CredentialStatus]
-    /// The clock every decision and every display of this vault uses: this machine's,
-    /// corrected to a team vault's server. Needs no passphrase.
-    func clock() async throws -> Date
     /// Issues or rotates credentials over a selection; `started` is called once with the
     /// run's live counters, before the first request.
     func bulk(_ request: BulkRequest, started: @escaping @Sendable (BulkProgress) -> Void) async throws -> [BulkItemResult]
     /// Releases what the service holds (the KIS client's connections, the vault).
     func close() async
+}
+
+/// Everything a front-end asks of kisvault about credentials: what needs the key
+/// (``KeyedCredentials``), and what is read from the vault without it (the accounts, the
+/// credentials' state, the vault's clock). ``LocalCredentialService`` answers all of it;
+/// ``AgentFirstService`` asks a running agent what needs the key and reads the rest here.
+public protocol CredentialService: KeyedCredentials {
+    /// The accounts (optionally only those tagged `tag`), by name. Needs no passphrase.
+    func accounts(tag: String?) async throws -> [AccountInfo]
+    /// One account's metadata; throws `not_found` before anything else is asked.
+    func account(named name: String) async throws -> AccountInfo
+    /// Each selected account's credential state of `kind`. Needs no passphrase.
+    func status(_ kind: CredentialKind, tag: String?) async throws -> [CredentialStatus]
+    /// The clock every decision and every display of this vault uses: this machine's,
+    /// corrected to a team vault's server. Needs no passphrase.
+    func clock() async throws -> Date
 }
 
 /// Why app credentials are handed out: the audit row each hand-out writes.

@@ -6,14 +6,15 @@ import VaultStore
 import Glibc
 #endif
 
-/// The credential service of a running agent: a typed client of its socket API, decoding
-/// the same Codable types the agent encodes.
+/// What a running agent answers with its key (``KeyedCredentials``): a typed client of its
+/// socket API, decoding the same Codable types the agent encodes. What needs no key (the
+/// accounts, their state, the clock) is read from the vault, never through an agent.
 ///
 /// An agent that cannot serve the caller throws ``AgentUnavailable`` (nothing listens, it
 /// serves another vault file, talks to other KIS URLs, is locked, or its vault changed);
 /// the caller then does the work itself. Any other refusal is a ``ServiceError`` with the
 /// agent's code and message, final.
-public final class AgentCredentialService: CredentialService {
+public final class AgentCredentialService: KeyedCredentials {
     public let socket: String
     public let kisURLs: KISURLs
     let vaultPath: String
@@ -28,18 +29,6 @@ public final class AgentCredentialService: CredentialService {
         self.vaultPath = vaultPath
         self.kisURLs = kisURLs
         self.debug = debug
-    }
-
-    public func accounts(tag: String?) async throws -> [AccountInfo] {
-        let query = tag.map { "?tag=\(Self.escape($0))" } ?? ""
-        return try call(AccountList.self, "GET", "/v1/accounts\(query)").accounts
-    }
-
-    public func account(named name: String) async throws -> AccountInfo {
-        guard let found = try await accounts(tag: nil).first(where: { $0.name == name }) else {
-            throw ServiceError(VaultError.accountNotFound(name: name))
-        }
-        return found
     }
 
     public func credential(_ kind: CredentialKind, account: String, minTTL: TimeInterval) async throws -> CredentialAnswer {
@@ -66,16 +55,6 @@ public final class AgentCredentialService: CredentialService {
 
     public func appCredentials(account: String, purpose: HandOut) async throws -> AppCredentials {
         try call(AppCredentials.self, "GET", "/v1/accounts/\(Self.escape(account))/app-credentials?for=\(purpose.rawValue)")
-    }
-
-    /// Status needs no key: read from the vault itself, never through an agent.
-    public func status(_ kind: CredentialKind, tag: String?) async throws -> [CredentialStatus] {
-        throw AgentUnavailable(reason: "status is read from the vault")
-    }
-
-    /// The clock is the vault's, read from it, never through an agent.
-    public func clock() async throws -> Date {
-        throw AgentUnavailable(reason: "the clock is read from the vault")
     }
 
     public func bulk(_ request: BulkRequest, started: @escaping @Sendable (BulkProgress) -> Void) async throws -> [BulkItemResult] {
