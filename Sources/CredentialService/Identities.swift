@@ -41,7 +41,8 @@ public enum Identities {
     /// regular file; one in clear (a machine identity) must be this user's and not
     /// readable by others, as ssh asks of its keys.
     public static func read(_ path: String) throws(ServiceError) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+        // O_NONBLOCK: a FIFO put in its place must not hang the command before it is refused.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard fd >= 0 else { throw ServiceError(.notFound, "cannot read the identity \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var info = stat()

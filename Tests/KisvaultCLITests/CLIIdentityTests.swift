@@ -60,6 +60,10 @@ import Testing
         try String(repeating: "#", count: 5000).write(toFile: box.dir + "/big", atomically: true, encoding: .utf8)
         let big = try box.run(["identity", "recipient", box.dir + "/big"])
         #expect(big.status == 2 && big.stderr.contains("larger than an identity file"))
+        // A FIFO in its place is refused at once, not waited on.
+        #expect(mkfifo(box.dir + "/fifo", 0o600) == 0)
+        let fifo = try box.run(["identity", "recipient", box.dir + "/fifo"], timeout: 20)
+        #expect(fifo.status == 2 && fifo.stderr.contains("not a regular file"), "\(fifo.stderr)")
         let both = try box.run(["identity", "new", "--no-passphrase", "--new-passphrase-file", box.dir + "/text", "--output", box.dir + "/x"])
         #expect(both.status == 2 && !FileManager.default.fileExists(atPath: box.dir + "/x"))
     }
