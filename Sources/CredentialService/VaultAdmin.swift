@@ -27,7 +27,7 @@ public struct VaultAdmin: Sendable {
     /// operation that needs the key is refused as `locked`.
     public static func metadata(path: String, busyTimeout: Double = EnvironmentSettings.busyTimeout.defaultValue) -> VaultAdmin {
         VaultAdmin(path: path, busyTimeout: busyTimeout, unlock: UnlockSource(keyslot: nil) {
-            throw ServiceError(.locked, "reading \(path)'s metadata asks for no passphrase")
+            throw ServiceError(.locked, "this reads the metadata of \(path) only: it has no passphrase to unlock with")
         })
     }
 

@@ -1,6 +1,6 @@
 import ClientFormats
-import Foundation
 import CredentialService
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif

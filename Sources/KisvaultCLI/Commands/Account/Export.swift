@@ -1,5 +1,5 @@
-import ClientFormats
 import ArgumentParser
+import ClientFormats
 import CredentialService
 import Foundation
 #if canImport(Glibc)

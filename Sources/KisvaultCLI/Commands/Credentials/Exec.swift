@@ -1,7 +1,7 @@
-import ClientFormats
 import ArgumentParser
-import Foundation
+import ClientFormats
 import CredentialService
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
