@@ -67,4 +67,47 @@ import Testing
         let both = try box.run(["identity", "new", "--no-passphrase", "--new-passphrase-file", box.dir + "/text", "--output", box.dir + "/x"])
         #expect(both.status == 2 && !FileManager.default.fileExists(atPath: box.dir + "/x"))
     }
+
+    /// docs/FORMAT.md's "Identity files" is enough to open one: PyNaCl (another binding of
+    /// libsodium, from PyPI into a throwaway virtualenv) reads a sealed and a machine
+    /// identity from the spec alone and computes the same recipient kisvault printed.
+    static let reader = """
+        import base64, hashlib, sys
+        from nacl import pwhash, secret, public
+        path, passphrase = sys.argv[1], sys.argv[2].encode()
+        line = next(l for l in open(path).read().splitlines() if l and not l.startswith("#"))
+        tag, payload = line.split(" ")
+        payload = base64.b64decode(payload)
+        if tag == "KISVAULT-IDENTITY-1-PASSPHRASE":
+            ops, mem = int.from_bytes(payload[:8], "little"), int.from_bytes(payload[8:16], "little")
+            key = pwhash.argon2id.kdf(32, passphrase, payload[16:32], opslimit=ops, memlimit=mem)
+            sk = secret.SecretBox(key).decrypt(payload[32:])
+        else:
+            assert tag == "KISVAULT-IDENTITY-1"
+            sk = payload
+        pk = bytes(public.PrivateKey(sk).public_key)
+        check = hashlib.blake2b(b"kisvault recipient v1" + pk, digest_size=32).digest()[:4]
+        print("kisvault1" + base64.b32encode(pk + check).decode().lower().rstrip("="))
+        """
+
+    @Test(.enabled("PyPI is unreachable, and PyNaCl comes from there (set KISVAULT_REQUIRE_PYPI=1 to fail instead)", { CLIClientCacheTests.pypiReachable() }))
+    func anIdentityFileOpensFromTheSpecAlone() async throws {
+        let box = CLISandbox()
+        let venv = box.dir + "/venv"
+        let made = try await box.runAsync(["-m", "venv", venv], tool: "", wrapper: ["/usr/bin/env", "python3"], timeout: 120)
+        try #require(made.status == 0, "python3 -m venv: \(made.stderr)")
+        let installed = try await box.runAsync(["install", "--quiet", "--disable-pip-version-check", "pynacl==1.5.0"],
+                                               tool: "", wrapper: [venv + "/bin/pip"], timeout: 600)
+        try #require(installed.status == 0, "pip install pynacl: \(installed.stderr)")
+        let script = box.write("reader.py", Self.reader)
+        let passphrase = "an identity passphrase"
+        let sealed = try await box.runAsync(["identity", "new", "--output", box.dir + "/me.identity", "--kdf", "insecure-test",
+                                             "--new-passphrase-file", box.write("pw", passphrase + "\n")])
+        let machine = try await box.runAsync(["identity", "new", "--no-passphrase", "--output", box.dir + "/bot.identity"])
+        for (made, file) in [(sealed, "/me.identity"), (machine, "/bot.identity")] {
+            #expect(made.status == 0, "\(made.stderr)")
+            let read = try await box.runAsync([script, box.dir + file, passphrase], tool: "", wrapper: [venv + "/bin/python"], timeout: 120)
+            #expect(read.status == 0 && read.stdout == made.stdout, "\(file): \(read.stdout) \(read.stderr)")
+        }
+    }
 }
