@@ -83,14 +83,28 @@ public struct VaultAdmin: Sendable {
     // MARK: Checks
 
     /// `doctor`: the format, keyslots, file modes and clock; with `unlocking`, every sealed
-    /// field of every account and the audit chain too.
+    /// field of every account, the audit chain, and the vault's history against what this
+    /// client has seen of it: a rolled-back vault is a failed check here, not a refusal,
+    /// so the rest is still checked.
     public func doctor(unlocking: Bool) throws -> [DoctorCheck] {
-        try reading { vault, unlock in
-            var checks = vault.healthChecks()
-            checks.append(vault.timeCheck(now: vault.now(), longestLifetime: CredentialRules.longestLifetime))
-            if unlocking { checks += try unlock().secretChecks() }
-            return checks
+        var source = unlockSource
+        let history = source.history
+        source.history = nil
+        let vault = try Vault.open(path: path, mode: .readOnly, busyTimeout: busyTimeout)
+        var checks = vault.healthChecks()
+        checks.append(vault.timeCheck(now: vault.now(), longestLifetime: CredentialRules.longestLifetime))
+        guard unlocking else { return checks }
+        let unlocked = try source.unlock(vault)
+        checks += unlocked.secretChecks()
+        if let history {
+            do {
+                try unlocked.checkHistory(history)
+                checks.append(DoctorCheck(check: "history", status: .ok, detail: "not behind what this machine has seen of it"))
+            } catch {
+                checks.append(DoctorCheck(check: "history", status: .fail, detail: "\(error)"))
+            }
         }
+        return checks
     }
 
     /// The audit chain, verified with the key (its chain key derives from the master key).

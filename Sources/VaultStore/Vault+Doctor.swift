@@ -7,6 +7,12 @@ public struct DoctorCheck: Sendable, Codable, Equatable {
     public var check: String
     public var status: Status
     public var detail: String
+
+    public init(check: String, status: Status, detail: String) {
+        self.check = check
+        self.status = status
+        self.detail = detail
+    }
 }
 
 extension Vault {

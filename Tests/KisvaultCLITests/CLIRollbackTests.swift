@@ -29,6 +29,10 @@ import Testing
         }
         // Metadata needs no key and proves nothing: it is listed as it is.
         #expect(try await box.runAsync(["account", "list"]).stdout.contains("alpha"))
+        // doctor reports it as a failed check, and still runs the others.
+        let doctor = try await box.runAsync(["doctor", "--format", "json"])
+        #expect(doctor.status == 1 && doctor.stdout.contains("\"history\"") && doctor.stdout.contains("rolled back")
+                && doctor.stdout.contains("chain"), "\(doctor.stdout)\(doctor.stderr)")
 
         let accepted = try await box.runAsync(["vault", "accept-restore"])
         #expect(accepted.status == 0 && accepted.stderr.contains("ended at row 2 where this machine had seen row 4"), "\(accepted.stderr)")
