@@ -144,8 +144,14 @@ struct AgentRoutes: Sendable {
             let manager = try state.begin()
             defer { state.end(manager) }
             let answer = try await LocalCredentialService(manager: manager, handOutNote: "via agent").credential(kind, account: name, minTTL: minTTL)
+            // Issued now: this client wrote to the vault, and a restore to before it is
+            // refused too (a stored answer wrote nothing).
+            if !answer.fromCache { state.rememberHead() }
             // The hot path: the same fields as the Codable form, written by JSONSerialization.
-            let data = (try? JSONSerialization.data(withJSONObject: answer.jsonObject, options: [.sortedKeys])) ?? Data("{}".utf8)
+            guard let data = try? JSONSerialization.data(withJSONObject: answer.jsonObject, options: [.sortedKeys]) else {
+                return Response(status: .internalServerError, headers: AgentServer.headers(vault: state.vaultPath, endpoints: state.endpoints),
+                                body: .init(byteBuffer: ByteBuffer(string: AgentServer.unencodable)))
+            }
             return Response(status: .ok, headers: AgentServer.headers(vault: state.vaultPath, endpoints: state.endpoints),
                             body: .init(byteBuffer: ByteBuffer(bytes: data)))
         } catch {
@@ -232,7 +238,9 @@ struct AgentRoutes: Sendable {
                 // Changes meanwhile wait, coalesced, for the next line.
                 try? await Task.sleep(for: .milliseconds(Self.progressLineMilliseconds))
             }
-            switch await run.result {
+            let outcome = await run.result
+            state.rememberHead()
+            switch outcome {
             case .success(let results): try await writer.write(line(BulkStreamLine(results: results)))
             case .failure(let error):
                 let failed = ServiceError(error)

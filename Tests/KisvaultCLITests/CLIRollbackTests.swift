@@ -55,8 +55,15 @@ import Testing
         let old = box.dir + "/old.db"
         try FileManager.default.copyItem(atPath: box.vault, toPath: old)
         #expect(try await box.runAsync(["agent", "start"]).status == 0)
-        // Issued through the agent: audit rows this client wrote, remembered at the lock.
+        // Issued through the agent: audit rows this client wrote, remembered as it answers
+        // (the memory's one file holds the vault's last row now, the agent still running).
         #expect(try await box.runAsync(["approval", "get", accounts[0].name], env: ["KISVAULT_PASSPHRASE": nil]).status == 0)
+        let seen = box.dir + "/home/.local/state/kisvault/seen"
+        let files = try FileManager.default.contentsOfDirectory(atPath: seen)
+        let remembered = try String(contentsOfFile: seen + "/" + #require(files.first), encoding: .utf8).split(separator: " ").first.flatMap { Int($0) }
+        let audit = try await box.runAsync(["audit", "list", "--format", "json"])
+        let rows = try JSONSerialization.jsonObject(with: Data(audit.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(files.count == 1 && remembered == rows.compactMap { $0["seq"] as? Int }.max(), "\(files) \(String(describing: remembered))")
         #expect(try await box.runAsync(["lock"]).status == 0)
         try FileManager.default.removeItem(atPath: box.vault)
         for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: box.vault + suffix) }
