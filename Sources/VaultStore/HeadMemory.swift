@@ -88,70 +88,84 @@ public struct HeadMemory: Sendable {
 }
 
 extension UnlockedVault {
-    /// The vault's head, and whether its log's last row proves it: the row the head names,
-    /// its MAC recomputed from the row before it under the audit key, equal to the head's. An
-    /// unproven head (a forged one, or a log damaged at its end) is never remembered: it could
-    /// otherwise pass for a newer history. It is not refused here either: `audit verify` and
-    /// `doctor` must still open such a vault to say what is wrong with it.
-    func provenHead() throws(VaultError) -> (head: HeadMemory.Seen, proven: Bool) {
-        let (head, last, before) = try vault.read { records -> (AuditHead?, (AuditRecord, Data)?, (AuditRecord, Data)?) in
-            guard let head = try records.auditHead() else { return (nil, nil, nil) }
-            return (head, try records.auditRow(seq: head.seq), head.seq > 1 ? try records.auditRow(seq: head.seq - 1) : nil)
+    /// What one read of the vault says about its history: its id and place (the key of
+    /// ``HeadMemory``), its head, whether the log's last row proves that head, and the MAC
+    /// of the row at `seq` when asked for.
+    struct History {
+        var key: HeadMemory.Key
+        var head: HeadMemory.Seen
+        var proven: Bool
+        var macAtSeen: Data?
+    }
+
+    /// The vault's history in one read transaction. The head is proven when the row it
+    /// names exists and its MAC, recomputed from the row before it under the audit key,
+    /// equals the head's. An unproven head (a forged one, or a log damaged at its end) is
+    /// never remembered: it could otherwise pass for a newer history. It is not refused
+    /// here either: `audit verify` and `doctor` must still open such a vault to say what is
+    /// wrong with it.
+    func history(macAt seq: Int64? = nil) throws(VaultError) -> History {
+        let (identity, head, last, before, there) = try vault.read { records in
+            let head = try records.auditHead()
+            return (try records.identity(), head,
+                    try head.flatMap { try records.auditRow(seq: $0.seq) },
+                    try head.flatMap { $0.seq > 1 ? try records.auditRow(seq: $0.seq - 1) : nil },
+                    try seq.flatMap { $0 == head?.seq ? nil : try records.auditRow(seq: $0)?.1 })
         }
-        guard let head else { return (HeadMemory.Seen(seq: 0, mac: Data(count: 32)), true) }
+        let key = try memoryKey(identity)
+        guard let head else { return History(key: key, head: HeadMemory.Seen(seq: 0, mac: Data(count: 32)), proven: true, macAtSeen: nil) }
         let seen = HeadMemory.Seen(seq: head.seq, mac: head.mac)
         let previous = before.map { [UInt8]($0.1) } ?? [UInt8](repeating: 0, count: 32)
-        guard let last, last.0.seq == head.seq, head.seq == 1 || before != nil,
-              constantTimeEqual(AuditLog.mac(previous: previous, record: last.0, key: keys.audit), [UInt8](last.1)),
-              constantTimeEqual([UInt8](last.1), [UInt8](head.mac)) else { return (seen, false) }
-        return (seen, true)
+        let proven = last.map { last in
+            last.0.seq == head.seq && (head.seq == 1 || before != nil)
+                && constantTimeEqual(AuditLog.mac(previous: previous, record: last.0, key: keys.audit), [UInt8](last.1))
+                && constantTimeEqual([UInt8](last.1), [UInt8](head.mac))
+        } ?? false
+        return History(key: key, head: seen, proven: proven, macAtSeen: seq == head.seq ? head.mac : there)
     }
 
     /// Refuses this vault when its history is behind what `memory` saw of it, or differs
     /// from it; else remembers its head (when proven). Called when the vault is unlocked.
     /// - Throws: ``VaultError/rolledBack(path:seen:found:)``, ``VaultError/historyDiffers(path:seq:)``.
     public func checkHistory(_ memory: HeadMemory) throws(VaultError) {
-        let key = try memoryKey()
-        // What was seen is read before the head: another process of this client may commit
+        // What was seen is read before the vault: another process of this client may commit
         // and remember a newer head in between, and a head read first would then look behind.
-        let seen = memory.seen(key)
-        let (head, proven) = try provenHead()
+        // The memory is keyed by the vault's id: one read for it, then one for the history.
+        let seen = memory.seen(try memoryKey(try vault.read { records in try records.identity() }))
+        let now = try history(macAt: seen?.seq)
         if let seen {
-            if head.seq < seen.seq { throw .rolledBack(path: vault.path, seen: seen.seq, found: head.seq) }
-            let there: Data? = head.seq == seen.seq ? head.mac : try vault.read { records -> Data? in try records.auditRow(seq: seen.seq)?.1 }
-            guard let there, constantTimeEqual([UInt8](there), [UInt8](seen.mac)) else {
+            if now.head.seq < seen.seq { throw .rolledBack(path: vault.path, seen: seen.seq, found: now.head.seq) }
+            guard let there = now.macAtSeen, constantTimeEqual([UInt8](there), [UInt8](seen.mac)) else {
                 throw .historyDiffers(path: vault.path, seq: seen.seq)
             }
         }
-        if proven { memory.remember(head, of: key) }
+        if now.proven { memory.remember(now.head, of: now.key) }
     }
 
     /// Remembers the vault's head now (after this client wrote to it), so that a restore to
     /// a state before these writes is refused too.
     public func rememberHead(_ memory: HeadMemory) {
-        guard let key = try? memoryKey(), let (head, proven) = try? provenHead(), proven else { return }
-        memory.remember(head, of: key)
+        guard let now = try? history(), now.proven else { return }
+        memory.remember(now.head, of: now.key)
     }
 
     /// `vault accept-restore`: the vault as it now is becomes what this client has seen,
     /// audited (with the head it replaces), whatever that was.
     /// Answers what this client had seen, the row the vault ended at, and the acceptance's row.
     public func acceptRestore(_ memory: HeadMemory) throws(VaultError) -> (seen: HeadMemory.Seen?, found: Int64, accepted: Int64) {
-        let key = try memoryKey()
-        let seen = memory.seen(key)
-        let found = try provenHead().head.seq
+        let before = try history()
+        let seen = memory.seen(before.key)
+        let found = before.head.seq
         try recordAudit(action: "vault.restore-accepted",
                         detail: "the log ended at row \(found); " + (seen.map { "this client had seen row \($0.seq)" } ?? "this client had seen nothing of it"))
-        let head = try provenHead().head
-        memory.remember(head, of: key, replacing: true)
-        return (seen, found, head.seq)
+        let after = try history()
+        memory.remember(after.head, of: after.key, replacing: true)
+        return (seen, found, after.head.seq)
     }
 
     /// This vault's id and place (see ``HeadMemory``).
-    func memoryKey() throws(VaultError) -> HeadMemory.Key {
-        guard let identity = try vault.read({ records in try records.identity() }) else {
-            throw .damaged(path: vault.path, detail: "the vault's identity row is missing")
-        }
+    func memoryKey(_ identity: VaultIdentity?) throws(VaultError) -> HeadMemory.Key {
+        guard let identity else { throw .damaged(path: vault.path, detail: "the vault's identity row is missing") }
         let kind = VaultKind.of(vault.path)
         let place = kind == .team ? kind.backend.identity(of: vault.path) ?? vault.path
             : realpath(vault.path, nil).map { pointer in defer { free(pointer) }; return String(cString: pointer) } ?? vault.path
